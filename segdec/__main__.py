@@ -1,0 +1,5 @@
+import sys
+
+from segdec.cli import main
+
+sys.exit(main())

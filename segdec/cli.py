@@ -1,0 +1,109 @@
+"""``segdec`` command line: one subcommand per job, run-configuration fields as options."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from segdec.config import RunConfig
+from segdec.data.images import DataError
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    return int(width), int(height)
+
+
+def _base_config(args: argparse.Namespace) -> RunConfig:
+    base = RunConfig.from_file(args.config) if args.config else None
+    return RunConfig.from_args(args, base)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from segdec.train import train
+
+    config = _base_config(args)
+    metrics = train(config, resume=args.resume)
+    print(_format_metrics(metrics))
+    print(f"run directory: {config.out_dir}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from segdec.train import evaluate_run
+
+    print(_format_metrics(evaluate_run(args.run, device=args.device)))
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from segdec.data.synthetic import synthesize
+
+    out = synthesize(args.out, args.n_pos, args.n_neg, seed=args.seed, size=_size(args.size),
+                     overwrite=args.overwrite)
+    print(f"wrote {args.n_pos} defective and {args.n_neg} clean images to {out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from segdec.demo import run_demo
+
+    table = run_demo(args.out, n_pos=args.n_pos, n_neg=args.n_neg, size=_size(args.size),
+                     epochs=args.epochs)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"\nruns and data: {args.out}")
+    return 0
+
+
+def _format_metrics(metrics: dict) -> str:
+    return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in metrics.items())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segdec", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train one run and evaluate it on the test split")
+    train.add_argument("--config", help="YAML run configuration; options below override it")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --out-dir from its last checkpoint")
+    RunConfig.add_arguments(train)
+    train.set_defaults(func=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a run directory's best checkpoint")
+    evaluate.add_argument("--run", required=True, type=Path)
+    evaluate.add_argument("--device", default="auto")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    synth = commands.add_parser("synth", help="write a synthetic dataset in Severstal's layout")
+    synth.add_argument("--out", required=True, type=Path)
+    synth.add_argument("--n-pos", type=int, default=100)
+    synth.add_argument("--n-neg", type=int, default=100)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--size", default="1600x256", help="WIDTHxHEIGHT, multiples of 8")
+    synth.add_argument("--overwrite", action="store_true")
+    synth.set_defaults(func=cmd_synth)
+
+    demo = commands.add_parser("demo", help="weak, mixed and full supervision on synthetic data")
+    demo.add_argument("--out", default="runs/demo", type=Path)
+    demo.add_argument("--n-pos", type=int, default=60)
+    demo.add_argument("--n-neg", type=int, default=60)
+    demo.add_argument("--size", default="320x64", help="WIDTHxHEIGHT of the synthetic images")
+    demo.add_argument("--epochs", type=int, default=10)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (DataError, FileNotFoundError, FileExistsError, ValueError) as err:
+        print(f"segdec {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""One typed run configuration shared by the CLI, the notebooks and the papermill batches.
+
+Defaults follow Table 4 of the paper for Severstal (PAPER.md); every run saves the resolved
+configuration as ``config.yaml`` in its run directory, so a run can be repeated from it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from segdec.io import write_text
+
+DATASETS = ("severstal", "ksdd", "dagm", "ksdd2", "folder")
+BALANCES = ("decay", "linear", "constant")
+SEG_LOSSES = ("mse", "bce")
+NORMS = ("instance", "batch")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class RunConfig:
+    """Every parameter of one training run. ``None`` means "derive from the data"."""
+
+    # data
+    dataset: str = "severstal"
+    data_root: str = "data/severstal"
+    split_csv: str | None = None  # reuse a split written by an earlier run
+    n_all: int | None = 300  # training positives (None: all there are)
+    n_seg: int | None = None  # positives with pixel labels (None: all n_all = full supervision)
+    # None: Božič's Severstal sizes (4143 training negatives, 2400 test, 1118 validation images),
+    # scaled down to smaller data.
+    n_train_negatives: int | None = None
+    n_test: int | None = None
+    n_val: int | None = None
+    classes: list[int] | None = None  # Severstal ClassIds to count as defects (None: all)
+    dataset_class: int = 1  # DAGM class
+    fold: int = 0  # KolektorSDD fold (of 3)
+    input_height: int | None = None  # None: native size (Severstal 256)
+    input_width: int | None = None  # None: native size (Severstal 1600)
+    dilate_masks: int = 0  # odd kernel size for mask dilation (KSDD/DAGM: 7); 0 = off
+    # model
+    in_channels: int = 1
+    attention: bool = True
+    attention_on_large_conv: bool = False
+    atrous: bool = True
+    norm: str = "instance"
+    se_reduction: int = 16
+    gradient_adjustment: bool = True
+    # loss
+    seg_loss: str = "bce"  # the paper states "mse"; see README "Deviations" for why bce
+    distance_transform: bool = True
+    dt_power: float = 2.0
+    dt_max_weight: float = 1.0
+    balance: str = "decay"
+    beta: float = 0.01
+    delta: float = 0.1
+    # optimisation
+    epochs: int = 90
+    learning_rate: float = 0.1
+    batch_size: int = 10
+    momentum: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: bool = False
+    compile: bool = False
+    num_workers: int = 0
+    validate_every: int = 5
+    # outputs
+    out_dir: str = "runs/run"
+    n_saved_maps: int = 8
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ---- derived values -------------------------------------------------------------------
+    @property
+    def supervision(self) -> str:
+        """WS, MS or FS, from how many positives carry pixel labels."""
+        if self.n_seg == 0:
+            return "WS"
+        if self.n_seg is None or (self.n_all is not None and self.n_seg >= self.n_all):
+            return "FS"
+        return "MS"
+
+    def validate(self) -> None:
+        def choice(name: str, allowed: tuple[str, ...]) -> None:
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+
+        choice("dataset", DATASETS)
+        choice("balance", BALANCES)
+        choice("seg_loss", SEG_LOSSES)
+        choice("norm", NORMS)
+        choice("precision", PRECISIONS)
+        if self.n_all is not None and self.n_all < 1:
+            raise ValueError(f"n_all={self.n_all} must be at least 1 (or None for all)")
+        if self.n_seg is not None and self.n_seg < 0:
+            raise ValueError(f"n_seg={self.n_seg} must be >= 0 (or None for all)")
+        if self.n_seg is not None and self.n_all is not None and self.n_seg > self.n_all:
+            raise ValueError(f"n_seg={self.n_seg} cannot exceed n_all={self.n_all}")
+        for name in ("input_height", "input_width"):
+            value = getattr(self, name)
+            if value is not None and (value <= 0 or value % 8):
+                raise ValueError(f"{name}={value} must be a positive multiple of 8")
+        if self.epochs < 1 or self.batch_size < 1 or self.validate_every < 1:
+            raise ValueError("epochs, batch_size and validate_every must be at least 1")
+        if not 0.0 <= self.beta < 1.0:
+            raise ValueError(f"beta={self.beta} must lie in [0, 1)")
+        if self.dilate_masks < 0 or (self.dilate_masks and self.dilate_masks % 2 == 0):
+            raise ValueError(f"dilate_masks={self.dilate_masks} must be 0 or an odd kernel size")
+
+    # ---- (de)serialisation ------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown run-configuration keys: {', '.join(unknown)}")
+        return cls(**{k: _coerce(cls.field_types()[k], v) for k, v in values.items()})
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> RunConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"run configuration {path} does not exist")
+        values = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{path} must hold a mapping of run-configuration keys")
+        values.update(overrides)
+        return cls.from_dict(values)
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+    def save(self, path: str | Path) -> Path:
+        return write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def field_types(cls) -> dict[str, Any]:
+        return typing.get_type_hints(cls)
+
+    # ---- command line -------------------------------------------------------------------------
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """One ``--field-name`` option per field; values are parsed as YAML scalars."""
+        group = parser.add_argument_group("run configuration (see segdec/config.py)")
+        defaults = cls()
+        for f in fields(cls):
+            group.add_argument(
+                "--" + f.name.replace("_", "-"),
+                dest=f.name,
+                default=argparse.SUPPRESS,
+                metavar=f.name.upper(),
+                help=f"default: {getattr(defaults, f.name)!r}",
+            )
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
+        names = {f.name for f in fields(cls)}
+        overrides = {k: yaml.safe_load(v) for k, v in vars(args).items() if k in names}
+        values = (base or cls()).to_dict()
+        values.update(overrides)
+        return cls.from_dict(values)
+
+
+def _coerce(annotation: Any, value: Any) -> Any:
+    """Accept YAML/papermill scalars ("none", 3.0 for an int, a single int for a list)."""
+    if isinstance(value, str) and value.lower() in ("none", "null", "~", "") and _allows_none(
+        annotation
+    ):
+        return None
+    if value is None:
+        return None
+    base = _strip_optional(annotation)
+    if base is bool and isinstance(value, str):
+        if value.lower() in ("true", "yes", "1", "on"):
+            return True
+        if value.lower() in ("false", "no", "0", "off"):
+            return False
+        raise ValueError(f"cannot read {value!r} as a boolean")
+    if base is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if base is int and isinstance(value, str):
+        return int(value)
+    if base is float and isinstance(value, int | str) and not isinstance(value, bool):
+        return float(value)
+    if typing.get_origin(base) is list and not isinstance(value, list):
+        return [value]
+    return value
+
+
+def _allows_none(annotation: Any) -> bool:
+    return type(None) in typing.get_args(annotation)
+
+
+def _strip_optional(annotation: Any) -> Any:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    return annotation

@@ -1,0 +1,25 @@
+"""Datasets: readers for each on-disk format, splits, and the tensors training uses."""
+
+from segdec.data.dataset import DefectDataset, Sample, TargetOptions, downsample_mask
+from segdec.data.images import DataError, load_image
+from segdec.data.rle import RLEError, rle_decode, rle_encode
+from segdec.data.severstal import read_severstal
+from segdec.data.splits import load_split, make_split, save_split
+from segdec.data.synthetic import synthesize
+
+__all__ = [
+    "DataError",
+    "DefectDataset",
+    "RLEError",
+    "Sample",
+    "TargetOptions",
+    "downsample_mask",
+    "load_image",
+    "load_split",
+    "make_split",
+    "read_severstal",
+    "rle_decode",
+    "rle_encode",
+    "save_split",
+    "synthesize",
+]

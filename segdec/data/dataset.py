@@ -1,0 +1,149 @@
+"""The one dataset class training uses, whatever the on-disk format.
+
+Readers turn a dataset into a list of ``Sample`` records; a split picks which samples train,
+validate and test; ``DefectDataset`` turns samples into tensors: the image, the segmentation
+target at 1/8 resolution (soft values, as in Božič et al.), its pixel weights and the labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+from torch.utils.data import Dataset
+
+from segdec.data.images import DataError, load_image, load_mask, resize
+from segdec.data.rle import RLEError, rle_decode
+
+OUTPUT_STRIDE = 8
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image of a dataset: where it is, whether it is defective, where its mask comes from."""
+
+    name: str
+    image: str
+    label: int
+    rles: tuple[str, ...] = ()  # Severstal: run-length strings of each defect class
+    classes: tuple[int, ...] = ()  # Severstal: the ClassId of each run-length string
+    mask_path: str | None = None  # image-mask datasets
+    source: str = ""  # where the mask is described (file and row), for error messages
+    group: str = ""  # items that must stay in one split (KolektorSDD)
+
+    def mask(self, shape: tuple[int, int]) -> np.ndarray:
+        """Binary mask at the image's ``shape``: the union of every defect class."""
+        if self.mask_path is not None:
+            return load_mask(self.mask_path, shape)
+        mask = np.zeros(shape, dtype=np.uint8)
+        for class_mask in self.class_masks(shape).values():
+            mask |= class_mask
+        return mask
+
+    def class_masks(self, shape: tuple[int, int]) -> dict[int, np.ndarray]:
+        """One binary mask per defect class (run-length datasets)."""
+        masks: dict[int, np.ndarray] = {}
+        for class_id, rle in zip(self.classes, self.rles, strict=True):
+            try:
+                masks[class_id] = masks.get(class_id, 0) | rle_decode(rle, shape)
+            except RLEError as err:
+                raise DataError(f"{self.source or self.name}: {err}; fix or drop that row") from None
+        return masks
+
+
+def downsample_mask(mask: torch.Tensor) -> torch.Tensor:
+    """[N, 1, H, W] -> [N, 1, H/8, W/8] soft values: reflection-pad 8, average-pool 17, stride 8."""
+    padded = F.pad(mask, (8, 8, 8, 8), mode="reflect")
+    return F.avg_pool2d(padded, kernel_size=17, stride=OUTPUT_STRIDE)
+
+
+def distance_weights(mask: np.ndarray, power: float, max_weight: float) -> np.ndarray:
+    """Božič's weighting: defect pixels by (distance to the border / max) ** power * max_weight."""
+    weights = np.ones(mask.shape, dtype=np.float32)
+    if mask.any():
+        distance = ndimage.distance_transform_edt(mask)
+        weights[mask > 0] = ((distance / distance.max()) ** power * max_weight)[mask > 0]
+    return weights
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    size: tuple[int, int]  # (H, W), multiples of 8
+    channels: int = 1
+    dilate: int = 0
+    distance_transform: bool = True
+    dt_power: float = 2.0
+    dt_max_weight: float = 1.0
+
+
+class DefectDataset(Dataset):
+    """Tensors for training and evaluation; decoded samples are cached in memory (uint8)."""
+
+    def __init__(
+        self,
+        samples: list[Sample],
+        has_pixel_label: list[bool],
+        options: TargetOptions,
+        cache: bool = True,
+    ) -> None:
+        if len(samples) != len(has_pixel_label):
+            raise ValueError("one has_pixel_label flag per sample is needed")
+        self.samples = samples
+        self.has_pixel_label = has_pixel_label
+        self.options = options
+        self.cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = (
+            {} if cache else None
+        )
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def labels(self) -> np.ndarray:
+        return np.array([s.label for s in self.samples], dtype=np.int64)
+
+    def _decode(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(image uint8 [H, W(, C)], seg target [1, h, w], pixel weights [1, h, w])."""
+        sample, opts = self.samples[index], self.options
+        image = load_image(sample.image, opts.channels)
+        native = image.shape[:2]
+        image = resize(image, opts.size)
+        h, w = opts.size[0] // OUTPUT_STRIDE, opts.size[1] // OUTPUT_STRIDE
+        if not (sample.label and self.has_pixel_label[index]):
+            # Negatives are fully labelled by definition; weak positives have gamma = 0.
+            return image, np.zeros((1, h, w), np.float32), np.ones((1, h, w), np.float32)
+        mask = resize(sample.mask(native), opts.size, mask=True)
+        if opts.dilate > 1:
+            mask = ndimage.binary_dilation(mask, np.ones((opts.dilate, opts.dilate))).astype(
+                np.uint8
+            )
+        weights = (
+            distance_weights(mask, opts.dt_power, opts.dt_max_weight)
+            if opts.distance_transform
+            else np.ones(mask.shape, np.float32)
+        )
+        stacked = torch.from_numpy(np.stack([mask.astype(np.float32), weights])[:, None])
+        target, weight = downsample_mask(stacked).numpy()
+        return image, target, weight
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if self.cache is not None and index in self.cache:
+            image, target, weight = self.cache[index]
+        else:
+            image, target, weight = self._decode(index)
+            if self.cache is not None:
+                self.cache[index] = (image, target, weight)
+        pixels = torch.from_numpy(np.ascontiguousarray(image))
+        pixels = pixels[None] if pixels.ndim == 2 else pixels.permute(2, 0, 1)
+        return {
+            "image": pixels.float().div_(255.0),
+            "seg_target": torch.from_numpy(target),
+            "seg_weight": torch.from_numpy(weight),
+            "label": torch.tensor(self.samples[index].label, dtype=torch.float32),
+            "has_pixel_label": torch.tensor(
+                bool(self.has_pixel_label[index]) or not self.samples[index].label
+            ),
+            "index": torch.tensor(index),
+        }

@@ -1,0 +1,46 @@
+"""Reading images and masks by content (some copies hold PNG data under ``.jpg`` names)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file or row and says what to do."""
+
+
+def load_image(path: str | Path, channels: int = 1) -> np.ndarray:
+    """``uint8`` array [H, W] (grey) or [H, W, 3] (colour); DataError names an unreadable file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"image {path} does not exist; check the data root or the split CSV")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return np.array(image.convert("L" if channels == 1 else "RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DataError(
+            f"cannot read image {path} ({err}); replace the file or remove it from the dataset"
+        ) from None
+
+
+def load_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
+    """Binary ``uint8`` mask (non-zero = defect) that must match the image's ``shape``."""
+    mask = load_image(path, channels=1)
+    if mask.shape != shape:
+        raise DataError(
+            f"mask {path} is {mask.shape[1]}x{mask.shape[0]} but its image is "
+            f"{shape[1]}x{shape[0]}; masks must have their image's size"
+        )
+    return (mask > 0).astype(np.uint8)
+
+
+def resize(array: np.ndarray, size: tuple[int, int], mask: bool = False) -> np.ndarray:
+    """Resize to (H, W); masks use nearest neighbour so they stay binary."""
+    if array.shape[:2] == size:
+        return array
+    resample = Image.NEAREST if mask else Image.BILINEAR
+    return np.asarray(Image.fromarray(array).resize((size[1], size[0]), resample))

@@ -1,0 +1,370 @@
+"""Training and evaluation of one run, writing a self-describing run directory.
+
+The run directory holds ``config.yaml`` (resolved), ``split.csv``, ``history.csv``,
+``metrics.json``, ``predictions.csv``, ``segmentation_maps.npz`` and ``checkpoints/{best,last}.pt``.
+Every file is written atomically; ``last.pt`` carries the optimiser, sampler and random-number
+states, so a resumed run ends exactly where an uninterrupted one would (on CPU).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from segdec import __version__
+from segdec.config import RunConfig
+from segdec.data.catalogue import load_samples
+from segdec.data.dataset import DefectDataset, TargetOptions
+from segdec.data.images import DataError, load_image, resize
+from segdec.data.splits import load_split, make_split, save_split, subset
+from segdec.evaluate import image_metrics, predict
+from segdec.io import atomic_write, write_json
+from segdec.loss import SegDecLoss, loss_weights
+from segdec.model import ModelConfig, SegDecNet
+
+CHECKPOINT_FORMAT = 1
+# Keys of the run configuration that may differ between an interrupted run and its resumption.
+RESUME_MAY_CHANGE = {"device", "num_workers", "out_dir", "notes"}
+EpochCallback = Callable[[int, dict], None]
+
+
+# ---- devices and precision --------------------------------------------------------------------
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} was asked for but CUDA is not available")
+    return device
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a precision setting; ``None`` runs in fp32."""
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+# ---- sampling -----------------------------------------------------------------------------------
+class NegativeSampler:
+    """Božič's frequency-of-use sampling: negatives seen least are drawn most."""
+
+    def __init__(self, n_negatives: int, seed: int) -> None:
+        self.counts = np.zeros(n_negatives, dtype=np.int64)
+        self.rng = np.random.default_rng(seed)
+
+    def probabilities(self) -> np.ndarray:
+        n = len(self.counts)
+        if self.counts.max() == 0:
+            return np.full(n, 1.0 / n)
+        p = 1.0 - self.counts / self.counts.max()
+        p = p - np.median(p) + 1.0
+        p = np.maximum(p, 1e-12) ** (4.0 * math.log(max(n, 2)))
+        return p / p.sum()
+
+    def draw(self, k: int) -> np.ndarray:
+        """``k`` distinct negatives (all of them when fewer exist)."""
+        k = min(k, len(self.counts))
+        probabilities = self.probabilities()
+        nonzero = int(np.count_nonzero(probabilities))
+        if nonzero < k:  # too peaked to draw k without replacement: top up by least used
+            probabilities = np.full(len(self.counts), 1.0 / len(self.counts))
+        chosen = self.rng.choice(len(self.counts), size=k, replace=False, p=probabilities)
+        self.counts[chosen] += 1
+        return chosen
+
+    def state_dict(self) -> dict:
+        return {"counts": self.counts.tolist(), "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.counts = np.asarray(state["counts"], dtype=np.int64)
+        self.rng.bit_generator.state = state["rng"]
+
+
+# ---- data ---------------------------------------------------------------------------------------
+@dataclass
+class RunData:
+    split: pd.DataFrame
+    train: DefectDataset
+    val: DefectDataset
+    test: DefectDataset
+
+
+def input_size(config: RunConfig, first_image: str) -> tuple[int, int]:
+    """(H, W): the configured size, else the first image's size rounded down to a multiple of 8."""
+    if config.input_height and config.input_width:
+        return config.input_height, config.input_width
+    height, width = load_image(first_image, config.in_channels).shape[:2]
+    height = config.input_height or height // 8 * 8
+    width = config.input_width or width // 8 * 8
+    if min(height, width) < SegDecNet.min_size:
+        raise DataError(f"{first_image} is {width}x{height}; the network needs at least "
+                        f"{SegDecNet.min_size}x{SegDecNet.min_size} (set input_height/input_width)")
+    return height, width
+
+
+def prepare_data(config: RunConfig, run_dir: Path) -> tuple[RunConfig, RunData]:
+    """Read the dataset, make (or reuse) the split, and resolve the input size into the config."""
+    samples = load_samples(config)
+    split_path = run_dir / "split.csv"
+    if config.split_csv:
+        split = load_split(config.split_csv, samples)
+    elif split_path.is_file():
+        split = load_split(split_path, samples)
+    else:
+        split = make_split(samples, config.n_all, config.n_seg, config.seed, config.n_test,
+                           config.n_val, config.n_train_negatives)
+    save_split(split, split_path)
+    parts = {name: subset(split, samples, name) for name in ("train", "val", "test")}
+    height, width = input_size(config, parts["train"][0][0].image)
+    config = config.replace(input_height=height, input_width=width)
+    options = TargetOptions(
+        size=(height, width), channels=config.in_channels, dilate=config.dilate_masks,
+        distance_transform=config.distance_transform, dt_power=config.dt_power,
+        dt_max_weight=config.dt_max_weight,
+    )
+    datasets = {name: DefectDataset(s, flags, options) for name, (s, flags) in parts.items()}
+    return config, RunData(split=split, **datasets)
+
+
+def loader(dataset: DefectDataset, config: RunConfig, device: torch.device,
+           order: Sequence[int] | None = None) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=order,
+        num_workers=config.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
+
+
+# ---- checkpoints --------------------------------------------------------------------------------
+def model_config(config: RunConfig) -> ModelConfig:
+    return ModelConfig(
+        in_channels=config.in_channels, attention=config.attention, atrous=config.atrous,
+        attention_on_large_conv=config.attention_on_large_conv, norm=config.norm,
+        se_reduction=config.se_reduction, gradient_adjustment=config.gradient_adjustment,
+    )
+
+
+def save_checkpoint(path: Path, model: SegDecNet, config: RunConfig, **extra) -> None:
+    """Plain tensors and Python values only, so ``torch.load(weights_only=True)`` reads it."""
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "segdec_version": __version__,
+        "model_config": model.config.to_dict(),
+        "input_size": [config.input_height, config.input_width],
+        "run_config": config.to_dict(),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **extra,
+    }
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    state = torch.load(path, map_location=map_location, weights_only=True)
+    version = state.get("format") if isinstance(state, dict) else None
+    if version is None:
+        raise ValueError(f"{path} is not a segdec checkpoint")
+    if version > CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"{path} has checkpoint format {version}, newer than this segdec reads "
+            f"({CHECKPOINT_FORMAT}); upgrade segdec"
+        )
+    return state
+
+
+def model_from_checkpoint(state: dict, device: torch.device | str = "cpu") -> SegDecNet:
+    model = SegDecNet(ModelConfig(**state["model_config"]))
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()
+
+
+# ---- training -----------------------------------------------------------------------------------
+def _write_history(run_dir: Path, history: list[dict]) -> None:
+    atomic_write(run_dir / "history.csv",
+                 lambda tmp: pd.DataFrame(history).to_csv(tmp, index=False))
+
+
+def _check_resumable(saved: dict, config: RunConfig, path: Path) -> None:
+    changed = sorted(
+        k for k, v in config.to_dict().items()
+        if k not in RESUME_MAY_CHANGE and saved.get(k) != v
+    )
+    if changed:
+        raise ValueError(
+            f"cannot resume from {path}: the configuration differs in {', '.join(changed)}; "
+            "use a new out_dir for a different run"
+        )
+
+
+def train(
+    config: RunConfig,
+    resume: bool = False,
+    callbacks: Sequence[EpochCallback] = (),
+    progress: bool = True,
+) -> dict:
+    """Train one run into ``config.out_dir``, then evaluate its best checkpoint on the test set."""
+    run_dir = Path(config.out_dir)
+    last_path, best_path = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
+    if not resume and last_path.exists():
+        raise FileExistsError(
+            f"{run_dir} already holds a run; pass resume=True (--resume) or choose another out_dir"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
+    config, data = prepare_data(config, run_dir)
+    config.save(run_dir / "config.yaml")
+
+    torch.manual_seed(config.seed)
+    model = SegDecNet(model_config(config)).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate,
+                                momentum=config.momentum)
+    criterion = SegDecLoss(config.seg_loss, config.delta)
+    labels = data.train.labels()
+    positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    sampler = NegativeSampler(len(negatives), config.seed)
+    order_rng = np.random.default_rng(config.seed + 1)
+    history: list[dict] = []
+    best = {"ap": -1.0, "epoch": -1}
+    start_epoch = 0
+
+    if resume and last_path.exists():
+        state = load_checkpoint(last_path)
+        _check_resumable(state["run_config"], config, last_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        sampler.load_state_dict(state["sampler"])
+        order_rng.bit_generator.state = state["order_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
+
+    step = model.compile() if config.compile else model
+    dtype = autocast_dtype(config.precision, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    for epoch in range(start_epoch, config.epochs):
+        started = time.perf_counter()
+        w_seg, w_dec = loss_weights(config.balance, epoch, config.epochs, config.beta)
+        order = np.concatenate([positives, negatives[sampler.draw(len(positives))]])
+        order = order[order_rng.permutation(len(order))].tolist()
+        model.train()
+        sums = {"loss_seg": 0.0, "loss_dec": 0.0, "loss_total": 0.0}
+        batches = tqdm(loader(data.train, config, device, order), disable=not progress,
+                       desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
+        for batch in batches:
+            images = batch["image"].to(device, non_blocking=True)
+            if config.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                decision, seg = step(images)
+            terms = criterion(
+                decision, seg, batch["label"].to(device), batch["seg_target"].to(device),
+                batch["seg_weight"].to(device), batch["has_pixel_label"].to(device),
+                w_seg, w_dec,
+            )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(terms.total).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            n = len(images)
+            sums["loss_seg"] += terms.seg.item() * n
+            sums["loss_dec"] += terms.dec.item() * n
+            sums["loss_total"] += terms.total.item()
+        row = {"epoch": epoch, "w_seg": w_seg, "w_dec": w_dec,
+               **{k: v / len(order) for k, v in sums.items()}, "val_ap": float("nan")}
+        if (epoch + 1) % config.validate_every == 0 or epoch + 1 == config.epochs:
+            scores, _ = predict(model, loader(data.val, config, device), device, dtype)
+            val = image_metrics(data.val.labels(), scores)
+            row["val_ap"] = val["ap"]
+            if val["ap"] > best["ap"]:
+                best = {"ap": val["ap"], "epoch": epoch}
+                save_checkpoint(best_path, model, config, epoch=epoch, val_ap=val["ap"],
+                                threshold=val["threshold"])
+        row["seconds"] = time.perf_counter() - started
+        history.append(row)
+        _write_history(run_dir, history)
+        save_checkpoint(
+            last_path, model, config, epoch=epoch, history=history, best=best,
+            optimizer=optimizer.state_dict(), sampler=sampler.state_dict(),
+            order_rng=order_rng.bit_generator.state, torch_rng=torch.get_rng_state(),
+        )
+        for callback in callbacks:
+            callback(epoch, row)
+    return evaluate_run(run_dir, device=device, data=data, config=config)
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    device: str | torch.device = "auto",
+    data: RunData | None = None,
+    config: RunConfig | None = None,
+) -> dict:
+    """Test the best checkpoint; write metrics, predictions and a few segmentation maps."""
+    run_dir = Path(run_dir)
+    config = config or RunConfig.from_file(run_dir / "config.yaml")
+    device = resolve_device(device) if isinstance(device, str) else device
+    if data is None:
+        config, data = prepare_data(config.replace(split_csv=str(run_dir / "split.csv")), run_dir)
+    checkpoint = run_dir / "checkpoints" / "best.pt"
+    if not checkpoint.exists():
+        checkpoint = run_dir / "checkpoints" / "last.pt"
+    model = model_from_checkpoint(load_checkpoint(checkpoint, device), device)
+    dtype = autocast_dtype(config.precision, device)
+    labels = data.test.labels()
+    # Figure 9 shows positives: keep their maps first.
+    positives_first = np.argsort(-labels, kind="stable")
+    keep = min(config.n_saved_maps, len(labels))
+    scores, _ = predict(model, loader(data.test, config, device), device, dtype)
+    shown = positives_first[:keep].tolist()
+    _, maps = predict(model, loader(data.test, config, device, shown), device, dtype, keep)
+    metrics = image_metrics(labels, scores)
+    metrics["checkpoint"] = checkpoint.name
+    names = [s.name for s in data.test.samples]
+    write_json(run_dir / "metrics.json", metrics)
+    predictions = pd.DataFrame({"image": names, "score": scores, "label": labels})
+    atomic_write(run_dir / "predictions.csv", lambda tmp: predictions.to_csv(tmp, index=False))
+    _save_maps(run_dir / "segmentation_maps.npz", data.test, shown, maps, scores)
+    return metrics
+
+
+def _save_maps(path: Path, dataset: DefectDataset, shown: list[int], maps: list[np.ndarray],
+               scores: np.ndarray) -> None:
+    """Images, ground-truth masks (input size) and predicted maps (1/8) of a few test images."""
+    size = dataset.options.size
+    images, masks = [], []
+    for i in shown:
+        sample = dataset.samples[i]
+        native = load_image(sample.image, dataset.options.channels)
+        images.append(resize(native, size))
+        masks.append(resize(sample.mask(native.shape[:2]), size, mask=True))
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(
+                handle,
+                names=np.array([dataset.samples[i].name for i in shown], dtype=str),
+                images=np.array(images, dtype=np.uint8),
+                masks=np.array(masks, dtype=np.uint8),
+                seg_maps=np.array(maps, dtype=np.float32),
+                scores=scores[shown].astype(np.float32),
+                labels=dataset.labels()[shown],
+            )
+
+    atomic_write(path, write)

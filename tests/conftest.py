@@ -1,0 +1,29 @@
+"""Shared fixtures: a tiny synthetic Severstal-format dataset and the optional ../shared data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from segdec.data.synthetic import synthesize
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+torch.set_num_threads(1)  # pytest-xdist runs one worker per core
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared/data, or skip the test when that folder is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent (../shared/data is only beside the project in development)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_severstal(tmp_path_factory) -> Path:
+    """40 small synthetic images (20 defective) in Severstal's exact on-disk layout."""
+    return synthesize(tmp_path_factory.mktemp("data") / "severstal", 20, 20, seed=0,
+                      size=(128, 64))

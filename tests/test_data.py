@@ -1,0 +1,149 @@
+"""Readers, splits, targets and the error messages bad input gets."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from segdec.data import (
+    DataError,
+    DefectDataset,
+    Sample,
+    TargetOptions,
+    downsample_mask,
+    load_split,
+    make_split,
+    read_severstal,
+    save_split,
+)
+from segdec.data.dataset import distance_weights
+from tests.conftest import shared_path
+
+
+def test_synthetic_data_is_in_severstal_layout(tiny_severstal):
+    header = (tiny_severstal / "train.csv").read_text().splitlines()[0]
+    assert header == "ImageId,ClassId,EncodedPixels"
+    samples = read_severstal(tiny_severstal)
+    assert len(samples) == 40 and sum(s.label for s in samples) == 20
+    for sample in samples:
+        assert sample.name.endswith(".jpg")
+        mask = sample.mask((64, 128))
+        assert bool(mask.any()) == bool(sample.label)
+
+
+def test_real_severstal_keeps_every_class():
+    samples = {s.name: s for s in read_severstal(shared_path("severstal"))}
+    assert len(samples) == 12 and sum(s.label for s in samples.values()) == 7
+    both = samples["002fc4e19.jpg"]
+    assert both.classes == (1, 2)
+    masks = both.class_masks((256, 1600))
+    assert masks[1].any() and masks[2].any()
+    np.testing.assert_array_equal(both.mask((256, 1600)), masks[1] | masks[2])
+    assert read_severstal(shared_path("severstal"), classes=[4])[1].label == 0
+
+
+def test_legacy_csv_gives_identical_masks(tmp_path):
+    from segdec.data.severstal import read_rle_rows
+
+    current = read_rle_rows(shared_path("severstal_train_sample.csv"))
+    legacy = read_rle_rows(shared_path("severstal_train_sample_legacy.csv"))
+    columns = ["ImageId", "ClassId", "EncodedPixels"]
+    pd.testing.assert_frame_equal(current[columns].sort_values(columns).reset_index(drop=True),
+                                  legacy[columns].sort_values(columns).reset_index(drop=True))
+
+
+def test_malformed_rle_row_is_named(tiny_severstal, tmp_path):
+    root = tmp_path / "bad"
+    (root / "train_images").mkdir(parents=True)
+    image = next((tiny_severstal / "train_images").iterdir())
+    (root / "train_images" / image.name).write_bytes(image.read_bytes())
+    (root / "train.csv").write_text(f"ImageId,ClassId,EncodedPixels\n{image.name},1,5 3 7\n")
+    with pytest.raises(DataError, match=r"train.csv row 2 .*class 1.*odd number"):
+        read_severstal(root)
+
+
+def test_corrupt_image_is_named(tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    dataset = DefectDataset([Sample("broken.jpg", str(bad), 0)], [True],
+                            TargetOptions(size=(32, 32)))
+    with pytest.raises(DataError, match="broken.jpg.*replace the file"):
+        dataset[0]
+
+
+def test_mask_of_wrong_size_is_named(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(np.zeros((16, 32), np.uint8)).save(tmp_path / "a_label.png")
+    sample = Sample("a.png", str(tmp_path / "a.png"), 1, mask_path=str(tmp_path / "a_label.png"))
+    dataset = DefectDataset([sample], [True], TargetOptions(size=(32, 32)))
+    with pytest.raises(DataError, match="a_label.png is 32x16 but its image is 32x32"):
+        dataset[0]
+
+
+def test_targets_are_soft_downsampled_masks():
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 16:48, 16:48] = 1
+    small = downsample_mask(mask)
+    assert small.shape == (1, 1, 8, 8)
+    assert small[0, 0, 4, 4] == 1 and small[0, 0, 0, 0] == 0
+    assert 0 < small[0, 0, 2, 4] < 1  # the border is soft
+
+
+def test_distance_weights_fall_to_the_defect_border():
+    mask = np.zeros((21, 21), np.uint8)
+    mask[5:16, 5:16] = 1
+    weights = distance_weights(mask, power=2, max_weight=1)
+    assert weights[0, 0] == 1 and weights[10, 10] == pytest.approx(1.0)
+    assert weights[5, 10] < weights[8, 10] < weights[10, 10]
+
+
+def _samples(n_pos, n_neg):
+    return [Sample(f"p{i:04d}", "", 1) for i in range(n_pos)] + [
+        Sample(f"n{i:04d}", "", 0) for i in range(n_neg)
+    ]
+
+
+def test_splits_are_nested_and_deterministic():
+    samples = _samples(400, 400)
+    splits = {n: make_split(samples, n, n // 3, seed=7) for n in (30, 75, 150)}
+    train = {n: s[s.subset == "train"] for n, s in splits.items()}
+    for small, large in [(30, 75), (75, 150)]:
+        small_pos = set(train[small].query("label == 1").image)
+        assert small_pos <= set(train[large].query("label == 1").image)
+        labelled = set(train[small].query("label == 1 and has_pixel_label").image)
+        assert labelled <= set(train[large].query("label == 1 and has_pixel_label").image)
+    for n in (75, 150):  # test, validation and training negatives are shared
+        for part in ("test", "val"):
+            assert splits[n].query(f"subset == '{part}'").image.tolist() == splits[30].query(
+                f"subset == '{part}'").image.tolist()
+        assert set(train[n].query("label == 0").image) == set(train[30].query("label == 0").image)
+    pd.testing.assert_frame_equal(make_split(samples, 75, 25, seed=7), splits[75])
+    assert not make_split(samples, 75, 25, seed=8).equals(splits[75])
+    assert len(train[30].query("label == 1 and has_pixel_label")) == 10
+
+
+def test_split_sizes_scale_to_small_data():
+    split = make_split(_samples(400, 400), None, None)
+    counts = split.subset.value_counts()
+    assert counts["test"] == round(2400 * 800 / 12568)
+    assert counts["val"] == round(1118 * 800 / 12568)
+
+
+def test_split_errors_say_what_is_wrong():
+    with pytest.raises(DataError, match="n_all=500 asks for more training positives"):
+        make_split(_samples(100, 100), 500, 0)
+    with pytest.raises(DataError, match="empty"):
+        make_split([], None, None)
+    with pytest.raises(DataError, match="need positives and negatives"):
+        make_split(_samples(20, 0), None, None)
+
+
+def test_split_csv_round_trip_and_checks(tmp_path):
+    samples = _samples(50, 50)
+    split = make_split(samples, 20, 5, seed=1)
+    path = save_split(split, tmp_path / "split.csv")
+    pd.testing.assert_frame_equal(load_split(path, samples), split)
+    with pytest.raises(DataError, match="not in the dataset"):
+        load_split(path, samples[:10])

@@ -1,0 +1,100 @@
+"""The network's contract, checked once for every variant (attention x atrous)."""
+
+import pytest
+import torch
+from torch import nn
+
+from segdec.model import FeatureNorm, SqueezeExcite, build_model, count_parameters
+
+VARIANTS = [(False, False), (True, False), (False, True), (True, True)]
+
+
+@pytest.fixture(params=VARIANTS, ids=lambda v: f"attention={v[0]},atrous={v[1]}")
+def variant(request):
+    return request.param
+
+
+def test_forward_contract(variant):
+    torch.manual_seed(0)
+    model = build_model(*variant)
+    decision, seg = model(torch.rand(2, 1, 64, 96))
+    assert decision.shape == (2,)
+    assert seg.shape == (2, 1, 8, 12)
+    assert torch.isfinite(decision).all() and torch.isfinite(seg).all()
+
+
+def test_colour_input_and_size_check(variant):
+    model = build_model(*variant, in_channels=3)
+    assert model(torch.rand(1, 3, 64, 72))[1].shape == (1, 1, 8, 9)
+    with pytest.raises(ValueError, match="multiples of 8"):
+        model(torch.rand(1, 3, 70, 72))
+    with pytest.raises(ValueError, match="at least 64"):
+        model(torch.rand(1, 3, 32, 72))
+
+
+def test_single_image_independent_of_batch(variant):
+    """Per-sample normalisation: an image's outputs do not depend on its batch-mates."""
+    torch.manual_seed(0)
+    model = build_model(*variant).eval()
+    batch = torch.rand(3, 1, 64, 80)
+    together = model(batch)[0]
+    alone = torch.stack([model(batch[i : i + 1])[0][0] for i in range(3)])
+    torch.testing.assert_close(together, alone, rtol=1e-3, atol=1e-4)
+
+
+def test_gradient_adjustment_keeps_decision_loss_out_of_segmentation():
+    model = build_model()
+    decision, _ = model(torch.rand(2, 1, 64, 64))
+    decision.sum().backward()
+    assert all(p.grad is None for p in model.segmentation.parameters())
+    assert model.classifier.weight.grad is not None
+    model = build_model(gradient_adjustment=False)
+    model(torch.rand(2, 1, 64, 64))[0].sum().backward()
+    assert model.segmentation[0][0].weight.grad.abs().sum() > 0
+
+
+def test_parameter_counts_match_the_paper():
+    original, paper = build_model(False, False), build_model(True, True)
+    assert count_parameters(original) == pytest.approx(15.7e6, rel=0.01)
+    assert count_parameters(paper) < 1.2e6
+    assert count_parameters(build_model(attention_on_large_conv=True)) < 1.2e6
+
+
+def test_attention_places_se_after_the_seven_64_channel_convs():
+    def se_channels(model):
+        return [m.fc2.out_channels for m in model.modules() if isinstance(m, SqueezeExcite)]
+
+    assert se_channels(build_model(attention=True)) == [64] * 7
+    assert se_channels(build_model(attention=True, attention_on_large_conv=True)) == [64] * 7 + [
+        1024
+    ]
+    assert se_channels(build_model(attention=False)) == []
+
+
+def _receptive_box(model: nn.Module, size: int = 384) -> tuple[int, int, int, int]:
+    """Bounding box of the input pixels that reach the centre unit of the segmentation map."""
+    for module in model.modules():
+        if isinstance(module, FeatureNorm):
+            module.norm = nn.Identity()  # per-image statistics would couple every pixel
+    x = torch.rand(1, 1, size, size, requires_grad=True)  # zeros would stop at every ReLU
+    seg = model.forward_features(x)[1]
+    seg[0, 0, seg.shape[2] // 2, seg.shape[3] // 2].backward()
+    rows, cols = torch.nonzero(x.grad[0, 0], as_tuple=True)
+    return rows.min().item(), rows.max().item(), cols.min().item(), cols.max().item()
+
+
+def test_atrous_kernels_keep_the_receptive_field():
+    torch.manual_seed(0)
+    dense = _receptive_box(build_model(attention=False, atrous=False))
+    torch.manual_seed(0)
+    atrous = _receptive_box(build_model(attention=False, atrous=True))
+    assert dense == atrous
+    assert dense[1] - dense[0] > 150  # the large 15x15 conv at 1/8 sees far
+
+
+def test_batch_norm_option():
+    model = build_model(norm="batch")
+    assert any(isinstance(m.norm, nn.BatchNorm2d) for m in model.modules()
+               if isinstance(m, FeatureNorm))
+    with pytest.raises(ValueError, match="normalisation"):
+        build_model(norm="layer")

@@ -1,0 +1,111 @@
+"""End to end: a tiny model must learn, resume exactly, and leave a complete run directory."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from segdec.cli import main
+from segdec.config import RunConfig
+from segdec.data.synthetic import synthesize
+from segdec.demo import demo_config
+from segdec.train import NegativeSampler, evaluate_run, load_checkpoint, train
+
+RUN_FILES = ["config.yaml", "split.csv", "history.csv", "metrics.json", "predictions.csv",
+             "segmentation_maps.npz", "checkpoints/best.pt", "checkpoints/last.pt"]
+
+
+@pytest.fixture(scope="module")
+def learnable_data(tmp_path_factory):
+    return synthesize(tmp_path_factory.mktemp("learn") / "data", 80, 80, seed=3, size=(128, 64))
+
+
+@pytest.mark.slow
+def test_tiny_model_learns(learnable_data, tmp_path):
+    config = demo_config(tmp_path, data_root=str(learnable_data), n_test=40, n_val=20,
+                         epochs=10, out_dir=str(tmp_path / "run"))
+    metrics = train(config, progress=False)
+    assert metrics["ap"] >= 0.9, metrics
+    for name in RUN_FILES:
+        assert (tmp_path / "run" / name).is_file(), name
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(saved) >= {"ap", "auc", "f_measure", "threshold", "fp", "fn", "n_test"}
+    predictions = pd.read_csv(tmp_path / "run" / "predictions.csv")
+    assert list(predictions.columns) == ["image", "score", "label"] and len(predictions) == 40
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert len(history) == 10 and history.w_dec.iloc[0] == 0 and history.val_ap.notna().sum() == 5
+    resolved = RunConfig.from_file(tmp_path / "run" / "config.yaml")
+    assert (resolved.input_height, resolved.input_width) == (64, 128)
+    maps = np.load(tmp_path / "run" / "segmentation_maps.npz")
+    assert maps["seg_maps"].shape[1:] == (8, 16) and maps["labels"].all()
+    # evaluating again from the run directory alone gives the same numbers
+    assert evaluate_run(tmp_path / "run", device="cpu")["ap"] == pytest.approx(metrics["ap"])
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_to_the_same_result(tiny_severstal, tmp_path):
+    base = demo_config(tmp_path, data_root=str(tiny_severstal), epochs=4, validate_every=1,
+                       n_seg=4)
+    straight = train(base.replace(out_dir=str(tmp_path / "straight")), progress=False)
+
+    def kill_after_second_epoch(epoch, row):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    interrupted = base.replace(out_dir=str(tmp_path / "interrupted"))
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted, callbacks=[kill_after_second_epoch], progress=False)
+    assert not (tmp_path / "interrupted" / "metrics.json").exists()
+    with pytest.raises(FileExistsError, match="resume"):
+        train(interrupted, progress=False)
+    resumed = train(interrupted, resume=True, progress=False)
+    assert resumed == straight
+    a = pd.read_csv(tmp_path / "straight" / "history.csv").drop(columns="seconds")
+    b = pd.read_csv(tmp_path / "interrupted" / "history.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(a, b)
+    with pytest.raises(ValueError, match="differs in epochs"):
+        train(interrupted.replace(epochs=6), resume=True, progress=False)
+
+
+def test_checkpoints_load_without_unpickling(tiny_severstal, tmp_path):
+    config = demo_config(tmp_path, data_root=str(tiny_severstal), epochs=1,
+                         out_dir=str(tmp_path / "run"))
+    train(config, progress=False)
+    state = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
+    assert state["model_config"]["atrous"] is True and state["input_size"] == [64, 128]
+    newer = dict(state, format=99)
+    torch.save(newer, tmp_path / "newer.pt")
+    with pytest.raises(ValueError, match="newer than this segdec reads"):
+        load_checkpoint(tmp_path / "newer.pt")
+
+
+def test_negative_sampler_prefers_least_used():
+    sampler = NegativeSampler(10, seed=0)
+    for _ in range(20):
+        chosen = sampler.draw(3)
+        assert len(set(chosen.tolist())) == 3
+    assert sampler.counts.max() - sampler.counts.min() <= 2  # balanced use
+    state = sampler.state_dict()
+    follow = NegativeSampler(10, seed=5)
+    follow.load_state_dict(state)
+    np.testing.assert_array_equal(follow.draw(3), sampler.draw(3))
+
+
+def test_cli_reports_bad_data_without_traceback(tmp_path, capsys):
+    code = main(["train", "--data-root", str(tmp_path / "missing"), "--out-dir",
+                 str(tmp_path / "run")])
+    assert code == 2
+    assert "train_images does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_train_and_evaluate(tiny_severstal, tmp_path, capsys):
+    config = demo_config(tmp_path, data_root=str(tiny_severstal), epochs=1)
+    config.save(tmp_path / "base.yaml")
+    assert main(["train", "--config", str(tmp_path / "base.yaml"), "--n-seg", "0",
+                 "--out-dir", str(tmp_path / "run")]) == 0
+    assert RunConfig.from_file(tmp_path / "run" / "config.yaml").supervision == "WS"
+    assert main(["evaluate", "--run", str(tmp_path / "run"), "--device", "cpu"]) == 0
+    assert "ap=" in capsys.readouterr().out
