@@ -16,7 +16,14 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _base_config(args: argparse.Namespace) -> RunConfig:
-    base = RunConfig.from_file(args.config) if args.config else None
+    """--config, else (when resuming) the run's own saved config, then the options on top."""
+    saved = Path(getattr(args, "out_dir", "")) / "config.yaml"
+    if args.config:
+        base = RunConfig.from_file(args.config)
+    elif getattr(args, "resume", False) and saved.is_file():
+        base = RunConfig.from_file(saved)
+    else:
+        base = None
     return RunConfig.from_args(args, base)
 
 

@@ -8,6 +8,7 @@ states, so a resumed run ends exactly where an uninterrupted one would (on CPU).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -152,11 +153,8 @@ def loader(dataset: DefectDataset, config: RunConfig, device: torch.device,
 
 # ---- checkpoints --------------------------------------------------------------------------------
 def model_config(config: RunConfig) -> ModelConfig:
-    return ModelConfig(
-        in_channels=config.in_channels, attention=config.attention, atrous=config.atrous,
-        attention_on_large_conv=config.attention_on_large_conv, norm=config.norm,
-        se_reduction=config.se_reduction, gradient_adjustment=config.gradient_adjustment,
-    )
+    """The architecture switches of a run (RunConfig holds them flat, under the same names)."""
+    return ModelConfig(**{f.name: getattr(config, f.name) for f in dataclasses.fields(ModelConfig)})
 
 
 def save_checkpoint(path: Path, model: SegDecNet, config: RunConfig, **extra) -> None:

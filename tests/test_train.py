@@ -109,3 +109,5 @@ def test_cli_train_and_evaluate(tiny_severstal, tmp_path, capsys):
     assert RunConfig.from_file(tmp_path / "run" / "config.yaml").supervision == "WS"
     assert main(["evaluate", "--run", str(tmp_path / "run"), "--device", "cpu"]) == 0
     assert "ap=" in capsys.readouterr().out
+    # resuming needs only the run directory: its saved configuration is the base
+    assert main(["train", "--out-dir", str(tmp_path / "run"), "--resume"]) == 0

@@ -50,7 +50,8 @@ class Sample:
             try:
                 masks[class_id] = masks.get(class_id, 0) | rle_decode(rle, shape)
             except RLEError as err:
-                raise DataError(f"{self.source or self.name}: {err}; fix or drop that row") from None
+                where = self.source or self.name
+                raise DataError(f"{where}: {err}; fix or drop that row") from None
         return masks
 
 
