@@ -1,4 +1,4 @@
-"""Kaggle run-length encoding of Severstal masks: ``start length`` pairs, 1-indexed, column-major."""
+"""Kaggle run-length encoding of Severstal masks: ``start length`` pairs, 1-indexed, by column."""
 
 from __future__ import annotations
 
