@@ -135,7 +135,7 @@ def test_split_errors_say_what_is_wrong():
         make_split(_samples(100, 100), 500, 0)
     with pytest.raises(DataError, match="empty"):
         make_split([], None, None)
-    with pytest.raises(DataError, match="need positives and negatives"):
+    with pytest.raises(DataError, match="test split .* needs positives and negatives"):
         make_split(_samples(20, 0), None, None)
 
 
