@@ -60,4 +60,4 @@ def resize(array: np.ndarray, size: tuple[int, int], mask: bool = False) -> np.n
     if array.shape[:2] == size:
         return array
     resample = Image.NEAREST if mask else Image.BILINEAR
-    return np.asarray(Image.fromarray(array).resize((size[1], size[0]), resample))
+    return np.array(Image.fromarray(array).resize((size[1], size[0]), resample))
