@@ -16,7 +16,7 @@ TINY_RUN = ["--epochs", "1", "--batch-size", "4", "--learning-rate", "0.01", "--
 @pytest.mark.slow
 def test_ksdd_trains_and_its_split_csv_reproduces_the_run(tmp_path, capsys):
     ksdd = shared_path("ksdd")
-    common = ["train", "--dataset", "ksdd", "--data-root", str(ksdd), "--input-height", "352",
+    common = ["train", "--dataset", "ksdd", "--data", str(ksdd), "--input-height", "352",
               "--input-width", "128", "--dilate-masks", "7", "--n-all", "4", "--n-seg", "2",
               "--n-train-negatives", "4", *TINY_RUN]
     first = tmp_path / "first"
