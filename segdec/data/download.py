@@ -95,6 +95,7 @@ def fetch_from_kaggle(folder: Path, api: Any = None) -> Path:
 
 
 def _unsafe(name: str) -> bool:
+    """An absolute path, a drive letter or a ``..`` step: the entry could land outside."""
     path = PurePosixPath(name.replace("\\", "/"))
     return path.is_absolute() or ".." in path.parts or ":" in (path.parts or ("",))[0]
 
@@ -109,10 +110,6 @@ def extract_safely(archive: Path, out: Path) -> None:
                 raise DownloadError(f"{archive} holds an entry outside the destination "
                                     f"({unsafe[0]!r}); refusing to extract it")
             for entry in tqdm(entries, desc="extracting", unit="file"):
-                target = (out / entry.filename).resolve()
-                if not target.is_relative_to(out.resolve()):
-                    raise DownloadError(f"{archive}: entry {entry.filename!r} leaves the "
-                                        "destination; refusing to extract it")
                 zipped.extract(entry, out)
     except (zipfile.BadZipFile, zlib.error, EOFError) as err:
         raise DownloadError(f"{archive} is damaged ({err}); delete it and download again") from None
