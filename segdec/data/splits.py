@@ -161,8 +161,9 @@ def load_split(path: str | Path, samples: list[Sample]) -> pd.DataFrame:
     return split
 
 
-def subset(split: pd.DataFrame, samples: list[Sample],
-           name: str) -> tuple[list[Sample], list[bool]]:
+def subset(
+    split: pd.DataFrame, samples: list[Sample], name: str
+) -> tuple[list[Sample], list[bool]]:
     """The samples of one subset and their has_pixel_label flags, in split order."""
     by_name = {s.name: s for s in samples}
     rows = split[split["subset"] == name]
