@@ -44,6 +44,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_download(args: argparse.Namespace) -> int:
+    from segdec.data.download import download_severstal
+
+    download_severstal(args.dest, archive=args.zip)
+    return 0
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    from segdec.data.catalogue import load_samples
+    from segdec.data.splits import make_split, save_split
+
+    config = _base_config(args)
+    split = make_split(load_samples(config), config.n_all, config.n_seg, config.seed,
+                       config.n_test, config.n_val, config.n_train_negatives)
+    save_split(split, args.out)
+    counts = split.groupby(["subset", "label"]).agg(
+        images=("image", "size"), pixel_labelled=("has_pixel_label", "sum"))
+    print(counts.to_string())
+    print(f"split written to {args.out}; reuse it with --split-csv {args.out}")
+    return 0
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from segdec.data.synthetic import synthesize
 
@@ -83,6 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--run", required=True, type=Path)
     evaluate.add_argument("--device", default="auto")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    download = commands.add_parser("download", help="download and verify a dataset")
+    download.add_argument("dataset", choices=["severstal"])
+    download.add_argument("--dest", required=True, type=Path, help="folder for the dataset")
+    download.add_argument("--zip", type=Path,
+                          help="use this already downloaded competition archive, not Kaggle")
+    download.set_defaults(func=cmd_download)
+
+    split = commands.add_parser("split", help="write the train/val/test split of a configuration")
+    split.add_argument("--config", help="YAML run configuration; options below override it")
+    split.add_argument("--out", required=True, type=Path, help="split CSV to write")
+    RunConfig.add_arguments(split)
+    split.set_defaults(func=cmd_split)
 
     synth = commands.add_parser("synth", help="write a synthetic dataset in Severstal's layout")
     synth.add_argument("--out", required=True, type=Path)

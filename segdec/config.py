@@ -23,6 +23,8 @@ BALANCES = ("decay", "linear", "constant")
 SEG_LOSSES = ("mse", "bce")
 NORMS = ("instance", "batch")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# Short spellings; "--data" would otherwise be an ambiguous prefix of --dataset and --data-root.
+OPTION_ALIASES = {"data_root": ("--data",)}
 
 
 @dataclass
@@ -162,6 +164,7 @@ class RunConfig:
         for f in fields(cls):
             group.add_argument(
                 "--" + f.name.replace("_", "-"),
+                *OPTION_ALIASES.get(f.name, ()),
                 dest=f.name,
                 default=argparse.SUPPRESS,
                 metavar=f.name.upper(),

@@ -23,9 +23,9 @@ from tqdm.auto import tqdm
 
 from segdec import __version__
 from segdec.config import RunConfig
-from segdec.data.catalogue import load_samples
+from segdec.data.catalogue import DEFAULT_SIZES, load_samples
 from segdec.data.dataset import DefectDataset, TargetOptions
-from segdec.data.images import DataError, load_image, resize
+from segdec.data.images import DataError, image_shape, load_image, resize
 from segdec.data.splits import load_split, make_split, save_split, subset
 from segdec.evaluate import image_metrics, predict
 from segdec.io import atomic_write, write_json
@@ -103,15 +103,17 @@ class RunData:
 
 
 def input_size(config: RunConfig, first_image: str) -> tuple[int, int]:
-    """(H, W): the configured size, else the first image's size rounded down to a multiple of 8."""
-    if config.input_height and config.input_width:
-        return config.input_height, config.input_width
-    height, width = load_image(first_image, config.in_channels).shape[:2]
-    height = config.input_height or height // 8 * 8
-    width = config.input_width or width // 8 * 8
+    """(H, W): the configured size, else the dataset's usual one (KolektorSDD: Božič's), else the
+    first image's size rounded down to a multiple of 8."""
+    height, width = config.input_height, config.input_width
+    if not (height and width):
+        usual = DEFAULT_SIZES.get(config.dataset)
+        native = usual or tuple(side // 8 * 8 for side in image_shape(first_image))
+        height, width = height or native[0], width or native[1]
     if min(height, width) < SegDecNet.min_size:
-        raise DataError(f"{first_image} is {width}x{height}; the network needs at least "
-                        f"{SegDecNet.min_size}x{SegDecNet.min_size} (set input_height/input_width)")
+        raise DataError(f"input size {width}x{height} (from {first_image} or the configuration) is "
+                        f"below the network's {SegDecNet.min_size}x{SegDecNet.min_size}; set "
+                        "input_height/input_width")
     return height, width
 
 

@@ -99,10 +99,9 @@ def test_distance_weights_fall_to_the_defect_border():
     assert weights[5, 10] < weights[8, 10] < weights[10, 10]
 
 
-def _samples(n_pos, n_neg):
-    return [Sample(f"p{i:04d}", "", 1) for i in range(n_pos)] + [
-        Sample(f"n{i:04d}", "", 0) for i in range(n_neg)
-    ]
+def _samples(n_pos, n_neg, **fields):
+    return [Sample(f"p{i:04d}", "", 1, rles=("1 1",), classes=(1,), **fields)
+            for i in range(n_pos)] + [Sample(f"n{i:04d}", "", 0, **fields) for i in range(n_neg)]
 
 
 def test_splits_are_nested_and_deterministic():
@@ -136,7 +135,7 @@ def test_split_errors_say_what_is_wrong():
         make_split(_samples(100, 100), 500, 0)
     with pytest.raises(DataError, match="empty"):
         make_split([], None, None)
-    with pytest.raises(DataError, match="need positives and negatives"):
+    with pytest.raises(DataError, match="test split .* needs positives and negatives"):
         make_split(_samples(20, 0), None, None)
 
 

@@ -1,7 +1,11 @@
 """Datasets: readers for each on-disk format, splits, and the tensors training uses."""
 
+from segdec.data.dagm import read_dagm
 from segdec.data.dataset import DefectDataset, Sample, TargetOptions, downsample_mask
+from segdec.data.folder import read_folder
 from segdec.data.images import DataError, load_image
+from segdec.data.ksdd import read_ksdd
+from segdec.data.ksdd2 import read_ksdd2
 from segdec.data.rle import RLEError, rle_decode, rle_encode
 from segdec.data.severstal import read_severstal
 from segdec.data.splits import load_split, make_split, save_split
@@ -17,6 +21,10 @@ __all__ = [
     "load_image",
     "load_split",
     "make_split",
+    "read_dagm",
+    "read_folder",
+    "read_ksdd",
+    "read_ksdd2",
     "read_severstal",
     "rle_decode",
     "rle_encode",

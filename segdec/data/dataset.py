@@ -8,6 +8,7 @@ target at 1/8 resolution (soft values, as in Božič et al.), its pixel weights 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch.utils.data import Dataset
 
-from segdec.data.images import DataError, load_image, load_mask, resize
+from segdec.data.images import DataError, image_shape, load_image, load_mask, resize
 from segdec.data.rle import RLEError, rle_decode
 
 OUTPUT_STRIDE = 8
@@ -33,6 +34,23 @@ class Sample:
     mask_path: str | None = None  # image-mask datasets
     source: str = ""  # where the mask is described (file and row), for error messages
     group: str = ""  # items that must stay in one split (KolektorSDD)
+    fixed_subset: str = ""  # "train" or "test" where the dataset fixes it (DAGM, KSDD2, a fold)
+
+    @classmethod
+    def from_mask(cls, name: str, image: Path, mask: Path, **fields) -> Sample:
+        """An image-mask sample, labelled by whether its mask has a defect pixel.
+
+        The mask is read once here, so a mask of the wrong size or an unreadable one is reported
+        while the dataset is read, not in the middle of training.
+        """
+        label = int(load_mask(mask, image_shape(image)).any())
+        return cls(name=name, image=str(image), label=label, mask_path=str(mask),
+                   source=str(mask), **fields)
+
+    @property
+    def has_mask(self) -> bool:
+        """Whether pixel labels exist, so the sample can be one of the n_seg labelled ones."""
+        return self.mask_path is not None or bool(self.rles)
 
     def mask(self, shape: tuple[int, int]) -> np.ndarray:
         """Binary mask at the image's ``shape``: the union of every defect class."""
@@ -148,3 +166,15 @@ class DefectDataset(Dataset):
             ),
             "index": torch.tensor(index),
         }
+
+
+def split_folders(root: Path, train: str, test: str) -> list[tuple[Path, str]]:
+    """A dataset's own train and test folders with the ``fixed_subset`` of their samples.
+
+    A copy that holds only one of them has no fixed subsets: it is split like any other dataset.
+    """
+    found = [(root / name, subset) for name, subset in ((train, "train"), (test, "test"))
+             if (root / name).is_dir()]
+    if not found:
+        raise DataError(f"{root} has neither a {train} nor a {test} folder; check data_root")
+    return found if len(found) == 2 else [(found[0][0], "")]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
 class DataError(ValueError):
@@ -14,13 +18,26 @@ class DataError(ValueError):
 
 def load_image(path: str | Path, channels: int = 1) -> np.ndarray:
     """``uint8`` array [H, W] (grey) or [H, W, 3] (colour); DataError names an unreadable file."""
+    with _open(path) as image:
+        return np.array(image.convert("L" if channels == 1 else "RGB"))
+
+
+def image_shape(path: str | Path) -> tuple[int, int]:
+    """(H, W) from the file's header alone, so readers can check masks without decoding images."""
+    with _open(path, decode=False) as image:
+        return image.height, image.width
+
+
+@contextmanager
+def _open(path: str | Path, decode: bool = True) -> Iterator[Image.Image]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"image {path} does not exist; check the data root or the split CSV")
     try:
         with Image.open(path) as image:
-            image.load()
-            return np.array(image.convert("L" if channels == 1 else "RGB"))
+            if decode:
+                image.load()
+            yield image
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(
             f"cannot read image {path} ({err}); replace the file or remove it from the dataset"
@@ -43,4 +60,4 @@ def resize(array: np.ndarray, size: tuple[int, int], mask: bool = False) -> np.n
     if array.shape[:2] == size:
         return array
     resample = Image.NEAREST if mask else Image.BILINEAR
-    return np.asarray(Image.fromarray(array).resize((size[1], size[0]), resample))
+    return np.array(Image.fromarray(array).resize((size[1], size[0]), resample))

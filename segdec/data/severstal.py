@@ -13,10 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from segdec.data.dataset import Sample
-from segdec.data.images import DataError
+from segdec.data.images import IMAGE_SUFFIXES, DataError
 from segdec.data.rle import RLEError, parse_runs
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
 def read_rle_rows(csv_path: str | Path) -> pd.DataFrame:

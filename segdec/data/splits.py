@@ -4,10 +4,15 @@ From one seed: a fixed test and validation set (stratified by label) and a fixed
 training negatives, shared by every setting; the training positives are a fixed permutation, so
 the positives of ``n_all = 300`` lie inside those of 750, 1500 and 3000, and the pixel-labelled
 positives (the first ``n_seg`` of them) are nested the same way.
+
+Datasets with their own test images (DAGM and KolektorSDD2 ``Test`` folders, a KolektorSDD fold,
+marked by ``Sample.fixed_subset``) are tested on those. Test and validation images are drawn by
+whole groups (KolektorSDD items), so no item is both trained on and tested on.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +35,41 @@ def _count(requested: int | None, default: int, available: int, what: str) -> in
     return requested
 
 
+def _draw(pool: list[Sample], n: int, rng: np.random.Generator, what: str,
+          whole_groups: bool) -> list[Sample]:
+    """About ``n`` images of ``pool`` with its share of positives, in a seeded order.
+
+    With ``whole_groups`` a group (KolektorSDD item) is taken whole or not at all, never so that
+    the positives or negatives overshoot their share; without groups the counts are exact.
+    """
+    n_pos = round(n * sum(s.label for s in pool) / len(pool))
+    wanted = {1: n_pos, 0: n - n_pos}
+    if min(wanted.values()) < 1:
+        raise DataError(
+            f"the {what} split ({n} images) needs positives and negatives; the data hold "
+            f"{sum(s.label for s in pool)} positives and {sum(1 - s.label for s in pool)} "
+            f"negatives for it; ask for more {what} images"
+        )
+    groups: dict[str, list[Sample]] = defaultdict(list)
+    for sample in pool:
+        groups[(sample.group or sample.name) if whole_groups else sample.name].append(sample)
+    keys = sorted(groups)
+    taken, counts = [], {0: 0, 1: 0}
+    for key in (keys[i] for i in rng.permutation(len(keys))):
+        members = groups[key]
+        pos = sum(s.label for s in members)
+        if counts[1] + pos <= wanted[1] and counts[0] + len(members) - pos <= wanted[0]:
+            taken += members
+            counts[1] += pos
+            counts[0] += len(members) - pos
+    if not (counts[0] and counts[1]):
+        raise DataError(
+            f"no whole items fit a {what} split of {n} images ({wanted[1]} positives, "
+            f"{wanted[0]} negatives); ask for more {what} images"
+        )
+    return sorted(taken, key=lambda s: s.name)
+
+
 def make_split(
     samples: list[Sample],
     n_all: int | None,
@@ -41,48 +81,58 @@ def make_split(
 ) -> pd.DataFrame:
     """One row per used image: ``image`` (name), ``subset``, ``label``, ``has_pixel_label``.
 
-    ``None`` counts mean Božič's Severstal numbers, scaled down to smaller data.
+    ``None`` counts mean Božič's Severstal numbers, scaled down to smaller data; a fixed test set
+    is used whole by default. ``n_val=0`` validates on the test set, as Božič did for KolektorSDD
+    and DAGM (model selection on the test set: comparable numbers, optimistic ones).
     """
     if not samples:
         raise DataError("the dataset is empty: no images were found")
     total = len(samples)
     rng = np.random.default_rng(seed)
-    positives = [s.name for s in sorted(samples, key=lambda s: s.name) if s.label]
-    negatives = [s.name for s in sorted(samples, key=lambda s: s.name) if not s.label]
+    ordered = sorted(samples, key=lambda s: s.name)
+    fixed_test = [s for s in ordered if s.fixed_subset == "test"]
+    if fixed_test:
+        n = _count(n_test, len(fixed_test), len(fixed_test), "n_test")
+        test = _draw(fixed_test, n, rng, "test", whole_groups=False)
+        excluded = {s.name for s in fixed_test}
+    else:
+        n = _count(n_test, round(SEVERSTAL_TEST * total / SEVERSTAL_TOTAL), total, "n_test")
+        test = _draw(ordered, n, rng, "test", whole_groups=True)
+        excluded = {s.name for s in test}
+    rest = [s for s in ordered if s.name not in excluded]
+    if n_val == 0:
+        val = test
+    else:
+        n = _count(n_val, round(SEVERSTAL_VAL * total / SEVERSTAL_TOTAL), len(rest), "n_val")
+        val = _draw(rest, n, rng, "validation", whole_groups=True)
+        excluded = {s.name for s in val}
+        rest = [s for s in rest if s.name not in excluded]
+    positives = [s for s in rest if s.label]
+    negatives = [s for s in rest if not s.label]
     positives = [positives[i] for i in rng.permutation(len(positives))]
     negatives = [negatives[i] for i in rng.permutation(len(negatives))]
-    share = len(positives) / total
-    test = _count(n_test, round(SEVERSTAL_TEST * total / SEVERSTAL_TOTAL), total, "n_test")
-    val = _count(n_val, round(SEVERSTAL_VAL * total / SEVERSTAL_TOTAL), total - test, "n_val")
-    test_pos, val_pos = round(test * share), round(val * share)
-    test_neg, val_neg = test - test_pos, val - val_pos
-    if min(test_pos, test_neg, val_pos, val_neg) < 1:
-        raise DataError(
-            f"the test ({test}) and validation ({val}) splits each need positives and negatives; "
-            f"the data hold {len(positives)} positives and {len(negatives)} negatives"
-        )
-    train_pos_pool = positives[test_pos + val_pos:]
-    train_neg_pool = negatives[test_neg + val_neg:]
-    n_train_pos = len(train_pos_pool) if n_all is None else n_all
-    if n_train_pos > len(train_pos_pool) or n_train_pos < 1:
+    n_train_pos = len(positives) if n_all is None else n_all
+    if n_train_pos > len(positives) or n_train_pos < 1:
         raise DataError(
             f"n_all={n_all} asks for more training positives than the data hold "
-            f"({len(train_pos_pool)} after the test and validation splits)"
+            f"({len(positives)} after the test and validation splits)"
         )
-    n_labelled = n_train_pos if n_seg is None else n_seg
-    if n_labelled > n_train_pos:
-        raise DataError(f"n_seg={n_seg} exceeds the {n_train_pos} training positives")
-    n_neg = _count(n_train_negatives, SEVERSTAL_TRAIN_NEGATIVES, len(train_neg_pool),
+    train_pos = positives[:n_train_pos]
+    with_masks = [s.name for s in train_pos if s.has_mask]
+    n_labelled = len(with_masks) if n_seg is None else n_seg
+    if n_labelled > len(with_masks):
+        raise DataError(f"n_seg={n_seg} exceeds the {len(with_masks)} training positives with "
+                        f"masks (of {n_train_pos})")
+    labelled = set(with_masks[:n_labelled])
+    n_neg = _count(n_train_negatives, SEVERSTAL_TRAIN_NEGATIVES, len(negatives),
                    "n_train_negatives")
     if n_neg < 1:
         raise DataError("no training negatives are left after the test and validation splits")
     rows = (
-        [(n, "test", 1, True) for n in positives[:test_pos]]
-        + [(n, "test", 0, True) for n in negatives[:test_neg]]
-        + [(n, "val", 1, True) for n in positives[test_pos:test_pos + val_pos]]
-        + [(n, "val", 0, True) for n in negatives[test_neg:test_neg + val_neg]]
-        + [(n, "train", 1, i < n_labelled) for i, n in enumerate(train_pos_pool[:n_train_pos])]
-        + [(n, "train", 0, True) for n in train_neg_pool[:n_neg]]
+        [(s.name, "test", s.label, s.has_mask or not s.label) for s in test]
+        + [(s.name, "val", s.label, s.has_mask or not s.label) for s in val]
+        + [(s.name, "train", 1, s.name in labelled) for s in train_pos]
+        + [(s.name, "train", 0, True) for s in negatives[:n_neg]]
     )
     return pd.DataFrame(rows, columns=SPLIT_COLUMNS)
 

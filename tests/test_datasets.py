@@ -1,0 +1,284 @@
+"""KolektorSDD, DAGM, KolektorSDD2 and folder readers; fixed test sets and whole-item splits."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from segdec.cli import main
+from segdec.config import RunConfig
+from segdec.data import DataError, Sample, make_split
+from segdec.data.catalogue import load_samples
+from segdec.data.dagm import read_dagm
+from segdec.data.folder import read_folder
+from segdec.data.ksdd import ksdd_folds, read_ksdd
+from segdec.data.ksdd2 import read_ksdd2
+from segdec.data.splits import subset
+from segdec.train import input_size
+from tests.conftest import shared_path
+
+
+def _image(path: Path, shape=(40, 24), value=100, colour=False) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.full((*shape, 3) if colour else shape, value, np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def _mask(path: Path, shape=(40, 24), defect=True, colour=False) -> Path:
+    pixels = np.zeros((*shape, 3) if colour else shape, np.uint8)
+    if defect:
+        pixels[10:20, 5:10] = (0, 200, 0) if colour else 255
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+# ---- KolektorSDD ---------------------------------------------------------------------------------
+@pytest.fixture
+def small_ksdd(tmp_path) -> Path:
+    """6 items of 3 parts; part 0 of every item is defective; .bmp masks as in the original."""
+    for item in range(1, 7):
+        for part in range(3):
+            _image(tmp_path / f"kos{item:02d}" / f"Part{part}.jpg")
+            _mask(tmp_path / f"kos{item:02d}" / f"Part{part}_label.bmp", defect=part == 0)
+    return tmp_path
+
+
+def test_ksdd_folds_keep_items_whole(small_ksdd):
+    samples = read_ksdd(small_ksdd, fold=1)
+    assert len(samples) == 18 and sum(s.label for s in samples) == 6
+    assert {s.group for s in samples if s.fixed_subset == "test"} == {"kos02", "kos05"}
+    assert samples[0].name == "kos01/Part0.jpg" and samples[0].mask_path.endswith(".bmp")
+    folds = ksdd_folds([f"kos{i:02d}" for i in range(1, 7)])
+    assert sorted(sum(folds, [])) == [f"kos{i:02d}" for i in range(1, 7)]
+    split = make_split(samples, None, None, seed=0, n_val=3)
+    group = {s.name: s.group for s in samples}
+    items = {part: set(split.query(f"subset == '{part}'").image.map(group)) for part in
+             ("train", "val", "test")}
+    assert items["test"] == {"kos02", "kos05"}
+    assert not items["train"] & items["val"] and not items["train"] & items["test"]
+    assert len(items["val"]) == 1  # one whole item: 1 positive and 2 negatives
+
+
+def test_ksdd_bad_input_is_named(small_ksdd):
+    with pytest.raises(DataError, match="fold=3, but KolektorSDD has folds 0, 1 and 2"):
+        read_ksdd(small_ksdd, fold=3)
+    (small_ksdd / "kos03" / "Part1_label.bmp").unlink()
+    with pytest.raises(DataError, match=r"kos03/Part1.jpg has no mask Part1_label.bmp or .png"):
+        read_ksdd(small_ksdd)
+    _mask(small_ksdd / "kos03" / "Part1_label.png", shape=(20, 24))
+    with pytest.raises(DataError, match="Part1_label.png is 24x20 but its image is 24x40"):
+        read_ksdd(small_ksdd)
+    _mask(small_ksdd / "kos03" / "Part1_label.png")
+    (small_ksdd / "kos04" / "Part2.jpg").write_bytes(b"\xff\xd8 truncated")
+    with pytest.raises(DataError, match="cannot read image .*kos04/Part2.jpg"):
+        read_ksdd(small_ksdd)
+    with pytest.raises(DataError, match="does not exist"):
+        read_ksdd(small_ksdd / "nowhere")
+
+
+def test_real_ksdd_reads_every_item():
+    samples = read_ksdd(shared_path("ksdd"), fold=0)
+    assert len(samples) == 399 and sum(s.label for s in samples) == 52
+    assert len({s.group for s in samples}) == 50
+    test = [s for s in samples if s.fixed_subset == "test"]
+    assert {s.group for s in test} == set(ksdd_folds(sorted({s.group for s in samples}))[0])
+    assert sum(s.label for s in test) == 17
+
+
+def test_ksdd_defaults_to_bozic_size(small_ksdd):
+    config = RunConfig(dataset="ksdd", data_root=str(small_ksdd))
+    assert input_size(config, str(small_ksdd / "kos01" / "Part0.jpg")) == (1408, 512)
+    assert input_size(config.replace(input_width=64), "") == (1408, 64)
+
+
+# ---- DAGM ----------------------------------------------------------------------------------------
+def _dagm_split(folder: Path, ids: range, defective: set[int]) -> None:
+    rows = [str(len(ids))]
+    for i in ids:
+        _image(folder / f"{i:04d}.PNG", shape=(32, 32))
+        if i in defective:
+            _mask(folder / "Label" / f"{i:04d}_label.PNG", shape=(32, 32))
+            rows.append(f"{i:04d}\t1\t{i:04d}.PNG\t0\t{i:04d}_label.PNG")
+        else:
+            rows.append(f"{i:04d}\t0\t{i:04d}.PNG\t0\t0\t")
+    (folder / "Label" / "Labels.txt").parent.mkdir(parents=True, exist_ok=True)
+    (folder / "Label" / "Labels.txt").write_bytes(("\r\n".join(rows) + "\r\n").encode())
+
+
+@pytest.fixture
+def small_dagm(tmp_path) -> Path:
+    _dagm_split(tmp_path / "Class3" / "Train", range(1, 9), {2, 5})
+    _dagm_split(tmp_path / "Class3" / "Test", range(9, 17), {9, 12, 15})
+    return tmp_path
+
+
+def test_dagm_train_and_test_folders(small_dagm):
+    samples = read_dagm(small_dagm, dataset_class=3)
+    assert len(samples) == 16 and sum(s.label for s in samples) == 5
+    assert {s.name for s in samples if s.fixed_subset == "test"} == {
+        f"Test/{i:04d}.PNG" for i in range(9, 17)}
+    split = make_split(samples, None, None, n_val=0)
+    assert set(split.query("subset == 'test'").image) == {f"Test/{i:04d}.PNG" for i in
+                                                          range(9, 17)}
+    assert split.query("subset == 'val'").image.tolist() == split.query(
+        "subset == 'test'").image.tolist()  # n_val=0: validate on the test set, as Božič
+    with pytest.raises(DataError, match=r"Class1 does not exist \(found: Class3\)"):
+        read_dagm(small_dagm, dataset_class=1)
+
+
+def test_dagm_bad_labels_are_named(small_dagm):
+    train = small_dagm / "Class3" / "Train"
+    (train / "Label" / "0005_label.PNG").unlink()
+    with pytest.raises(DataError, match=r"Labels.txt line 6 marks 0005.PNG defective but its mask"):
+        read_dagm(small_dagm, 3)
+    _mask(train / "Label" / "0005_label.PNG", shape=(32, 32), defect=False)
+    with pytest.raises(DataError, match=r"line 6 marks 0005.PNG defective but its mask .* empty"):
+        read_dagm(small_dagm, 3)
+    _mask(train / "Label" / "0005_label.PNG", shape=(32, 32))
+    (train / "0003.PNG").unlink()
+    with pytest.raises(DataError, match=r"Labels.txt line 4 names 0003.PNG, which is not in"):
+        read_dagm(small_dagm, 3)
+    _image(train / "0003.PNG", shape=(32, 32))
+    _image(train / "0099.PNG", shape=(32, 32))
+    with pytest.raises(DataError, match=r"Labels.txt has no row for 0099.PNG"):
+        read_dagm(small_dagm, 3)
+
+
+def test_real_dagm_class1_loads_with_its_labels():
+    samples = read_dagm(shared_path("dagm"), dataset_class=1)
+    assert len(samples) == 142 and sum(s.label for s in samples) == 71
+    assert all(s.name.startswith("Test/") and not s.fixed_subset for s in samples)
+    positive = next(s for s in samples if s.name == "Test/0002.PNG")
+    assert positive.label == 1 and positive.mask((512, 512)).any()
+    split = make_split(samples, None, None, seed=0)  # only Test/ here: a seeded split of it
+    assert split.equals(make_split(samples, None, None, seed=0))
+    assert set(split.subset) == {"train", "val", "test"}
+
+
+# ---- KolektorSDD2 --------------------------------------------------------------------------------
+def test_ksdd2_colour_ground_truth(tmp_path):
+    for folder, ids in (("train", (10000, 10001, 10002)), ("test", (20000, 20001))):
+        for i in ids:
+            _image(tmp_path / folder / f"{i}.png", colour=True)
+            _mask(tmp_path / folder / f"{i}_GT.png", defect=i % 2 == 0, colour=True)
+    samples = read_ksdd2(tmp_path)
+    assert [s.name for s in samples if s.label] == ["train/10000.png", "train/10002.png",
+                                                    "test/20000.png"]
+    assert {s.fixed_subset for s in samples if s.name.startswith("test/")} == {"test"}
+    assert samples[0].mask((40, 24)).sum() == 50
+    (tmp_path / "test" / "20001_GT.png").unlink()
+    with pytest.raises(DataError, match="20001.png has no ground truth 20001_GT.png"):
+        read_ksdd2(tmp_path)
+    with pytest.raises(DataError, match="neither a train nor a test folder"):
+        read_ksdd2(tmp_path / "test")
+
+
+# ---- folder --------------------------------------------------------------------------------------
+@pytest.fixture
+def own_images(tmp_path) -> Path:
+    for name in ("a.png", "b.jpg", "c.png", "d.png", "e.png"):
+        _image(tmp_path / "images" / name)
+    _mask(tmp_path / "masks" / "a.png")
+    _mask(tmp_path / "masks" / "b.png", defect=False)
+    (tmp_path / "labels.csv").write_text("image,label\nc.png,1\nd.png,0\ne.png,0\n")
+    return tmp_path
+
+
+def test_folder_labels_from_csv_or_mask(own_images):
+    samples = {s.name: s for s in read_folder(own_images)}
+    assert {n: s.label for n, s in samples.items()} == {"a.png": 1, "b.jpg": 0, "c.png": 1,
+                                                        "d.png": 0, "e.png": 0}
+    assert samples["a.png"].has_mask and not samples["c.png"].has_mask
+    config = RunConfig(dataset="folder", data_root=str(own_images))
+    assert [s.name for s in load_samples(config)] == sorted(samples)
+
+
+def test_folder_bad_input_is_named(own_images):
+    (own_images / "labels.csv").write_text("image,label\nc.png,1\nd.png,0\n")
+    with pytest.raises(DataError, match=r"e.png has neither a mask in .*masks nor a row in"):
+        read_folder(own_images)
+    (own_images / "labels.csv").write_text("image,label\nc.png,1\nd.png,0\ne.png,0\na.png,0\n")
+    with pytest.raises(DataError, match=r"labels.csv row 5 labels a.png 0 but its mask .*a.png "
+                                        "has defect pixels"):
+        read_folder(own_images)
+    (own_images / "labels.csv").write_text("image,label\nc.png,yes\n")
+    with pytest.raises(DataError, match=r"row 2: label 'yes' must be 0 \(good\) or 1"):
+        read_folder(own_images)
+    (own_images / "labels.csv").write_text("image,label\nz.png,1\n")
+    with pytest.raises(DataError, match=r"row 2 names 'z.png', which is not in images/"):
+        read_folder(own_images)
+    _mask(own_images / "masks" / "zz.png")
+    with pytest.raises(DataError, match=r"mask .*zz.png has no image zz"):
+        read_folder(own_images)
+    with pytest.raises(DataError, match="images does not exist; the folder format is images/"):
+        read_folder(own_images / "masks")
+
+
+def test_positives_without_masks_are_never_pixel_labelled():
+    masked = [Sample(f"m{i}", "", 1, mask_path="x") for i in range(20)]
+    weak = [Sample(f"w{i}", "", 1) for i in range(20)]
+    negatives = [Sample(f"n{i}", "", 0) for i in range(40)]
+    split = make_split(masked + weak + negatives, None, None, n_test=10, n_val=10)
+    train = split.query("subset == 'train' and label == 1")
+    assert set(train.query("has_pixel_label").image) == {n for n in train.image if n[0] == "m"}
+    with pytest.raises(DataError, match="n_seg=30 exceeds the .* training positives with masks"):
+        make_split(masked + weak + negatives, None, 30, n_test=10, n_val=10)
+
+
+# ---- splits with fixed test sets and groups ------------------------------------------------------
+def _grouped(n_items: int, fixed_test: set[int] = frozenset()) -> list[Sample]:
+    """Items of 5 images, the first of each defective."""
+    return [
+        Sample(f"i{item:02d}/p{part}", "", int(part == 0), mask_path="m", group=f"i{item:02d}",
+               fixed_subset="test" if item in fixed_test else "train")
+        for item in range(n_items) for part in range(5)
+    ]
+
+
+def test_fixed_test_set_is_used_and_subsampled():
+    samples = _grouped(30, fixed_test={0, 1, 2, 3, 4, 5})
+    whole = make_split(samples, None, None, seed=3)
+    assert set(whole.query("subset == 'test'").image) == {
+        s.name for s in samples if s.fixed_subset == "test"}
+    few = make_split(samples, None, None, seed=3, n_test=10)
+    test = few.query("subset == 'test'")
+    assert len(test) == 10 and test.label.sum() == 2
+    assert not set(few.query("subset != 'test'").image) & {
+        s.name for s in samples if s.fixed_subset == "test"}  # unused test images stay unused
+    with pytest.raises(DataError, match="n_test=31 asks for more images than the data hold"):
+        make_split(samples, None, None, n_test=31)
+
+
+def test_whole_groups_that_cannot_fit_are_reported():
+    with pytest.raises(DataError, match="no whole items fit a validation split of 3 images"):
+        make_split(_grouped(30, fixed_test={0, 1}), None, None, n_val=3)
+
+
+def test_empty_subset_is_reported():
+    split = pd.DataFrame({"image": ["a"], "subset": ["train"], "label": [1],
+                          "has_pixel_label": [True]})
+    with pytest.raises(DataError, match="the val split is empty"):
+        subset(split, [Sample("a", "", 1)], "val")
+
+
+# ---- segdec split --------------------------------------------------------------------------------
+def test_split_cli_writes_a_reusable_csv(tiny_severstal, tmp_path, capsys):
+    out = tmp_path / "split.csv"
+    args = ["split", "--data-root", str(tiny_severstal), "--n-all", "6", "--n-seg", "2",
+            "--seed", "4", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "pixel_labelled" in printed and f"--split-csv {out}" in printed
+    split = pd.read_csv(out)
+    assert len(split.query("subset == 'train' and label == 1")) == 6
+    assert split.query("subset == 'train' and label == 1").has_pixel_label.sum() == 2
+    assert main(args[:-1] + [str(tmp_path / "again.csv")]) == 0
+    assert (tmp_path / "again.csv").read_text() == out.read_text()  # deterministic
+    assert main(["split", "--data-root", str(tiny_severstal), "--n-all", "500", "--out",
+                 str(tmp_path / "x.csv")]) == 2
+    assert "n_all=500 asks for more training positives" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
