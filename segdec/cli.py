@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DataError, FileNotFoundError, FileExistsError, ValueError) as err:
+    except (DataError, FileNotFoundError, FileExistsError, ImportError, ValueError) as err:
         print(f"segdec {args.command}: error: {err}", file=sys.stderr)
         return 2
 
