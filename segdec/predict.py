@@ -152,15 +152,8 @@ def predict_images(
     out = Path(out)
     rows, skipped = [], []
     bar = tqdm(total=len(paths), unit="img", desc="predict", disable=not progress)
-    for batch in batches:
-        bar.update(len(batch))
-        for item in batch:
-            if item.error is not None:
-                skipped.append({"image": str(paths[item.index]), "error": item.error})
-                tqdm.write(f"segdec predict: skipped {item.error}", file=sys.stderr)
-        readable = [item for item in batch if item.error is None]
-        if not readable:
-            continue
+
+    def score_and_draw(readable: list[LoadedImage]) -> None:
         pixels = torch.stack([item.pixels for item in readable]).to(torch_device)
         with torch.autocast(torch_device.type, dtype=dtype, enabled=dtype is not None):
             scores, seg_maps = scorer(pixels)
@@ -173,6 +166,16 @@ def predict_images(
             _save_png(overlay(item.native, native, score, defective),
                       out / "overlays" / f"{path.stem}.png")
             rows.append({"image": str(path), "score": score, "decision": int(defective)})
+
+    for batch in batches:
+        for item in batch:
+            if item.error is not None:
+                skipped.append({"image": str(paths[item.index]), "error": item.error})
+                tqdm.write(f"segdec predict: skipped {item.error}", file=sys.stderr)
+        readable = [item for item in batch if item.error is None]
+        if readable:
+            score_and_draw(readable)
+        bar.update(len(batch))
     bar.close()
     table = pd.DataFrame(rows, columns=["image", "score", "decision"])
     skipped_table = pd.DataFrame(skipped, columns=["image", "error"])
