@@ -85,6 +85,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from segdec.predict import predict_images
+
+    scores, skipped = predict_images(args.checkpoint, args.images, args.out, args.threshold,
+                                     args.batch_size, args.device, args.mask_threshold,
+                                     args.num_workers)
+    print(f"{len(scores)} images scored, {int(scores.decision.sum())} judged defective, "
+          f"{len(skipped)} unreadable skipped; results in {args.out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from segdec.export import export_onnx
+
+    print(f"wrote {export_onnx(args.checkpoint, args.onnx)}")
+    return 0
+
+
+def cmd_suggest_labels(args: argparse.Namespace) -> int:
+    from segdec.suggest import suggest_labels
+
+    top = suggest_labels(args.run, args.budget, args.out, args.device)
+    print(top.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"\nwritten to {args.out or args.run / 'label_suggestions.csv'}")
+    return 0
+
+
 def _format_metrics(metrics: dict) -> str:
     return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                     for k, v in metrics.items())
@@ -135,6 +162,32 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", default="320x64", help="WIDTHxHEIGHT of the synthetic images")
     demo.add_argument("--epochs", type=int, default=10)
     demo.set_defaults(func=cmd_demo)
+
+    predict = commands.add_parser("predict", help="score a folder of images; masks and overlays")
+    predict.add_argument("--checkpoint", required=True, type=Path, help="RUN/checkpoints/best.pt")
+    predict.add_argument("--images", required=True, help="a folder, or a quoted glob pattern")
+    predict.add_argument("--out", required=True, type=Path)
+    predict.add_argument("--threshold", default="best",
+                         help="'best' (the validation threshold in best.pt) or a probability")
+    predict.add_argument("--mask-threshold", type=float, default=0.5,
+                         help="segmentation probability above which a pixel is in the mask")
+    predict.add_argument("--batch-size", type=int, default=8)
+    predict.add_argument("--num-workers", type=int, default=0, help="image-decoding processes")
+    predict.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    predict.set_defaults(func=cmd_predict)
+
+    export = commands.add_parser("export", help="write a checkpoint as ONNX (dynamic batch)")
+    export.add_argument("--checkpoint", required=True, type=Path)
+    export.add_argument("--onnx", required=True, type=Path)
+    export.set_defaults(func=cmd_export)
+
+    suggest = commands.add_parser(
+        "suggest-labels", help="rank weakly labelled training positives for pixel labelling")
+    suggest.add_argument("--run", required=True, type=Path)
+    suggest.add_argument("--budget", required=True, type=int, help="how many images to suggest")
+    suggest.add_argument("--out", type=Path, help="CSV (default RUN/label_suggestions.csv)")
+    suggest.add_argument("--device", default="auto")
+    suggest.set_defaults(func=cmd_suggest_labels)
     return parser
 
 
@@ -142,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DataError, FileNotFoundError, FileExistsError, ValueError) as err:
+    except (DataError, FileNotFoundError, FileExistsError, ImportError, ValueError) as err:
         print(f"segdec {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from segdec import __version__
 from segdec.config import RunConfig
 from segdec.data.catalogue import DEFAULT_SIZES, load_samples
-from segdec.data.dataset import DefectDataset, TargetOptions
+from segdec.data.dataset import PREPROCESSING, DefectDataset, TargetOptions
 from segdec.data.images import DataError, image_shape, load_image, resize
 from segdec.data.splits import load_split, make_split, save_split, subset
 from segdec.evaluate import image_metrics, predict
@@ -166,6 +166,7 @@ def save_checkpoint(path: Path, model: SegDecNet, config: RunConfig, **extra) ->
         "segdec_version": __version__,
         "model_config": model.config.to_dict(),
         "input_size": [config.input_height, config.input_width],
+        "preprocessing": PREPROCESSING,
         "run_config": config.to_dict(),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
@@ -186,7 +187,20 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path} has checkpoint format {version}, newer than this segdec reads "
             f"({CHECKPOINT_FORMAT}); upgrade segdec"
         )
+    # Format-1 checkpoints written before this key existed used today's preprocessing.
+    if state.get("preprocessing", PREPROCESSING) != PREPROCESSING:
+        raise ValueError(
+            f"{path} was trained on images prepared as {state['preprocessing']}, but this segdec "
+            f"prepares them as {PREPROCESSING}; use the segdec version that trained it"
+        )
     return state
+
+
+def best_checkpoint(run_dir: str | Path) -> Path:
+    """``best.pt`` of a run, or ``last.pt`` when no validation has happened yet."""
+    checkpoints = Path(run_dir) / "checkpoints"
+    best = checkpoints / "best.pt"
+    return best if best.exists() else checkpoints / "last.pt"
 
 
 def model_from_checkpoint(state: dict, device: torch.device | str = "cpu") -> SegDecNet:
@@ -322,9 +336,7 @@ def evaluate_run(
     device = resolve_device(device) if isinstance(device, str) else device
     if data is None:
         config, data = prepare_data(config.replace(split_csv=str(run_dir / "split.csv")), run_dir)
-    checkpoint = run_dir / "checkpoints" / "best.pt"
-    if not checkpoint.exists():
-        checkpoint = run_dir / "checkpoints" / "last.pt"
+    checkpoint = best_checkpoint(run_dir)
     model = model_from_checkpoint(load_checkpoint(checkpoint, device), device)
     dtype = autocast_dtype(config.precision, device)
     labels = data.test.labels()

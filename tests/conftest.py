@@ -27,3 +27,15 @@ def tiny_severstal(tmp_path_factory) -> Path:
     """40 small synthetic images (20 defective) in Severstal's exact on-disk layout."""
     return synthesize(tmp_path_factory.mktemp("data") / "severstal", 20, 20, seed=0,
                       size=(128, 64))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_severstal, tmp_path_factory) -> Path:
+    """A one-epoch mixed-supervision run (3 masks) on ``tiny_severstal``: a checkpoint to use."""
+    from segdec.demo import demo_config
+    from segdec.train import train
+
+    out = tmp_path_factory.mktemp("tiny_run") / "run"
+    train(demo_config(out, data_root=str(tiny_severstal), epochs=1, n_seg=3, out_dir=str(out)),
+          progress=False)
+    return out

@@ -73,6 +73,21 @@ class Sample:
         return masks
 
 
+# What ``resize`` + ``image_tensor`` do to an image; checkpoints record it so that a later change
+# cannot silently feed an old model differently prepared pixels.
+PREPROCESSING = {"resize": "stretch-bilinear", "scale": 1 / 255}
+
+
+def image_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 [H, W] or [H, W, 3] -> float [C, H, W] in [0, 1]: the network's only preprocessing.
+
+    Training, ``segdec predict`` and the ONNX model's documented input all go through this.
+    """
+    pixels = torch.from_numpy(image.astype(np.float32))  # a copy: PIL's arrays are read-only
+    pixels = pixels[None] if pixels.ndim == 2 else pixels.permute(2, 0, 1)
+    return pixels.div_(255.0)
+
+
 def downsample_mask(mask: torch.Tensor) -> torch.Tensor:
     """[N, 1, H, W] -> [N, 1, H/8, W/8] soft values: reflection-pad 8, average-pool 17, stride 8."""
     padded = F.pad(mask, (8, 8, 8, 8), mode="reflect")
@@ -154,10 +169,8 @@ class DefectDataset(Dataset):
             image, target, weight = self._decode(index)
             if self.cache is not None:
                 self.cache[index] = (image, target, weight)
-        pixels = torch.from_numpy(np.ascontiguousarray(image))
-        pixels = pixels[None] if pixels.ndim == 2 else pixels.permute(2, 0, 1)
         return {
-            "image": pixels.float().div_(255.0),
+            "image": image_tensor(image),
             "seg_target": torch.from_numpy(target),
             "seg_weight": torch.from_numpy(weight),
             "label": torch.tensor(self.samples[index].label, dtype=torch.float32),

@@ -1,0 +1,53 @@
+"""ONNX export of a checkpoint, for inference outside Python and PyTorch.
+
+The ONNX model takes ``image``: float32 [batch, C, H, W], pixels / 255, each image stretched
+(bilinear) to the checkpoint's input size H x W, C = 1 (grey) or 3 (RGB); the batch size is free.
+It returns ``score`` [batch] (defect probability) and ``seg_map`` [batch, 1, H/8, W/8]
+(defect probability per cell). The metadata (``onnx.load(path).metadata_props``) records the
+input size, channels, preprocessing, validation threshold and segdec version.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from segdec.io import atomic_path
+from segdec.predict import Scorer
+from segdec.train import load_checkpoint, model_from_checkpoint
+
+
+def onnx_metadata(state: dict) -> dict[str, str]:
+    height, width = state["input_size"]
+    return {
+        "segdec_version": str(state["segdec_version"]),
+        "input_size": f"{height}x{width}",
+        "in_channels": str(state["model_config"]["in_channels"]),
+        "preprocessing": json.dumps(state.get("preprocessing")),
+        "threshold": str(state.get("threshold", "")),
+    }
+
+
+def export_onnx(checkpoint: str | Path, onnx_path: str | Path) -> Path:
+    """Write the checkpoint's network as ONNX (dynamic batch size) to ``onnx_path``, atomically."""
+    try:
+        import onnx
+    except ImportError:
+        raise ImportError("ONNX export needs onnx: pip install 'segdec[export]'") from None
+    state = load_checkpoint(checkpoint)
+    scorer = Scorer(model_from_checkpoint(state)).eval()
+    height, width = state["input_size"]
+    example = torch.rand(2, state["model_config"]["in_channels"], height, width)
+    with atomic_path(onnx_path) as tmp:
+        program = torch.onnx.export(
+            scorer, (example,), dynamo=True, verbose=False, input_names=["image"],
+            output_names=["score", "seg_map"],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+        )
+        model = program.model_proto
+        onnx.helper.set_model_props(model, onnx_metadata(state))
+        onnx.checker.check_model(model)
+        onnx.save(model, tmp)
+    return Path(onnx_path)

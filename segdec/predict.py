@@ -1,0 +1,184 @@
+"""Run a trained model on new images: scores, decisions, masks and overlays.
+
+Every image is read by content (grey or colour, as the model was trained), stretched to the
+checkpoint's input size exactly as in training, and scored in batches. Its 1/8 segmentation map
+is interpolated back to the image's own resolution, so masks and overlays line up with the file
+the engineer opened. An unreadable file is reported and listed in ``skipped.csv``; the others
+go on.
+
+``OUT/scores.csv``: ``image, score, decision`` (decision 1 = defective, ``score >= threshold``).
+``OUT/masks/NAME.png``: the segmentation map thresholded at ``mask_threshold`` (0 or 255); it is
+independent of the decision, so it can show a weak spot on an image judged clean.
+``OUT/overlays/NAME.png``: the image with the map as a red tint, framed red (defective) or green,
+with the score written in the corner.
+"""
+
+from __future__ import annotations
+
+import glob
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from segdec.data.dataset import image_tensor
+from segdec.data.images import DataError, load_image, resize
+from segdec.data.severstal import IMAGE_SUFFIXES
+from segdec.io import atomic_write
+from segdec.model import SegDecNet
+from segdec.train import autocast_dtype, load_checkpoint, model_from_checkpoint, resolve_device
+
+DEFECT_COLOUR, CLEAN_COLOUR, TINT = (230, 30, 30), (40, 190, 70), np.array([255.0, 0.0, 0.0])
+
+
+class Scorer(nn.Module):
+    """The network with probabilities as outputs: what ``predict`` runs and ONNX exports."""
+
+    def __init__(self, model: SegDecNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """float [B, C, H, W] in [0, 1] -> (defect probability [B], seg map [B, 1, H/8, W/8])."""
+        decision, seg = self.model(images)
+        return torch.sigmoid(decision.float()), torch.sigmoid(seg.float())
+
+
+def find_images(spec: str | Path) -> list[Path]:
+    """The image files of a folder (by suffix), or every file a glob pattern matches."""
+    folder = Path(spec)
+    if folder.is_dir():
+        paths = sorted(p for p in folder.iterdir()
+                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    else:
+        paths = sorted(Path(p) for p in glob.glob(str(spec), recursive=True) if Path(p).is_file())
+    if not paths:
+        raise DataError(f"{spec} holds or matches no image files; give a folder of images "
+                        "or a quoted glob such as 'images/**/*.png'")
+    clashes = [stem for stem, n in Counter(p.stem for p in paths).items() if n > 1]
+    if clashes:
+        same = [str(p) for p in paths if p.stem == clashes[0]]
+        raise DataError(f"{' and '.join(same)} would write the same mask name {clashes[0]}.png; "
+                        "predict them in separate runs")
+    return paths
+
+
+def decision_threshold(state: dict, choice: str | float, checkpoint: str | Path) -> float:
+    """``"best"``: the F-maximising threshold found on the validation split; else a number."""
+    if choice == "best":
+        if "threshold" not in state:
+            raise ValueError(f"{checkpoint} holds no validation threshold (only best.pt does); "
+                             "use RUN/checkpoints/best.pt or pass --threshold VALUE")
+        return float(state["threshold"])
+    value = float(choice)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"threshold {value} must lie in [0, 1] (scores are probabilities)")
+    return value
+
+
+@dataclass
+class LoadedImage:
+    index: int
+    native: np.ndarray | None  # uint8 [H, W(, 3)] as read; None when unreadable
+    pixels: torch.Tensor | None  # the network's input [C, H, W]
+    error: str | None = None
+
+
+class ImageFiles(Dataset):
+    """Images prepared as in training; a failure becomes a record, so a batch survives it."""
+
+    def __init__(self, paths: list[Path], size: tuple[int, int], channels: int) -> None:
+        self.paths, self.size, self.channels = paths, size, channels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> LoadedImage:
+        try:
+            native = load_image(self.paths[index], self.channels)
+        except DataError as err:
+            return LoadedImage(index, None, None, str(err))
+        return LoadedImage(index, native, image_tensor(resize(native, self.size)))
+
+
+def overlay(image: np.ndarray, seg_map: np.ndarray, score: float, defective: bool) -> Image.Image:
+    """The image with the segmentation probability as a red tint and a decision-coloured frame."""
+    rgb = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
+    alpha = 0.6 * seg_map[..., None]
+    blended = rgb.astype(np.float32) * (1.0 - alpha) + TINT * alpha
+    picture = Image.fromarray(np.clip(blended, 0, 255).astype(np.uint8))
+    colour = DEFECT_COLOUR if defective else CLEAN_COLOUR
+    frame = max(2, min(image.shape[:2]) // 64)
+    draw = ImageDraw.Draw(picture)
+    draw.rectangle([0, 0, picture.width - 1, picture.height - 1], outline=colour, width=frame)
+    draw.text((frame + 2, frame + 2), f"{score:.3f}", fill=colour)
+    return picture
+
+
+def _save_png(picture: Image.Image, path: Path) -> None:
+    atomic_write(path, lambda tmp: picture.save(tmp, format="PNG"))
+
+
+@torch.inference_mode()
+def predict_images(
+    checkpoint: str | Path,
+    images: str | Path,
+    out: str | Path,
+    threshold: str | float = "best",
+    batch_size: int = 8,
+    device: str = "auto",
+    mask_threshold: float = 0.5,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score every image of ``images`` (folder or glob) into ``out``; return (scores, skipped)."""
+    state = load_checkpoint(checkpoint)
+    cut = decision_threshold(state, threshold, checkpoint)
+    paths = find_images(images)
+    torch_device = resolve_device(device)
+    scorer = Scorer(model_from_checkpoint(state, torch_device))
+    dtype = autocast_dtype(state["run_config"].get("precision", "auto"), torch_device)
+    files = ImageFiles(paths, tuple(state["input_size"]), state["model_config"]["in_channels"])
+    batches = DataLoader(files, batch_size=batch_size, num_workers=num_workers, collate_fn=list)
+    out = Path(out)
+    rows, skipped = [], []
+    bar = tqdm(total=len(paths), unit="img", desc="predict", disable=not progress)
+
+    def score_and_draw(readable: list[LoadedImage]) -> None:
+        pixels = torch.stack([item.pixels for item in readable]).to(torch_device)
+        with torch.autocast(torch_device.type, dtype=dtype, enabled=dtype is not None):
+            scores, seg_maps = scorer(pixels)
+        for item, score, seg_map in zip(readable, scores.tolist(), seg_maps, strict=True):
+            path, defective = paths[item.index], score >= cut
+            native = F.interpolate(seg_map[None], size=item.native.shape[:2], mode="bilinear",
+                                   align_corners=False)[0, 0].clamp(0, 1).cpu().numpy()
+            mask = ((native >= mask_threshold) * 255).astype(np.uint8)
+            _save_png(Image.fromarray(mask), out / "masks" / f"{path.stem}.png")
+            _save_png(overlay(item.native, native, score, defective),
+                      out / "overlays" / f"{path.stem}.png")
+            rows.append({"image": str(path), "score": score, "decision": int(defective)})
+
+    for batch in batches:
+        for item in batch:
+            if item.error is not None:
+                skipped.append({"image": str(paths[item.index]), "error": item.error})
+                tqdm.write(f"segdec predict: skipped {item.error}", file=sys.stderr)
+        readable = [item for item in batch if item.error is None]
+        if readable:
+            score_and_draw(readable)
+        bar.update(len(batch))
+    bar.close()
+    table = pd.DataFrame(rows, columns=["image", "score", "decision"])
+    skipped_table = pd.DataFrame(skipped, columns=["image", "error"])
+    atomic_write(out / "scores.csv", lambda tmp: table.to_csv(tmp, index=False))
+    atomic_write(out / "skipped.csv", lambda tmp: skipped_table.to_csv(tmp, index=False))
+    return table, skipped_table

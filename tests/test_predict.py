@@ -1,0 +1,114 @@
+"""segdec predict: scores, masks and overlays for any folder; bad files are skipped, not fatal."""
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from segdec.cli import main
+from segdec.data.images import DataError
+from segdec.predict import find_images, predict_images
+from segdec.train import load_checkpoint
+from tests.conftest import shared_path
+
+
+def _image_folder(source, tmp_path, n=3):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for path in sorted(source.glob("*.jpg"))[:n]:
+        shutil.copy(path, folder)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (folder / "notes.txt").write_text("not an image: ignored by suffix")
+    return folder
+
+
+def test_predict_cli_writes_scores_masks_overlays_and_skips_a_corrupt_file(
+        tiny_run, tiny_severstal, tmp_path, capsys):
+    folder = _image_folder(tiny_severstal / "train_images", tmp_path)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (90, 200, 3), dtype=np.uint8)).save(folder / "rgb.png")
+    out = tmp_path / "out"
+    assert main(["predict", "--checkpoint", str(tiny_run / "checkpoints" / "best.pt"),
+                 "--images", str(folder), "--out", str(out), "--threshold", "0.5",
+                 "--batch-size", "2", "--device", "cpu"]) == 0
+    assert "broken.jpg" in capsys.readouterr().err
+    scores = pd.read_csv(out / "scores.csv")
+    assert list(scores.columns) == ["image", "score", "decision"] and len(scores) == 4
+    assert scores.score.between(0, 1).all()
+    assert (scores.decision == (scores.score >= 0.5)).all()
+    skipped = pd.read_csv(out / "skipped.csv")
+    assert skipped.image.tolist() == [str(folder / "broken.jpg")]
+    assert "cannot read image" in skipped.error[0]
+    for image in scores.image:
+        name = image.rsplit("/", 1)[1].rsplit(".", 1)[0] + ".png"
+        with Image.open(image) as original:
+            size = original.size
+        with Image.open(out / "masks" / name) as mask, Image.open(out / "overlays" / name) as ov:
+            assert mask.size == size and mask.mode == "L"
+            assert set(np.unique(np.asarray(mask))) <= {0, 255}
+            assert ov.size == size and ov.mode == "RGB"
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_predicted_scores_equal_the_run_evaluation(tiny_run, tiny_severstal, tmp_path):
+    """Same preprocessing as training: predict reproduces predictions.csv of the test split."""
+    scores, skipped = predict_images(tiny_run / "checkpoints" / "best.pt",
+                                     tiny_severstal / "train_images", tmp_path, "best",
+                                     device="cpu", progress=False)
+    assert skipped.empty
+    expected = pd.read_csv(tiny_run / "predictions.csv")
+    scores["image"] = scores.image.str.rsplit("/", n=1).str[1]
+    joined = expected.merge(scores, on="image", suffixes=("_run", "_predict"))
+    assert len(joined) == len(expected)
+    np.testing.assert_allclose(joined.score_predict, joined.score_run, atol=1e-5)
+    threshold = load_checkpoint(tiny_run / "checkpoints" / "best.pt")["threshold"]
+    assert (scores.decision == (scores.score >= threshold)).all()
+
+
+def test_threshold_choices_are_checked(tiny_run, tiny_severstal, tmp_path):
+    images = str(tiny_severstal / "train_images" / "0000*.jpg")
+    with pytest.raises(ValueError, match="only best.pt"):
+        predict_images(tiny_run / "checkpoints" / "last.pt", images, tmp_path, "best",
+                       progress=False)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        predict_images(tiny_run / "checkpoints" / "best.pt", images, tmp_path, "1.5",
+                       progress=False)
+    scores, _ = predict_images(tiny_run / "checkpoints" / "last.pt", images, tmp_path, 0.0,
+                               progress=False)
+    assert len(scores) == 1 and scores.decision.all()
+
+
+def test_find_images_refuses_empty_and_clashing_inputs(tmp_path):
+    with pytest.raises(DataError, match="no image files"):
+        find_images(tmp_path / "*.png")
+    for name in ("a.png", "a.jpg"):
+        Image.new("L", (64, 64)).save(tmp_path / name)
+    with pytest.raises(DataError, match="same mask name a.png"):
+        find_images(tmp_path)
+
+
+def test_checkpoint_with_other_preprocessing_is_refused(tiny_run, tmp_path):
+    state = torch.load(tiny_run / "checkpoints" / "best.pt", weights_only=True)
+    torch.save(dict(state, preprocessing={"resize": "pad", "scale": 1.0}), tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="prepared as"):
+        load_checkpoint(tmp_path / "other.pt")
+    older = {k: v for k, v in state.items() if k != "preprocessing"}  # before the key existed
+    torch.save(older, tmp_path / "older.pt")
+    assert load_checkpoint(tmp_path / "older.pt")["format"] == 1
+
+
+def test_predict_on_real_severstal_images(tiny_run, tmp_path, capsys):
+    folder = _image_folder(shared_path("severstal", "train_images"), tmp_path, n=12)
+    out = tmp_path / "out"
+    assert main(["predict", "--checkpoint", str(tiny_run / "checkpoints" / "best.pt"),
+                 "--images", str(folder), "--out", str(out), "--device", "cpu",
+                 "--batch-size", "1"]) == 0  # one batch holds only the broken file
+    assert "broken.jpg" in capsys.readouterr().err
+    scores = pd.read_csv(out / "scores.csv")
+    assert len(scores) == 12 and len(pd.read_csv(out / "skipped.csv")) == 1
+    with Image.open(out / "masks" / (scores.image[0].rsplit("/", 1)[1][:-4] + ".png")) as mask:
+        assert mask.size == (1600, 256)
+    assert len(list((out / "overlays").glob("*.png"))) == 12

@@ -1,0 +1,77 @@
+"""The label advisor: which weak positives to mask next, and the notebook that tests the advice."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import papermill
+import pytest
+
+from segdec.cli import main
+from segdec.data.images import DataError
+from segdec.suggest import COMPONENTS, binary_entropy, rank_candidates, with_pixel_labels
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "07_label_budget.ipynb"
+
+
+def test_binary_entropy_is_one_bit_at_a_half_and_zero_when_sure():
+    np.testing.assert_allclose(binary_entropy(np.array([0.0, 0.5, 1.0])), [0.0, 1.0, 0.0])
+
+
+def test_ranking_covers_exactly_the_weak_positives(tiny_run):
+    split = pd.read_csv(tiny_run / "split.csv")
+    weak = split[(split.subset == "train") & (split.label == 1) & ~split.has_pixel_label]
+    ranking = rank_candidates(tiny_run, device="cpu")
+    assert sorted(ranking.image) == sorted(weak.image)
+    assert ranking["rank"].tolist() == list(range(1, len(weak) + 1))
+    assert ranking.score.is_monotonic_decreasing
+    np.testing.assert_allclose(ranking.score, ranking[COMPONENTS].mean(axis=1))
+    np.testing.assert_allclose(ranking.seg_miss, 1 - ranking.seg_max)
+    disagreement = (ranking.decision_prob - ranking.seg_max).abs()
+    np.testing.assert_allclose(ranking.disagreement, disagreement)
+    assert ranking[COMPONENTS].apply(lambda c: c.between(0, 1)).all().all()
+
+
+def test_cli_writes_the_top_of_the_ranking(tiny_run, tmp_path, capsys):
+    out = tmp_path / "suggest.csv"
+    assert main(["suggest-labels", "--run", str(tiny_run), "--budget", "3", "--out", str(out),
+                 "--device", "cpu"]) == 0
+    top = pd.read_csv(out)
+    assert top["rank"].tolist() == [1, 2, 3]
+    assert top.image.tolist() == rank_candidates(tiny_run, "cpu").image.head(3).tolist()
+    assert top.image[0] in capsys.readouterr().out
+    assert main(["suggest-labels", "--run", str(tiny_run), "--budget", "0"]) == 2
+
+
+def test_with_pixel_labels_marks_only_training_positives(tiny_run):
+    split = pd.read_csv(tiny_run / "split.csv")
+    weak = split[(split.subset == "train") & (split.label == 1) & ~split.has_pixel_label]
+    chosen = weak.image.head(2).tolist()
+    marked = with_pixel_labels(split, chosen)
+    assert marked.set_index("image").loc[chosen, "has_pixel_label"].all()
+    assert marked.has_pixel_label.sum() == split.has_pixel_label.sum() + 2
+    negative = split[(split.subset == "train") & (split.label == 0)].image.iloc[0]
+    with pytest.raises(DataError, match="not a training positive"):
+        with_pixel_labels(split, [negative])
+
+
+@pytest.mark.slow
+def test_label_budget_notebook_runs_under_papermill(tmp_path):
+    figures = tmp_path / "figures"
+    papermill.execute_notebook(
+        str(NOTEBOOK), str(tmp_path / "executed.ipynb"), kernel_name="python3",
+        progress_bar=False, cwd=str(NOTEBOOK.parents[1]),
+        parameters={"data_root": str(tmp_path / "data"), "n_pos": 20, "n_neg": 20,
+                    "n_initial": 2, "budget": 2, "seeds": [0], "epochs": 1,
+                    "out_dir": str(tmp_path / "runs"), "figures_dir": str(figures)},
+    )
+    results = pd.read_csv(figures / "results.csv")
+    assert results.arm.tolist() == ["initial", "advisor", "random"]
+    assert results.n_pixel_labels.tolist() == [2, 4, 4]
+    summary = pd.read_csv(figures / "summary.csv", index_col=0)
+    assert summary.loc["advisor - random", "ap_mean"] == pytest.approx(
+        results.ap[1] - results.ap[2])
+    assert (figures / "label_budget.png").stat().st_size > 0
+    advisor_split = pd.read_csv(tmp_path / "runs" / "seed0" / "advisor_split.csv")
+    suggested = rank_candidates(tmp_path / "runs" / "seed0" / "initial", "cpu").image.head(2)
+    assert advisor_split.set_index("image").loc[suggested, "has_pixel_label"].all()
