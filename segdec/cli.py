@@ -56,6 +56,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from segdec.batch import run_batch
+
+    return run_batch(args.file, only=args.only, dry_run=args.dry_run, workers=args.workers,
+                     scheduler=args.scheduler)
+
+
 def _format_metrics(metrics: dict) -> str:
     return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                     for k, v in metrics.items())
@@ -93,6 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", default="320x64", help="WIDTHxHEIGHT of the synthetic images")
     demo.add_argument("--epochs", type=int, default=10)
     demo.set_defaults(func=cmd_demo)
+
+    batch = commands.add_parser(
+        "batch", help="execute a papermill batch (papermill_runs/*.yaml), then its reports")
+    batch.add_argument("file", type=Path, help="batch file, e.g. papermill_runs/demo.yaml")
+    batch.add_argument("--only", action="append", metavar="NAME",
+                       help="run only the runs matching this name or shell pattern (repeatable)")
+    batch.add_argument("--dry-run", action="store_true", help="list the runs and stop")
+    batch.add_argument("--workers", type=int, help="parallel local runs (default: one per GPU)")
+    batch.add_argument("--scheduler", metavar="ADDRESS",
+                       help="Dask scheduler (tcp://host:8786) to run on instead of locally")
+    batch.set_defaults(func=cmd_batch)
     return parser
 
 
