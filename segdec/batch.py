@@ -31,10 +31,13 @@ from segdec.config import RunConfig
 
 KERNEL = "python3"  # the kernel of the Python that runs the batch (ipykernel is a dependency)
 TRAIN_NOTEBOOK = "notebooks/02_train.ipynb"
-BATCH_KEYS = {"batch", "description", "notebook", "runs_dir", "synthetic", "defaults", "runs",
+# "presets" is not read: it holds YAML anchors that runs merge in with "<<: *anchor".
+BATCH_KEYS = {"batch", "notebook", "runs_dir", "synthetic", "defaults", "presets", "runs",
               "reports"}
 SYNTHETIC_KEYS = {"n_pos", "n_neg", "size", "seed"}
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+# Letters, digits and _.+- in "/"-separated parts (a run named "severstal/MS-A+T+W" trains in
+# <runs_dir>/severstal/MS-A+T+W); no part can be "..".
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*(/[A-Za-z0-9][A-Za-z0-9_.+-]*)*$")
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class BatchRun:
 
 @dataclass(frozen=True)
 class Report:
+    name: str  # the executed copy is out/<batch>/<name>.ipynb
     notebook: Path
     parameters: dict[str, Any] = field(default_factory=dict)
 
@@ -64,7 +68,7 @@ class Batch:
     train_notebook: Path
     runs: list[BatchRun]
     reports: list[Report]
-    synthetic: dict[str, Any] | None = None
+    synthetic: dict[str, Any] | None = None  # n_pos, n_neg, size, seed and root (defaults')
 
     @property
     def out_dir(self) -> Path:
@@ -105,7 +109,7 @@ def load_batch(path: str | Path) -> Batch:
                          f"allowed: {', '.join(sorted(BATCH_KEYS))}")
     name = str(spec.get("batch") or path.stem)
     if not NAME.match(name):
-        raise ValueError(f"{path}: batch name {name!r} may hold only letters, digits and _.+-")
+        raise ValueError(f"{path}: batch name {name!r} may hold only letters, digits, _.+- and /")
     runs_dir = Path(spec.get("runs_dir", f"runs/{name}"))
     defaults = spec.get("defaults") or {}
     runs, seen = [], set()
@@ -121,11 +125,18 @@ def load_batch(path: str | Path) -> Batch:
     if synthetic is not None and (not isinstance(synthetic, dict)
                                   or set(synthetic) - SYNTHETIC_KEYS):
         raise ValueError(f"{path}: synthetic takes only {', '.join(sorted(SYNTHETIC_KEYS))}")
-    reports = []
+    if synthetic is not None:
+        synthetic = {**synthetic, "root": defaults.get("data_root", RunConfig().data_root)}
+    reports: list[Report] = []
     for entry in spec.get("reports") or []:
         if not isinstance(entry, dict) or "notebook" not in entry:
-            raise ValueError(f"{path}: each report needs a notebook (and optional parameters)")
-        reports.append(Report(Path(entry["notebook"]), dict(entry.get("parameters") or {})))
+            raise ValueError(f"{path}: each report needs a notebook (optional: name, parameters)")
+        notebook = Path(entry["notebook"])
+        report = Report(str(entry.get("name", notebook.stem)), notebook,
+                        dict(entry.get("parameters") or {}))
+        if report.name in {r.name for r in reports}:
+            raise ValueError(f"{path}: two reports are named {report.name!r}; give them names")
+        reports.append(report)
     return Batch(name=name, source=path, train_notebook=Path(spec.get("notebook", TRAIN_NOTEBOOK)),
                  runs=runs, reports=reports, synthetic=synthetic)
 
@@ -136,7 +147,7 @@ def _read_run(path: Path, index: int, entry: Any, defaults: dict, runs_dir: Path
     overrides = dict(entry)
     name, tags = str(overrides.pop("name")), overrides.pop("tags", {}) or {}
     if not NAME.match(name):
-        raise ValueError(f"{path}: run name {name!r} may hold only letters, digits and _.+-")
+        raise ValueError(f"{path}: run name {name!r} may hold only letters, digits, _.+- and /")
     values = {**defaults, **overrides}
     values.setdefault("out_dir", str(runs_dir / name))
     values["notes"] = {**(values.get("notes") or {}), **tags}
@@ -148,9 +159,13 @@ def _read_run(path: Path, index: int, entry: Any, defaults: dict, runs_dir: Path
 
 def plan(runs: list[BatchRun]) -> pd.DataFrame:
     """What a batch will do: one row of the settings that tell its runs apart."""
+    def count(value: int | None) -> int | str:
+        return "all" if value is None else value
+
     return pd.DataFrame([
         {"run": r.name, "status": "finished" if r.finished else "to run",
-         "mode": r.config.supervision, "n_all": r.config.n_all, "n_seg": r.config.n_seg,
+         "mode": r.config.supervision, "n_all": count(r.config.n_all),
+         "n_seg": count(r.config.n_seg),
          "epochs": r.config.epochs, "beta": r.config.beta, "balance": r.config.balance,
          "attention": r.config.attention, "atrous": r.config.atrous,
          "dataset": r.config.dataset, "tags": r.config.notes, "out_dir": r.config.out_dir}
@@ -242,9 +257,9 @@ def execute_runs(batch: Batch, runs: list[BatchRun], workers: int | None = None,
 def execute_reports(batch: Batch, log: Callable[[str], None] = print) -> list[Result]:
     results = []
     for item in batch.reports:
-        output = batch.out_dir / item.notebook.name
+        output = batch.out_dir / f"{item.name}.ipynb"
         result = execute_notebook(item.notebook.resolve(), output.resolve(), item.parameters,
-                                  item.notebook.stem, os.getcwd())
+                                  item.name, os.getcwd())
         log(f"report {result.name}: {result.status} in {result.seconds:.0f} s"
             + (f" ({result.error})" if result.error else ""))
         results.append(result)
@@ -252,17 +267,15 @@ def execute_reports(batch: Batch, log: Callable[[str], None] = print) -> list[Re
 
 
 def prepare_data(batch: Batch) -> None:
-    """Write the batch's synthetic dataset into each distinct data root that lacks one."""
+    """Write the batch's synthetic dataset into the defaults' data root unless it is there."""
     if not batch.synthetic:
         return
     from segdec.demo import ensure_synthetic
 
-    options = dict(batch.synthetic)
-    size = tuple(options.pop("size", (320, 64)))
-    for root in sorted({r.config.data_root for r in batch.runs}):
-        config = next(r.config for r in batch.runs if r.config.data_root == root)
-        ensure_synthetic(config, options.get("n_pos", 60), options.get("n_neg", 60), size,
-                         seed=options.get("seed", 0))
+    options = batch.synthetic
+    ensure_synthetic(RunConfig(data_root=options["root"]), options.get("n_pos", 60),
+                     options.get("n_neg", 60), tuple(options.get("size", (320, 64))),
+                     seed=options.get("seed", 0))
 
 
 def run_batch(path: str | Path, only: list[str] | None = None, dry_run: bool = False,

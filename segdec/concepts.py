@@ -7,6 +7,8 @@ segmentation map with respect to the input is non-zero exactly on the pixels tha
 from __future__ import annotations
 
 import copy
+import tempfile
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -15,6 +17,9 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from segdec.data.images import load_image
+from segdec.data.severstal import read_severstal
+from segdec.data.synthetic import synthesize
 from segdec.loss import loss_weights
 from segdec.model import FeatureNorm, SegDecNet, SqueezeExcite
 
@@ -101,3 +106,13 @@ def plot_balance_schedules(schedules: pd.DataFrame) -> Figure:
     axes[0].legend()
     figure.tight_layout()
     return figure
+
+
+def example_defect(size: tuple[int, int] = (320, 64), seed: int = 0) -> tuple[np.ndarray, ...]:
+    """(image uint8 [H, W], mask, network input [1, 1, H, W]) of one synthetic defective image."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = synthesize(Path(folder) / "data", n_pos=1, n_neg=0, seed=seed, size=size)
+        sample = read_severstal(root)[0]
+        image = load_image(sample.image)
+        mask = sample.mask(image.shape)
+    return image, mask, torch.from_numpy(image).float().div(255.0)[None, None]

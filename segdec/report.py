@@ -149,8 +149,10 @@ def figure9(runs: pd.DataFrame, mode: str = "FS", n_images: int = 4) -> Figure:
         for column, (title, maps) in enumerate(saved.items(), start=1):
             at = list(maps["names"]).index(name)
             axes[row, column].imshow(image, cmap="gray")
-            axes[row, column].imshow(maps["seg_maps"][at], cmap="inferno", alpha=0.55, vmin=0,
-                                     vmax=1, extent=(-0.5, width - 0.5, height - 0.5, -0.5))
+            seg_map = maps["seg_maps"][at]  # 1/8 resolution, stretched over the image
+            axes[row, column].imshow(seg_map, cmap="autumn", alpha=0.8 * np.clip(seg_map, 0, 1),
+                                     vmin=0, vmax=1,
+                                     extent=(-0.5, width - 0.5, height - 0.5, -0.5))
             axes[row, column].set_title(f"{title}: p = {maps['scores'][at]:.3f}",
                                         fontsize="small")
     for axis in axes.flat:
