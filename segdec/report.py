@@ -60,8 +60,7 @@ def collect_runs(root: str | Path, tag: str | None = None) -> pd.DataFrame:
     records = [read_run(path.parent) for path in sorted(Path(root).rglob("config.yaml"))]
     runs = pd.DataFrame(records, columns=None if records else ["run", "finished"])
     if tag is not None:
-        selected = runs[tag].fillna(False).astype(bool) if tag in runs else False
-        runs = runs[selected]
+        runs = runs[runs[tag].fillna(False).astype(bool)] if tag in runs else runs.iloc[:0]
     return runs.reset_index(drop=True)
 
 
