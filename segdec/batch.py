@@ -173,6 +173,10 @@ def plan(runs: list[BatchRun]) -> pd.DataFrame:
     ])
 
 
+def _print(line: str) -> None:
+    print(line, flush=True)  # progress shows at once in a log file of a long batch
+
+
 # ---- executing ----------------------------------------------------------------------------------
 def execute_notebook(notebook: Path, output: Path, parameters: dict, name: str,
                      cwd: str) -> Result:
@@ -208,7 +212,7 @@ def _gpu_count() -> int:
 
 def execute_runs(batch: Batch, runs: list[BatchRun], workers: int | None = None,
                  scheduler: str | None = None,
-                 log: Callable[[str], None] = print) -> list[Result]:
+                 log: Callable[[str], None] = _print) -> list[Result]:
     """Execute the unfinished ``runs``; skipped and failed runs are results too, in any order."""
     results = [Result(r.name, "skipped") for r in runs if r.finished]
     todo = [r for r in runs if not r.finished]
@@ -217,11 +221,17 @@ def execute_runs(batch: Batch, runs: list[BatchRun], workers: int | None = None,
     for result in results:
         log(f"{result.name}: already finished, skipped")
 
-    def report(result: Result) -> None:
+    def collect(result: Result) -> None:
         results.append(result)
         detail = f" ({result.error})" if result.error else ""
         log(f"[{len(results)}/{len(runs)}] {result.name}: {result.status} "
             f"in {result.seconds:.0f} s{detail}")
+
+    def collect_future(future: Any, name: str) -> None:
+        try:
+            collect(future.result())
+        except Exception as err:  # the worker itself died (killed, out of memory)
+            collect(Result(name, "failed", error=_describe(err)))
 
     if not jobs:
         return results
@@ -231,15 +241,15 @@ def execute_runs(batch: Batch, runs: list[BatchRun], workers: int | None = None,
 
         with Client(scheduler) as client:
             # Workers must see the same file system: paths are the submitting machine's.
-            futures = [client.submit(execute_notebook, *job, pure=False) for job in jobs]
-            for future in dask_completed(futures):
-                report(future.result())
+            names = {client.submit(execute_notebook, *job, pure=False): job[3] for job in jobs}
+            for future in dask_completed(list(names)):
+                collect_future(future, names[future])
         return results
     gpus = _gpu_count()
     workers = workers or max(gpus, 1)
     if workers == 1:
         for job in jobs:
-            report(execute_notebook(*job))
+            collect(execute_notebook(*job))
         return results
     context = multiprocessing.get_context("spawn")
     options: dict[str, Any] = {}
@@ -249,12 +259,13 @@ def execute_runs(batch: Batch, runs: list[BatchRun], workers: int | None = None,
             queue.put(worker % gpus)
         options = {"initializer": _claim_gpu, "initargs": (queue,)}
     with ProcessPoolExecutor(workers, mp_context=context, **options) as pool:
-        for future in as_completed([pool.submit(execute_notebook, *job) for job in jobs]):
-            report(future.result())
+        names = {pool.submit(execute_notebook, *job): job[3] for job in jobs}
+        for future in as_completed(names):
+            collect_future(future, names[future])
     return results
 
 
-def execute_reports(batch: Batch, log: Callable[[str], None] = print) -> list[Result]:
+def execute_reports(batch: Batch, log: Callable[[str], None] = _print) -> list[Result]:
     results = []
     for item in batch.reports:
         output = batch.out_dir / f"{item.name}.ipynb"
@@ -280,7 +291,7 @@ def prepare_data(batch: Batch) -> None:
 
 def run_batch(path: str | Path, only: list[str] | None = None, dry_run: bool = False,
               workers: int | None = None, scheduler: str | None = None,
-              log: Callable[[str], None] = print) -> int:
+              log: Callable[[str], None] = _print) -> int:
     """The ``segdec batch`` command: 0 when every run and report succeeded, else 1."""
     batch = load_batch(path)
     runs = batch.select(only)
