@@ -19,7 +19,7 @@ install: $(BIN)/segdec
 
 # The demo batch: synthetic data -> the ablation and WS/MS/FS runs -> figures/ (tables, figures).
 demo: install
-	$(BIN)/segdec batch papermill_runs/demo.yaml
+	$(BIN)/segdec batch papermill_runs/demo.yaml --workers 2
 
 test: install
 	$(BIN)/ruff check segdec tests

@@ -111,7 +111,7 @@ def figure8(runs: pd.DataFrame, compare_with_paper: bool = True) -> Figure:
     axis.set(xlabel="L_p-N_all (pixel-labelled positives - all positives)", ylabel="AP",
              ylim=(max(0.0, bars["ap"].min() - 0.05), 1.0), title="Figure 8: AP per setting")
     axis.tick_params(axis="x", rotation=60)
-    axis.legend(loc="lower right", fontsize="small")
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     figure.tight_layout()
     return figure
 
