@@ -17,8 +17,9 @@ $(BIN)/segdec: pyproject.toml
 
 install: $(BIN)/segdec
 
+# The demo batch: synthetic data -> the ablation and WS/MS/FS runs -> figures/ (tables, figures).
 demo: install
-	$(BIN)/segdec demo --out runs/demo
+	$(BIN)/segdec batch papermill_runs/demo.yaml --workers 2
 
 test: install
 	$(BIN)/ruff check segdec tests
@@ -28,4 +29,4 @@ lint: install
 	$(BIN)/ruff check segdec tests
 
 clean:
-	rm -rf runs .pytest_cache
+	rm -rf runs papermill_runs/out .pytest_cache

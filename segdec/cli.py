@@ -112,6 +112,13 @@ def cmd_suggest_labels(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from segdec.batch import run_batch
+
+    return run_batch(args.file, only=args.only, dry_run=args.dry_run, workers=args.workers,
+                     scheduler=args.scheduler)
+
+
 def _format_metrics(metrics: dict) -> str:
     return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                     for k, v in metrics.items())
@@ -188,6 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
     suggest.add_argument("--out", type=Path, help="CSV (default RUN/label_suggestions.csv)")
     suggest.add_argument("--device", default="auto")
     suggest.set_defaults(func=cmd_suggest_labels)
+
+    batch = commands.add_parser(
+        "batch", help="execute a papermill batch (papermill_runs/*.yaml), then its reports")
+    batch.add_argument("file", type=Path, help="batch file, e.g. papermill_runs/demo.yaml")
+    batch.add_argument("--only", action="append", metavar="NAME",
+                       help="run only the runs matching this name or shell pattern (repeatable)")
+    batch.add_argument("--dry-run", action="store_true", help="list the runs and stop")
+    batch.add_argument("--workers", type=int, help="parallel local runs (default: one per GPU)")
+    batch.add_argument("--scheduler", metavar="ADDRESS",
+                       help="Dask scheduler (tcp://host:8786) to run on instead of locally")
+    batch.set_defaults(func=cmd_batch)
     return parser
 
 

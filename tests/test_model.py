@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from segdec.concepts import receptive_field
 from segdec.model import FeatureNorm, SqueezeExcite, build_model, count_parameters
 
 VARIANTS = [(False, False), (True, False), (False, True), (True, True)]
@@ -71,23 +72,11 @@ def test_attention_places_se_after_the_seven_64_channel_convs():
     assert se_channels(build_model(attention=False)) == []
 
 
-def _receptive_box(model: nn.Module, size: int = 384) -> tuple[int, int, int, int]:
-    """Bounding box of the input pixels that reach the centre unit of the segmentation map."""
-    for module in model.modules():
-        if isinstance(module, FeatureNorm):
-            module.norm = nn.Identity()  # per-image statistics would couple every pixel
-    x = torch.rand(1, 1, size, size, requires_grad=True)  # zeros would stop at every ReLU
-    seg = model.forward_features(x)[1]
-    seg[0, 0, seg.shape[2] // 2, seg.shape[3] // 2].backward()
-    rows, cols = torch.nonzero(x.grad[0, 0], as_tuple=True)
-    return rows.min().item(), rows.max().item(), cols.min().item(), cols.max().item()
-
-
 def test_atrous_kernels_keep_the_receptive_field():
     torch.manual_seed(0)
-    dense = _receptive_box(build_model(attention=False, atrous=False))
+    dense = receptive_field(build_model(attention=False, atrous=False))[1]
     torch.manual_seed(0)
-    atrous = _receptive_box(build_model(attention=False, atrous=True))
+    atrous = receptive_field(build_model(attention=False, atrous=True))[1]
     assert dense == atrous
     assert dense[1] - dense[0] > 150  # the large 15x15 conv at 1/8 sees far
 

@@ -1,0 +1,311 @@
+"""Papermill batches: one ``02_train`` notebook per run, then the report notebooks.
+
+A batch file (YAML) names the batch, the runs' shared run-configuration ``defaults``, the
+``runs`` (``name``, optional ``tags``, any ``RunConfig`` field as an override) and the
+``reports`` to execute afterwards (``notebook`` + ``parameters``). Each run trains into
+``<runs_dir>/<name>`` and its executed notebook lands in ``<batch file's folder>/out/<batch>/``.
+
+A run whose ``metrics.json`` exists is skipped and an interrupted one resumes from its last
+checkpoint, so a killed batch started again runs only what is missing. A run that raises is
+recorded and the others go on; the summary lists every failure and the exit code is non-zero.
+Runs fan out over local processes (one per GPU when there are several) or over a Dask cluster.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import multiprocessing
+import os
+import re
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from segdec.config import RunConfig
+
+KERNEL = "python3"  # the kernel of the Python that runs the batch (ipykernel is a dependency)
+TRAIN_NOTEBOOK = "notebooks/02_train.ipynb"
+# "presets" is not read: it holds YAML anchors that runs merge in with "<<: *anchor".
+BATCH_KEYS = {"batch", "notebook", "runs_dir", "synthetic", "defaults", "presets", "runs",
+              "reports"}
+SYNTHETIC_KEYS = {"n_pos", "n_neg", "size", "seed"}
+# Letters, digits and _.+- in "/"-separated parts (a run named "severstal/MS-A+T+W" trains in
+# <runs_dir>/severstal/MS-A+T+W); no part can be "..".
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*(/[A-Za-z0-9][A-Za-z0-9_.+-]*)*$")
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    name: str
+    config: RunConfig
+
+    @property
+    def finished(self) -> bool:
+        return (Path(self.config.out_dir) / "metrics.json").is_file()
+
+    def parameters(self) -> dict[str, Any]:
+        """Every run-configuration field, explicitly, and ``resume`` to continue a killed run."""
+        return {**self.config.to_dict(), "resume": True}
+
+
+@dataclass(frozen=True)
+class Report:
+    name: str  # the executed copy is out/<batch>/<name>.ipynb
+    notebook: Path
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Batch:
+    name: str
+    source: Path
+    train_notebook: Path
+    runs: list[BatchRun]
+    reports: list[Report]
+    synthetic: dict[str, Any] | None = None  # n_pos, n_neg, size, seed and root (defaults')
+
+    @property
+    def out_dir(self) -> Path:
+        """Where the executed notebooks go: ``out/<batch>`` beside the batch file."""
+        return self.source.parent / "out" / self.name
+
+    def select(self, patterns: Iterable[str] | None) -> list[BatchRun]:
+        """The runs whose names match any of the shell-style ``patterns`` (all when none)."""
+        patterns = list(patterns or [])
+        if not patterns:
+            return self.runs
+        chosen = [r for r in self.runs if any(fnmatch.fnmatchcase(r.name, p) for p in patterns)]
+        if not chosen:
+            raise ValueError(f"no run of {self.source} matches {', '.join(patterns)}")
+        return chosen
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    status: str  # "done", "skipped" or "failed"
+    seconds: float = 0.0
+    error: str = ""
+
+
+# ---- reading a batch file -----------------------------------------------------------------------
+def load_batch(path: str | Path) -> Batch:
+    """Read and check a batch file; every run's configuration is validated here, before any runs."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"batch file {path} does not exist")
+    spec = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path}: a batch file holds a mapping (batch, defaults, runs, reports)")
+    unknown = sorted(set(spec) - BATCH_KEYS)
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {', '.join(unknown)}; "
+                         f"allowed: {', '.join(sorted(BATCH_KEYS))}")
+    name = str(spec.get("batch") or path.stem)
+    if not NAME.match(name):
+        raise ValueError(f"{path}: batch name {name!r} may hold only letters, digits, _.+- and /")
+    runs_dir = Path(spec.get("runs_dir", f"runs/{name}"))
+    defaults = spec.get("defaults") or {}
+    runs, seen = [], set()
+    for index, entry in enumerate(spec.get("runs") or [], start=1):
+        run = _read_run(path, index, entry, defaults, runs_dir)
+        if run.name in seen:
+            raise ValueError(f"{path}: run name {run.name!r} appears twice")
+        seen.add(run.name)
+        runs.append(run)
+    if not runs:
+        raise ValueError(f"{path}: the batch lists no runs")
+    synthetic = spec.get("synthetic")
+    if synthetic is not None and (not isinstance(synthetic, dict)
+                                  or set(synthetic) - SYNTHETIC_KEYS):
+        raise ValueError(f"{path}: synthetic takes only {', '.join(sorted(SYNTHETIC_KEYS))}")
+    if synthetic is not None:
+        synthetic = {**synthetic, "root": defaults.get("data_root", RunConfig().data_root)}
+    reports: list[Report] = []
+    for entry in spec.get("reports") or []:
+        if not isinstance(entry, dict) or "notebook" not in entry:
+            raise ValueError(f"{path}: each report needs a notebook (optional: name, parameters)")
+        notebook = Path(entry["notebook"])
+        report = Report(str(entry.get("name", notebook.stem)), notebook,
+                        dict(entry.get("parameters") or {}))
+        if report.name in {r.name for r in reports}:
+            raise ValueError(f"{path}: two reports are named {report.name!r}; give them names")
+        reports.append(report)
+    return Batch(name=name, source=path, train_notebook=Path(spec.get("notebook", TRAIN_NOTEBOOK)),
+                 runs=runs, reports=reports, synthetic=synthetic)
+
+
+def _read_run(path: Path, index: int, entry: Any, defaults: dict, runs_dir: Path) -> BatchRun:
+    if not isinstance(entry, dict) or "name" not in entry:
+        raise ValueError(f"{path}: run {index} needs a name (and run-configuration overrides)")
+    overrides = dict(entry)
+    name, tags = str(overrides.pop("name")), overrides.pop("tags", {}) or {}
+    if not NAME.match(name):
+        raise ValueError(f"{path}: run name {name!r} may hold only letters, digits, _.+- and /")
+    values = {**defaults, **overrides}
+    values.setdefault("out_dir", str(runs_dir / name))
+    values["notes"] = {**(values.get("notes") or {}), **tags}
+    try:
+        return BatchRun(name, RunConfig.from_dict(values))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: run {name!r}: {err}") from None
+
+
+def plan(runs: list[BatchRun]) -> pd.DataFrame:
+    """What a batch will do: one row of the settings that tell its runs apart."""
+    def count(value: int | None) -> int | str:
+        return "all" if value is None else value
+
+    return pd.DataFrame([
+        {"run": r.name, "status": "finished" if r.finished else "to run",
+         "mode": r.config.supervision, "n_all": count(r.config.n_all),
+         "n_seg": count(r.config.n_seg),
+         "epochs": r.config.epochs, "beta": r.config.beta, "balance": r.config.balance,
+         "attention": r.config.attention, "atrous": r.config.atrous,
+         "dataset": r.config.dataset, "tags": r.config.notes, "out_dir": r.config.out_dir}
+        for r in runs
+    ])
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)  # progress shows at once in a log file of a long batch
+
+
+# ---- executing ----------------------------------------------------------------------------------
+def execute_notebook(notebook: Path, output: Path, parameters: dict, name: str,
+                     cwd: str) -> Result:
+    """Execute one notebook in ``cwd`` with papermill; any failure becomes a ``failed`` result."""
+    import papermill
+
+    started = time.perf_counter()
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        papermill.execute_notebook(str(notebook), str(output), parameters=parameters,
+                                   kernel_name=KERNEL, progress_bar=False, cwd=cwd)
+    except Exception as err:  # one run's failure must not stop the batch
+        return Result(name, "failed", time.perf_counter() - started, _describe(err))
+    return Result(name, "done", time.perf_counter() - started)
+
+
+def _describe(err: Exception) -> str:
+    if hasattr(err, "ename"):  # papermill.PapermillExecutionError: the error raised in the cell
+        return f"{err.ename}: {err.evalue}".strip()
+    return f"{type(err).__name__}: {err}"
+
+
+def _claim_gpu(gpus: Any) -> None:
+    """Process-pool initializer: pin this worker to one GPU for all its runs."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(gpus.get())
+
+
+def _gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def execute_runs(batch: Batch, runs: list[BatchRun], workers: int | None = None,
+                 scheduler: str | None = None,
+                 log: Callable[[str], None] = _print) -> list[Result]:
+    """Execute the unfinished ``runs``; skipped and failed runs are results too, in any order."""
+    results = [Result(r.name, "skipped") for r in runs if r.finished]
+    todo = [r for r in runs if not r.finished]
+    jobs = [(batch.train_notebook.resolve(), (batch.out_dir / f"{r.name}.ipynb").resolve(),
+             r.parameters(), r.name, os.getcwd()) for r in todo]
+    for result in results:
+        log(f"{result.name}: already finished, skipped")
+
+    def collect(result: Result) -> None:
+        results.append(result)
+        detail = f" ({result.error})" if result.error else ""
+        log(f"[{len(results)}/{len(runs)}] {result.name}: {result.status} "
+            f"in {result.seconds:.0f} s{detail}")
+
+    def collect_future(future: Any, name: str) -> None:
+        try:
+            collect(future.result())
+        except Exception as err:  # the worker itself died (killed, out of memory)
+            collect(Result(name, "failed", error=_describe(err)))
+
+    if not jobs:
+        return results
+    if scheduler:
+        from dask.distributed import Client
+        from dask.distributed import as_completed as dask_completed
+
+        with Client(scheduler) as client:
+            # Workers must see the same file system: paths are the submitting machine's.
+            names = {client.submit(execute_notebook, *job, pure=False): job[3] for job in jobs}
+            for future in dask_completed(list(names)):
+                collect_future(future, names[future])
+        return results
+    gpus = _gpu_count()
+    workers = workers or max(gpus, 1)
+    if workers == 1:
+        for job in jobs:
+            collect(execute_notebook(*job))
+        return results
+    context = multiprocessing.get_context("spawn")
+    options: dict[str, Any] = {}
+    if gpus > 1:
+        queue = context.Queue()
+        for worker in range(workers):
+            queue.put(worker % gpus)
+        options = {"initializer": _claim_gpu, "initargs": (queue,)}
+    with ProcessPoolExecutor(workers, mp_context=context, **options) as pool:
+        names = {pool.submit(execute_notebook, *job): job[3] for job in jobs}
+        for future in as_completed(names):
+            collect_future(future, names[future])
+    return results
+
+
+def execute_reports(batch: Batch, log: Callable[[str], None] = _print) -> list[Result]:
+    results = []
+    for item in batch.reports:
+        output = batch.out_dir / f"{item.name}.ipynb"
+        result = execute_notebook(item.notebook.resolve(), output.resolve(), item.parameters,
+                                  item.name, os.getcwd())
+        log(f"report {result.name}: {result.status} in {result.seconds:.0f} s"
+            + (f" ({result.error})" if result.error else ""))
+        results.append(result)
+    return results
+
+
+def prepare_data(batch: Batch) -> None:
+    """Write the batch's synthetic dataset into the defaults' data root unless it is there."""
+    if not batch.synthetic:
+        return
+    from segdec.demo import ensure_synthetic
+
+    options = batch.synthetic
+    ensure_synthetic(RunConfig(data_root=options["root"]), options.get("n_pos", 60),
+                     options.get("n_neg", 60), tuple(options.get("size", (320, 64))),
+                     seed=options.get("seed", 0))
+
+
+def run_batch(path: str | Path, only: list[str] | None = None, dry_run: bool = False,
+              workers: int | None = None, scheduler: str | None = None,
+              log: Callable[[str], None] = _print) -> int:
+    """The ``segdec batch`` command: 0 when every run and report succeeded, else 1."""
+    batch = load_batch(path)
+    runs = batch.select(only)
+    if dry_run:
+        log(plan(runs).to_string(index=False))
+        log(f"{len(runs)} runs; reports: {', '.join(str(r.notebook) for r in batch.reports)}")
+        return 0
+    started = time.perf_counter()
+    prepare_data(batch)
+    results = execute_runs(batch, runs, workers, scheduler, log) + execute_reports(batch, log)
+    failed = [r for r in results if r.status == "failed"]
+    counts = pd.Series([r.status for r in results]).value_counts().to_dict()
+    log(f"\nbatch {batch.name}: {counts} in {time.perf_counter() - started:.0f} s; "
+        f"notebooks in {batch.out_dir}")
+    for result in failed:
+        log(f"FAILED {result.name}: {result.error}")
+    return 1 if failed else 0

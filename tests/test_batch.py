@@ -1,0 +1,162 @@
+"""Batch files and ``segdec batch``: the paper's settings, skipping, failure isolation, Dask."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from segdec import paper
+from segdec.batch import load_batch, run_batch
+from segdec.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+
+
+def test_table5_dry_run_lists_the_26_paper_settings(capsys):
+    assert main(["batch", str(REPO / "papermill_runs" / "table5.yaml"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "26 runs" in out and out.count("to run") + out.count("finished") == 26
+    runs = load_batch(REPO / "papermill_runs" / "table5.yaml").runs
+    listed = [(r.config.supervision, r.config.n_all, r.config.n_seg, r.config.epochs,
+               r.config.beta, r.config.notes["table5_row"]) for r in runs]
+    expected = [(row.mode, row.n_all, row.l_p, row.epochs,
+                 paper.SEVERSTAL_SCHEDULE[row.n_all][1], row.row)
+                for row in paper.table5().itertuples()]
+    assert listed == expected
+    first = runs[0].config
+    assert (first.learning_rate, first.momentum, first.batch_size, first.delta) == (
+        0.1, 0.0, 10, 0.1)
+    assert all(r.config.attention and r.config.atrous and r.config.balance == "decay"
+               for r in runs)
+
+
+def test_table6_batch_has_the_seven_switches_per_mode_and_dataset():
+    batch = load_batch(REPO / "papermill_runs" / "table6.yaml")
+    assert len(batch.runs) == 7 * 3 * len(paper.TABLE6_DATASETS)
+    for dataset in paper.TABLE6_DATASETS:
+        runs = [r.config for r in batch.runs if r.config.dataset == dataset]
+        switches = {(c.supervision, c.attention, c.atrous, c.balance == "decay") for c in runs}
+        assert len(switches) == 21
+        assert {c.balance for c in runs} == {"decay", "linear"}
+        assert all(c.epochs == paper.ABLATION_EPOCHS for c in runs)
+    severstal = [r.config for r in batch.runs if r.config.dataset == "severstal"]
+    assert {c.n_all for c in severstal} == {paper.ABLATION_N_ALL}
+    assert {c.n_seg for c in severstal} == {0, paper.ABLATION_L_P, paper.ABLATION_N_ALL}
+    assert len({r.name for r in batch.reports}) == len(batch.reports)
+
+
+def test_demo_batch_reads():
+    batch = load_batch(REPO / "papermill_runs" / "demo.yaml")
+    assert batch.synthetic and len(batch.reports) == 4
+    assert {r.config.supervision for r in batch.runs} == {"WS", "MS", "FS"}
+
+
+def write_batch(path: Path, runs: list[dict], reports: list[dict] | None = None,
+                **defaults) -> Path:
+    spec = {"batch": "t", "notebook": str(NOTEBOOKS / "02_train.ipynb"),
+            "runs_dir": str(path.parent / "runs"), "defaults": defaults, "runs": runs,
+            "reports": reports or []}
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"runs": [{"name": "a"}], "extra": 1}, "unknown keys extra"),
+    ({"runs": [{"name": "a"}, {"name": "a"}]}, "appears twice"),
+    ({"runs": [{"name": "../a"}]}, "may hold only"),
+    ({"runs": [{"name": "a", "n_seg": -1}]}, "run 'a': n_seg=-1"),
+    ({"runs": [{"name": "a", "nonsense": 1}]}, "run 'a': unknown run-configuration keys"),
+    ({"runs": []}, "lists no runs"),
+    ({"runs": [{"n_all": 3}]}, "run 1 needs a name"),
+])
+def test_bad_batch_files_name_the_problem(tmp_path, spec, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ValueError, match=message):
+        load_batch(path)
+
+
+def test_only_selects_by_pattern(tmp_path):
+    batch = load_batch(write_batch(tmp_path / "b.yaml", [{"name": "ws-1"}, {"name": "fs-1"}]))
+    assert [r.name for r in batch.select(["fs-*"])] == ["fs-1"]
+    assert [r.config.out_dir for r in batch.select(None)] == [
+        str(tmp_path / "runs" / "ws-1"), str(tmp_path / "runs" / "fs-1")]
+    assert batch.out_dir == tmp_path / "out" / "t"
+    with pytest.raises(ValueError, match="no run"):
+        batch.select(["ms-*"])
+
+
+# ---- executing notebooks (slow: each run starts a Jupyter kernel) -----------------------------
+TINY = dict(n_all=4, n_seg=None, epochs=1, n_test=6, n_val=4, n_train_negatives=4,
+            learning_rate=0.01, momentum=0.9, n_saved_maps=4, num_workers=0)
+
+
+def report(notebook: str, runs: Path, out: Path, **parameters) -> dict:
+    return {"notebook": str(NOTEBOOKS / notebook),
+            "parameters": {"runs_dir": str(runs), "out_dir": str(out), **parameters}}
+
+
+@pytest.mark.slow
+def test_batch_isolates_a_failing_run_and_renders_the_reports(tmp_path, tiny_severstal, capsys):
+    runs, figures = tmp_path / "runs", tmp_path / "figures"
+    path = write_batch(
+        tmp_path / "b.yaml",
+        [{"name": "fs-atw", "tags": {"table5": True}},
+         {"name": "broken", "data_root": str(tmp_path / "nowhere")},
+         {"name": "fs-none", "attention": False, "atrous": False, "balance": "linear"}],
+        [report("03_table5.ipynb", runs, figures, tag="table5", compare_with_paper=False),
+         report("04_figure8.ipynb", runs, figures, compare_with_paper=True),
+         report("05_figure9.ipynb", runs, figures, mode="FS", n_images=2),
+         report("06_ablation.ipynb", runs, figures, compare_with_paper=True)],
+        data_root=str(tiny_severstal), **TINY)
+    assert run_batch(path, workers=2) == 1  # two local processes
+    out = capsys.readouterr().out
+    assert "FAILED broken: DataError" in out
+    for name in ("fs-atw", "fs-none"):
+        assert (runs / name / "metrics.json").is_file()
+        assert (tmp_path / "out" / "t" / f"{name}.ipynb").is_file()
+    assert (tmp_path / "out" / "t" / "broken.ipynb").is_file()  # kept, with the traceback
+    produced = sorted(p.name for p in figures.iterdir())
+    assert produced == ["figure8.pdf", "figure8.png", "figure9.pdf", "figure9.png",
+                        "table5.csv", "table5.md", "table6_severstal.csv", "table6_severstal.md"]
+
+
+@pytest.mark.slow
+def test_a_killed_batch_restarted_runs_only_what_is_missing(tmp_path, tiny_severstal, capsys):
+    path = write_batch(tmp_path / "b.yaml", [{"name": "first"}, {"name": "second"}],
+                       data_root=str(tiny_severstal), **{**TINY, "epochs": 2})
+    command = [sys.executable, "-m", "segdec", "batch", str(path)]
+    batch = subprocess.Popen(command, cwd=REPO, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = tmp_path / "runs" / "first" / "metrics.json"
+    deadline = time.monotonic() + 300
+    while not first.is_file() and batch.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    os.killpg(batch.pid, signal.SIGKILL)  # the batch and its kernel, mid-way
+    batch.wait()
+    assert first.is_file() and not (tmp_path / "runs" / "second" / "metrics.json").is_file()
+    finished_at = first.stat().st_mtime
+    assert run_batch(path) == 0
+    out = capsys.readouterr().out
+    assert "first: already finished, skipped" in out and "second: done" in out
+    assert first.stat().st_mtime == finished_at
+
+
+@pytest.mark.slow
+def test_batch_runs_on_a_dask_cluster_on_loopback(tmp_path, tiny_severstal):
+    from dask.distributed import LocalCluster
+
+    path = write_batch(tmp_path / "b.yaml", [{"name": "remote"}], data_root=str(tiny_severstal),
+                       **TINY)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
+                      host="127.0.0.1", dashboard_address=None) as cluster:
+        assert main(["batch", str(path), "--scheduler", cluster.scheduler_address]) == 0
+    assert (tmp_path / "runs" / "remote" / "metrics.json").is_file()

@@ -1,0 +1,49 @@
+"""The committed notebooks: clean, parameterised, and executable by papermill."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+from segdec.config import RunConfig
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+
+def test_the_numbered_notebooks_are_there():
+    assert [p.stem[:2] for p in NOTEBOOKS] == ["00", "01", "02", "03", "04", "05", "06"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_without_outputs_and_with_one_parameters_cell(path):
+    book = nbformat.read(path, as_version=4)
+    nbformat.validate(book)
+    code = [c for c in book.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    tagged = [c for c in book.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0].cell_type == "code"
+    assert book.metadata.kernelspec.name == "python3"
+
+
+def test_train_notebook_takes_every_run_configuration_field():
+    parameters = papermill.inspect_notebook(str(NOTEBOOKS[2]))
+    assert set(parameters) == set(RunConfig.field_types()) | {"resume"}
+
+
+def test_download_notebook_calls_segdec():
+    source = "".join(c.source for c in nbformat.read(NOTEBOOKS[1], as_version=4).cells)
+    assert "download_severstal(dest)" in source
+
+
+@pytest.mark.slow
+def test_concepts_notebook_executes(tmp_path):
+    papermill.execute_notebook(
+        str(NOTEBOOKS[0]), str(tmp_path / "00.ipynb"), kernel_name="python3",
+        parameters={"size": 128, "image_width": 128, "image_height": 64, "epochs": 10},
+        progress_bar=False)
+    images = [o for c in nbformat.read(tmp_path / "00.ipynb", as_version=4).cells
+              if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 3

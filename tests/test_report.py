@@ -1,0 +1,116 @@
+"""Tables and figures from run directories, on hand-made runs (no training needed)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from segdec import paper, report
+from segdec.concepts import balance_schedules, se_gates
+from segdec.config import RunConfig
+from segdec.model import build_model
+
+
+def fake_run(root, name, n_all, l_p, ap, attention=True, atrous=True, balance="decay",
+             tags=None, finished=True):
+    """A run directory as train() leaves it, with chosen metrics and three saved maps."""
+    run_dir = root / name
+    RunConfig(n_all=n_all, n_seg=l_p, attention=attention, atrous=atrous, balance=balance,
+              notes=tags or {}, out_dir=str(run_dir)).save(run_dir / "config.yaml")
+    train = [(f"p{i}", "train", 1, i < l_p) for i in range(n_all)] + [("n0", "train", 0, True)]
+    pd.DataFrame(train + [("t0", "test", 1, True)],
+                 columns=["image", "subset", "label", "has_pixel_label"]).to_csv(
+        run_dir / "split.csv", index=False)
+    if finished:
+        metrics = {"ap": ap, "auc": ap - 0.01, "f_measure": 0.9, "threshold": 0.5, "fp": 3,
+                   "fn": 4, "n_test": 20}
+        (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    rng = np.random.default_rng(0)
+    np.savez(run_dir / "segmentation_maps.npz", names=np.array(["a.jpg", "b.jpg", "c.jpg"]),
+             images=rng.integers(0, 255, (3, 64, 128), dtype=np.uint8),
+             masks=np.zeros((3, 64, 128), np.uint8), seg_maps=rng.random((3, 8, 16)),
+             scores=np.array([0.9, 0.8, 0.1]), labels=np.array([1, 1, 0]))
+    return run_dir
+
+
+def test_read_run_counts_settings_from_the_split(tmp_path):
+    fake_run(tmp_path, "ms", 10, 3, 0.9, attention=False, balance="linear", tags={"row": 2})
+    row = report.read_run(tmp_path / "ms")
+    assert (row["mode"], row["n_all"], row["l_p"], row["network"], row["row"]) == (
+        "MS", 10, 3, "T", 2)
+
+
+def test_collect_runs_filters_by_tag_and_marks_unfinished(tmp_path):
+    fake_run(tmp_path, "a", 4, 0, 0.8, tags={"table5": True})
+    fake_run(tmp_path / "nested", "b", 4, 4, 0.9, finished=False)
+    runs = report.collect_runs(tmp_path)
+    assert sorted(runs["run"]) == ["a", "b"]
+    assert runs.set_index("run")["finished"].to_dict() == {"a": True, "b": False}
+    assert list(report.collect_runs(tmp_path, "table5")["run"]) == ["a"]
+    assert report.collect_runs(tmp_path, "missing").empty
+    with pytest.raises(ValueError, match="no finished runs"):
+        report.table5(report.collect_runs(tmp_path, "missing"))
+
+
+def test_table5_sits_beside_the_paper_with_differences(tmp_path):
+    fake_run(tmp_path, "ws", 300, 0, 0.95)
+    fake_run(tmp_path, "baseline", 300, 0, 0.5, attention=False, atrous=False, balance="linear")
+    table = report.table5(report.collect_runs(tmp_path))
+    assert len(table) == 26  # every paper row, ours where run
+    ws = table[(table["mode"] == "WS") & (table["n_all"] == 300)].iloc[0]
+    assert ws["ap paper"] == 0.932 and ws["ap diff"] == pytest.approx(0.95 - 0.932)
+    assert table["ap"].notna().sum() == 1  # the baseline network is not the paper's method
+    alone = report.table5(report.collect_runs(tmp_path), compare_with_paper=False)
+    assert list(alone["ap"]) == [0.95]
+
+
+def test_table6_orders_like_the_paper(tmp_path):
+    for mode, l_p in (("WS", 0), ("FS", 8)):
+        for attention, atrous, decay in paper.ABLATION_SWITCHES:
+            fake_run(tmp_path, f"{mode}-{attention}{atrous}{decay}", 8, l_p, 0.9,
+                     attention, atrous, "decay" if decay else "linear")
+    table = report.table6(report.collect_runs(tmp_path), "severstal")
+    assert len(table) == 21 and table["ap"].notna().sum() == 14
+    first = table.iloc[0]
+    assert (first["mode"], first["A"], first["T"], first["W"]) == ("WS", "", "", "")
+    assert first["ap"] == pytest.approx(90.0) and first["ap paper"] == 90.27
+    assert list(table["mode"].unique()) == ["WS", "MS", "FS"]
+
+
+def test_figures_render_and_save(tmp_path):
+    runs_root = tmp_path / "runs"
+    fake_run(runs_root, "fs", 8, 8, 0.99)
+    fake_run(runs_root, "fs-baseline", 8, 8, 0.9, attention=False, atrous=False,
+             balance="linear")
+    runs = report.collect_runs(runs_root)
+    figure8 = report.figure8(runs)
+    labels = [t.get_text() for t in figure8.axes[0].get_xticklabels()]
+    assert "8-8" in labels and "300-300" in labels
+    figure9 = report.figure9(runs, "FS", n_images=4)
+    titles = [axis.get_title() for axis in figure9.axes]
+    assert "with A+T+W: p = 0.900" in titles and len(figure9.axes) == 2 * 3  # two positives
+    saved = report.save_figure(figure9, tmp_path / "out", "figure9")
+    assert [p.suffix for p in saved] == [".png", ".pdf"] and all(p.stat().st_size for p in saved)
+    with pytest.raises(ValueError, match="without the improvements"):
+        report.figure9(runs, "WS")
+
+
+def test_save_table_writes_csv_and_markdown(tmp_path):
+    csv, markdown = report.save_table(pd.DataFrame({"ap": [0.91234]}), tmp_path, "t")
+    assert pd.read_csv(csv)["ap"].iloc[0] == 0.91234
+    assert "0.912" in markdown.read_text()
+
+
+def test_se_gates_and_schedules():
+    gates = se_gates(build_model(), torch.rand(1, 1, 64, 128))
+    assert gates.shape == (7, 64) and ((gates > 0) & (gates < 1)).all()
+    with pytest.raises(ValueError, match="no SE modules"):
+        se_gates(build_model(attention=False), torch.rand(1, 1, 64, 128))
+    schedules = balance_schedules(90, 0.01).set_index(["balance", "epoch"])
+    assert schedules.loc[("decay", 89), "w_seg"] == pytest.approx(0.99 ** 89)
+    assert schedules.loc[("linear", 0), "w_dec"] == 0.0
+    assert schedules.loc[("constant", 50), "w_dec"] == 1.0
