@@ -24,6 +24,15 @@ def test_forward_contract(variant):
     assert torch.isfinite(decision).all() and torch.isfinite(seg).all()
 
 
+def test_smallest_input_single_image(variant):
+    """At 64x64 the decision subnetwork ends on a 1x1 map; one image alone must still pass."""
+    model = build_model(*variant)
+    for mode in (model.train, model.eval):
+        mode()
+        decision, seg = model(torch.rand(1, 1, 64, 64))
+        assert decision.shape == (1,) and seg.shape == (1, 1, 8, 8)
+
+
 def test_colour_input_and_size_check(variant):
     model = build_model(*variant, in_channels=3)
     assert model(torch.rand(1, 3, 64, 72))[1].shape == (1, 1, 8, 9)
