@@ -56,6 +56,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from segdec.bench import QUICK, BenchSettings, run_bench, write_results
+    from segdec.train import resolve_device
+
+    settings = QUICK if args.quick else BenchSettings()
+    settings = replace(settings, batch_size=args.batch_size, compile=args.compile)
+    results = run_bench(settings, resolve_device(args.device))
+    path = write_results(results, args.out, "segdec " + " ".join(args.argv))
+    print(results.ratios().to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    print(f"\nwritten: {path} and {path.with_suffix('.csv')}")
+    return 0
+
+
 def _format_metrics(metrics: dict) -> str:
     return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                     for k, v in metrics.items())
@@ -93,11 +108,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", default="320x64", help="WIDTHxHEIGHT of the synthetic images")
     demo.add_argument("--epochs", type=int, default=10)
     demo.set_defaults(func=cmd_demo)
+    bench = commands.add_parser("bench", help="time the paper's network against the original")
+    bench.add_argument("--quick", action="store_true",
+                       help="quarter-size inputs: under two minutes on two CPU cores")
+    bench.add_argument("--out", default="benchmarks", type=Path)
+    bench.add_argument("--batch-size", type=int, default=1)
+    bench.add_argument("--compile", action="store_true", help="also time torch.compile'd runs")
+    bench.add_argument("--device", default="auto")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except (DataError, FileNotFoundError, FileExistsError, ValueError) as err:
