@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from segdec.config import RunConfig
@@ -59,13 +60,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from segdec.bench import QUICK, BenchSettings, run_bench, write_results
+    from segdec.bench import (
+        QUICK,
+        BenchSettings,
+        accuracy_check,
+        run_bench,
+        write_accuracy,
+        write_results,
+    )
     from segdec.train import resolve_device
 
+    command = "segdec " + " ".join(args.argv)
+    if args.accuracy:
+        with tempfile.TemporaryDirectory() as work_dir:
+            frame = accuracy_check(resolve_device(args.device), work_dir)
+        print(frame.to_string(index=False))
+        print(f"\nwritten: {write_accuracy(frame, args.out, command)}")
+        return 0
     settings = QUICK if args.quick else BenchSettings()
     settings = replace(settings, batch_size=args.batch_size, compile=args.compile)
     results = run_bench(settings, resolve_device(args.device))
-    path = write_results(results, args.out, "segdec " + " ".join(args.argv))
+    path = write_results(results, args.out, command)
     print(results.ratios().to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     print(f"\nwritten: {path} and {path.with_suffix('.csv')}")
     return 0
@@ -115,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-size", type=int, default=1)
     bench.add_argument("--compile", action="store_true", help="also time torch.compile'd runs")
     bench.add_argument("--device", default="auto")
+    bench.add_argument("--accuracy", action="store_true",
+                       help="instead: FS demo AP in fp32 and in the default precision")
     bench.set_defaults(func=cmd_bench)
     return parser
 

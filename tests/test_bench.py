@@ -61,3 +61,14 @@ def test_tiny_bench_writes_csv_and_markdown(tmp_path):
                     "## Profile", "convolution"):
         assert heading in text
 
+
+
+def test_instance_norm_is_the_group_norm_the_bench_compares_it_with():
+    torch.manual_seed(0)
+    group, instance = nn.GroupNorm(8, 8), nn.InstanceNorm2d(8, affine=True)
+    with torch.no_grad():
+        group.weight.uniform_(0.5, 2)
+        group.bias.normal_()
+    instance.load_state_dict(group.state_dict())
+    x = torch.randn(2, 8, 16, 24) * 3 + 1
+    torch.testing.assert_close(instance(x), group(x), rtol=1e-5, atol=1e-5)
