@@ -187,6 +187,8 @@ def machine_description(device: torch.device) -> dict[str, str]:
         "cpu capability": torch.backends.cpu.get_cpu_capability(),
         "AMX (fast bf16 on CPU)": str(cpu_has_fast_bf16()),
         "device": str(device),
+        # other work on the machine slows absolute timings; ratios of this run stay comparable
+        "load average (1, 5, 15 min) at the end": ", ".join(f"{v:.1f}" for v in os.getloadavg()),
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -249,7 +251,16 @@ def bench_network(network: str, dataset: str, height: int, width: int, variant: 
     forward_s = median_seconds(forward, device, settings.warmup - 1, settings.repeats)
     model.train()
     step_mib, step_flops = measure_once(step, device)
-    step_s = median_seconds(step, device, settings.warmup - 1, settings.repeats)
+    for _ in range(settings.warmup - 1):
+        step()
+    # Each repetition is paired with a torch.mm timed right after it: on a shared machine the
+    # share of peak is a ratio of two rates measured under the same load.
+    step_times, shares = [], []
+    mm_dtype = autocast_dtype(variant.precision, device) or torch.float32
+    for _ in range(settings.repeats):
+        step_times.append(median_seconds(step, device, 0, 1))
+        shares.append(step_flops / step_times[-1] / 1e9 / matmul_peak_gflops(mm_dtype, device, 1))
+    step_s = statistics.median(step_times)
     step_gflops = step_flops / step_s / 1e9
     return {
         "network": network, "dataset": dataset, "height": height, "width": width,
@@ -258,6 +269,7 @@ def bench_network(network: str, dataset: str, height: int, width: int, variant: 
         "forward_s": forward_s, "step_s": step_s,
         "forward_gflop": forward_flops / 1e9, "step_gflop": step_flops / 1e9,
         "forward_gflops": forward_flops / forward_s / 1e9, "step_gflops": step_gflops,
+        "step_share_of_peak": statistics.median(shares),
         "train_images_per_s": settings.batch_size / step_s,
         "forward_peak_mib": forward_mib, "step_peak_mib": step_mib,
     }
@@ -406,7 +418,8 @@ class BenchResults:
             "## Networks", "",
             "Times in seconds per batch; GFLOP counted by torch.utils.flop_counter (2 per "
             "multiply-add); step = forward + loss + backward + SGD step; share of peak = achieved "
-            "GFLOP/s over the measured mm peak of the same dtype. Peak memory: "
+            "GFLOP/s over the rate of a torch.mm of the same dtype timed right after each "
+            "repetition (median of the per-repetition ratios). Peak memory: "
             + ("CUDA allocator peak." if self.machine["device"].startswith("cuda") else
                "growth of the process's resident-set high-water mark (VmHWM, reset before each "
                "call) -- an approximation, as the allocator may reuse memory freed earlier."),
@@ -462,9 +475,7 @@ def run_bench(settings: BenchSettings, device: torch.device,
     norms = normalisation_ms(device, settings)
     _, height, width = settings.sizes[0]
     profiled = profile_table("paper", height, width, Variant(), settings.batch_size, device)
-    networks = pd.DataFrame(rows)
-    networks["step_share_of_peak"] = networks.step_gflops / networks.precision.map(peaks)
-    return BenchResults(machine_description(device), peaks, networks[CSV_COLUMNS],
+    return BenchResults(machine_description(device), peaks, pd.DataFrame(rows, columns=CSV_COLUMNS),
                         pd.DataFrame(loader_rows), norms, profiled, settings,
                         time.perf_counter() - started)
 
