@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from segdec.config import RunConfig
@@ -119,6 +120,35 @@ def cmd_batch(args: argparse.Namespace) -> int:
                      scheduler=args.scheduler)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from segdec.bench import (
+        QUICK,
+        BenchSettings,
+        accuracy_check,
+        run_bench,
+        write_accuracy,
+        write_results,
+    )
+    from segdec.train import resolve_device
+
+    command = "segdec " + " ".join(args.argv)
+    if args.accuracy:
+        with tempfile.TemporaryDirectory() as work_dir:
+            frame = accuracy_check(resolve_device(args.device), work_dir)
+        print(frame.to_string(index=False))
+        print(f"\nwritten: {write_accuracy(frame, args.out, command)}")
+        return 0
+    settings = QUICK if args.quick else BenchSettings()
+    settings = replace(settings, batch_size=args.batch_size, compile=args.compile)
+    results = run_bench(settings, resolve_device(args.device))
+    path = write_results(results, args.out, command)
+    print(results.ratios().to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    print(f"\nwritten: {path} and {path.with_suffix('.csv')}")
+    return 0
+
+
 def _format_metrics(metrics: dict) -> str:
     return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                     for k, v in metrics.items())
@@ -206,11 +236,24 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--scheduler", metavar="ADDRESS",
                        help="Dask scheduler (tcp://host:8786) to run on instead of locally")
     batch.set_defaults(func=cmd_batch)
+
+    bench = commands.add_parser("bench", help="time the paper's network against the original")
+    bench.add_argument("--quick", action="store_true",
+                       help="quarter-size inputs: under two minutes on two CPU cores")
+    bench.add_argument("--out", default="benchmarks", type=Path)
+    bench.add_argument("--batch-size", type=int, default=1)
+    bench.add_argument("--compile", action="store_true", help="also time torch.compile'd runs")
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--accuracy", action="store_true",
+                       help="instead: FS demo AP in fp32 and in the default precision")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except (DataError, FileNotFoundError, FileExistsError, ImportError, ValueError) as err:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from segdec import __version__
@@ -29,13 +29,14 @@ from segdec.data.images import DataError, image_shape, load_image, resize
 from segdec.data.splits import load_split, make_split, save_split, subset
 from segdec.evaluate import image_metrics, predict
 from segdec.io import atomic_write, write_json
-from segdec.loss import SegDecLoss, loss_weights
+from segdec.loss import LossTerms, SegDecLoss, loss_weights
 from segdec.model import ModelConfig, SegDecNet
 
 CHECKPOINT_FORMAT = 1
 # Keys of the run configuration that may differ between an interrupted run and its resumption.
 RESUME_MAY_CHANGE = {"device", "num_workers", "out_dir", "notes"}
 EpochCallback = Callable[[int, dict], None]
+LOSS_COLUMNS = ("loss_seg", "loss_dec", "loss_total")
 
 
 # ---- devices and precision --------------------------------------------------------------------
@@ -48,12 +49,22 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def cpu_has_fast_bf16() -> bool:
+    """AMX tiles make bf16 convolutions several times faster than fp32; without them (AVX2, plain
+    AVX-512) oneDNN's bf16 path is emulated and far slower than fp32 (``segdec bench`` shows it)."""
+    return torch.backends.mkldnn.is_available() and torch.cpu._is_amx_tile_supported()
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of a precision setting; ``None`` runs in fp32."""
+    """The autocast dtype of a precision setting; ``None`` runs in fp32.
+
+    "auto" is the fastest precision that keeps accuracy (``benchmarks/results.md``): bf16 on
+    CUDA where supported (else fp16) and on CPUs with AMX, fp32 elsewhere.
+    """
     if precision == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return None
+        return torch.bfloat16 if device.type == "cpu" and cpu_has_fast_bf16() else None
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
@@ -141,15 +152,29 @@ def prepare_data(config: RunConfig, run_dir: Path) -> tuple[RunConfig, RunData]:
     return config, RunData(split=split, **datasets)
 
 
+class EpochOrder(Sampler[int]):
+    """The current epoch's training order, set each epoch, so that one loader serves all epochs
+    and its worker processes keep their caches of decoded images."""
+
+    def __init__(self) -> None:
+        self.order: list[int] = []
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
 def loader(dataset: DefectDataset, config: RunConfig, device: torch.device,
-           order: Sequence[int] | None = None) -> DataLoader:
+           order: Sequence[int] | Sampler[int] | None = None) -> DataLoader:
     return DataLoader(
         dataset,
         batch_size=config.batch_size,
         sampler=order,
         num_workers=config.num_workers,
         pin_memory=device.type == "cuda",
-        persistent_workers=False,
+        persistent_workers=config.num_workers > 0,
     )
 
 
@@ -210,6 +235,35 @@ def model_from_checkpoint(state: dict, device: torch.device | str = "cpu") -> Se
 
 
 # ---- training -----------------------------------------------------------------------------------
+def training_step(
+    model: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    criterion: SegDecLoss,
+    batch: dict[str, torch.Tensor],
+    weights: tuple[float, float],
+    device: torch.device,
+    dtype: torch.dtype | None,
+    channels_last: bool = False,
+) -> LossTerms:
+    """One SGD step on one batch: what training runs and what ``segdec bench`` times."""
+    images = batch["image"].to(device, non_blocking=True)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        decision, seg = model(images)
+    terms = criterion(
+        decision, seg, *(batch[k].to(device, non_blocking=True)
+                         for k in ("label", "seg_target", "seg_weight", "has_pixel_label")),
+        *weights,
+    )
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(terms.total).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return terms
+
+
 def _write_history(run_dir: Path, history: list[dict]) -> None:
     atomic_write(run_dir / "history.csv",
                  lambda tmp: pd.DataFrame(history).to_csv(tmp, index=False))
@@ -270,41 +324,33 @@ def train(
         torch.set_rng_state(state["torch_rng"])
         history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
 
-    step = model.compile() if config.compile else model
+    step = torch.compile(model) if config.compile else model
     dtype = autocast_dtype(config.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    epoch_order = EpochOrder()
+    train_loader = loader(data.train, config, device, epoch_order)
+    val_loader = loader(data.val, config, device)
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         w_seg, w_dec = loss_weights(config.balance, epoch, config.epochs, config.beta)
         order = np.concatenate([positives, negatives[sampler.draw(len(positives))]])
         order = order[order_rng.permutation(len(order))].tolist()
+        epoch_order.order = order
         model.train()
-        sums = {"loss_seg": 0.0, "loss_dec": 0.0, "loss_total": 0.0}
-        batches = tqdm(loader(data.train, config, device, order), disable=not progress,
+        sums = torch.zeros(len(LOSS_COLUMNS), dtype=torch.float64, device=device)
+        batches = tqdm(train_loader, disable=not progress,
                        desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
         for batch in batches:
-            images = batch["image"].to(device, non_blocking=True)
-            if config.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                decision, seg = step(images)
-            terms = criterion(
-                decision, seg, batch["label"].to(device), batch["seg_target"].to(device),
-                batch["seg_weight"].to(device), batch["has_pixel_label"].to(device),
-                w_seg, w_dec,
-            )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(terms.total).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            n = len(images)
-            sums["loss_seg"] += terms.seg.item() * n
-            sums["loss_dec"] += terms.dec.item() * n
-            sums["loss_total"] += terms.total.item()
+            terms = training_step(step, optimizer, scaler, criterion, batch, (w_seg, w_dec),
+                                  device, dtype, config.channels_last)
+            n = len(batch["label"])
+            losses = torch.stack([terms.seg, terms.dec, terms.total.detach()]).double()
+            sums += losses * sums.new_tensor([n, n, 1])
+        means = (sums / len(order)).tolist()  # one device sync per epoch, not three per batch
         row = {"epoch": epoch, "w_seg": w_seg, "w_dec": w_dec,
-               **{k: v / len(order) for k, v in sums.items()}, "val_ap": float("nan")}
+               **dict(zip(LOSS_COLUMNS, means, strict=True)), "val_ap": float("nan")}
         if (epoch + 1) % config.validate_every == 0 or epoch + 1 == config.epochs:
-            scores, _ = predict(model, loader(data.val, config, device), device, dtype)
+            scores, _ = predict(model, val_loader, device, dtype)
             val = image_metrics(data.val.labels(), scores)
             row["val_ap"] = val["ap"]
             if val["ap"] > best["ap"]:

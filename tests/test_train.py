@@ -11,7 +11,15 @@ from segdec.cli import main
 from segdec.config import RunConfig
 from segdec.data.synthetic import synthesize
 from segdec.demo import demo_config
-from segdec.train import NegativeSampler, evaluate_run, load_checkpoint, train
+from segdec.train import (
+    EpochOrder,
+    NegativeSampler,
+    evaluate_run,
+    load_checkpoint,
+    loader,
+    prepare_data,
+    train,
+)
 
 RUN_FILES = ["config.yaml", "split.csv", "history.csv", "metrics.json", "predictions.csv",
              "segmentation_maps.npz", "checkpoints/best.pt", "checkpoints/last.pt"]
@@ -111,3 +119,14 @@ def test_cli_train_and_evaluate(tiny_severstal, tmp_path, capsys):
     assert "ap=" in capsys.readouterr().out
     # resuming needs only the run directory: its saved configuration is the base
     assert main(["train", "--out-dir", str(tmp_path / "run"), "--resume"]) == 0
+
+
+def test_one_loader_follows_each_epochs_order_with_persistent_workers(tiny_severstal, tmp_path):
+    config = demo_config(tmp_path, data_root=str(tiny_severstal), num_workers=2, batch_size=4)
+    _, data = prepare_data(config, tmp_path)
+    order = EpochOrder()
+    batches = loader(data.train, config, torch.device("cpu"), order)
+    for epoch_order in ([3, 1, 2, 0, 5], [4, 0, 2]):
+        order.order = epoch_order
+        seen = torch.cat([batch["index"] for batch in batches]).tolist()
+        assert seen == epoch_order

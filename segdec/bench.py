@@ -1,0 +1,520 @@
+"""``segdec bench``: the paper's network against the original, on this machine, in one run.
+
+Every speed-up is a ratio of two timings taken in the same run (medians of several repetitions
+after warm-up), so a busy machine slows both sides alike. FLOPs are counted by
+``torch.utils.flop_counter`` (a multiply-add is two FLOPs); "share of peak" divides the achieved
+rate by the rate of a large ``torch.mm`` in the same dtype, measured by the benchmark itself.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.profiler import ProfilerActivity, profile
+from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
+
+from segdec.config import RunConfig
+from segdec.data.catalogue import load_samples
+from segdec.data.dataset import DefectDataset, TargetOptions
+from segdec.data.synthetic import synthesize
+from segdec.demo import demo_config, ensure_synthetic
+from segdec.io import atomic_write, write_text
+from segdec.loss import SegDecLoss
+from segdec.model import SegDecNet, build_model
+from segdec.train import (
+    autocast_dtype,
+    cpu_has_fast_bf16,
+    evaluate_run,
+    train,
+    training_step,
+)
+
+ACCURACY_IMAGES, ACCURACY_SIZE = 60, (320, 64)  # the demo's defaults (WIDTH, HEIGHT)
+NETWORKS = {"original": (False, False), "paper": (True, True)}  # (attention, atrous)
+# (name, height, width): DAGM, KolektorSDD (1408 high, 512 wide) and Severstal input sizes.
+FULL_SIZES = (("DAGM", 512, 512), ("KolektorSDD", 1408, 512), ("Severstal", 256, 1600))
+QUICK_SIZES = (("DAGM/4", 128, 128), ("KolektorSDD/4", 352, 128), ("Severstal/4", 64, 400))
+DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+CSV_COLUMNS = [
+    "network", "dataset", "height", "width", "batch_size", "precision", "channels_last",
+    "compiled", "forward_s", "step_s", "forward_gflop", "step_gflop", "forward_gflops",
+    "step_gflops", "step_share_of_peak", "train_images_per_s", "forward_peak_mib",
+    "step_peak_mib",
+]
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    sizes: tuple[tuple[str, int, int], ...] = FULL_SIZES
+    batch_size: int = 1
+    warmup: int = 1
+    repeats: int = 3
+    loader_images: int = 40  # synthetic images the data pipeline decodes per measurement
+    compile: bool = False  # also time torch.compile'd variants (slow to compile on a CPU)
+
+
+QUICK = BenchSettings(sizes=QUICK_SIZES, warmup=1, repeats=3, loader_images=16)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How one network is run: the fp32 baseline or an optimised path."""
+
+    precision: str = "fp32"  # a RunConfig precision: fp32, bf16 or fp16
+    channels_last: bool = False
+    compiled: bool = False
+
+    @property
+    def label(self) -> str:
+        parts = [self.precision]
+        parts += ["channels_last"] * self.channels_last + ["compiled"] * self.compiled
+        return "+".join(parts)
+
+
+# ---- measuring helpers --------------------------------------------------------------------------
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_seconds(fn: Callable[[], object], device: torch.device, warmup: int,
+                   repeats: int) -> float:
+    """Median wall time of ``fn`` over ``repeats`` calls after ``warmup`` untimed calls."""
+    for _ in range(max(warmup, 0)):
+        fn()
+    synchronize(device)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """FLOPs of one call of ``fn`` (convolutions and matrix products; 2 per multiply-add)."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def _resident_kib(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def peak_memory_mib(fn: Callable[[], object], device: torch.device) -> float:
+    """Peak memory one call of ``fn`` adds: CUDA allocator peak on GPU; on CPU the growth of the
+    resident-set high-water mark (VmHWM reset through /proc/self/clear_refs, else the growth of
+    ``ru_maxrss``, which misses peaks below an earlier one)."""
+    if device.type == "cuda":
+        synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        fn()
+        synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        before = _resident_kib("VmRSS")
+        fn()
+        after = _resident_kib("VmHWM")
+        if before is not None and after is not None:
+            return (after - before) / 1024
+    except OSError:
+        pass
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    fn()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+
+
+def measure_once(fn: Callable[[], object], device: torch.device) -> tuple[float, int]:
+    """(peak memory in MiB, FLOPs) of one call of ``fn``."""
+    flops = 0
+
+    def counted() -> None:
+        nonlocal flops
+        flops = count_flops(fn)
+
+    return peak_memory_mib(counted, device), flops
+
+
+def matmul_peak_gflops(dtype: torch.dtype, device: torch.device, repeats: int = 5,
+                       max_n: int = 4096) -> float:
+    """GFLOP/s of ``torch.mm`` on square matrices grown until one product takes >= 50 ms."""
+    n = 256
+    while True:
+        a = torch.randn(n, n, device=device).to(dtype)
+        b = torch.randn(n, n, device=device).to(dtype)
+        seconds = median_seconds(lambda a=a, b=b: torch.mm(a, b), device, 1, repeats)
+        if seconds >= 0.05 or n >= max_n:
+            return 2 * n**3 / seconds / 1e9
+        n *= 2
+
+
+def machine_description(device: torch.device) -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {
+        "cpu": cpu,
+        "cpu cores": str(os.cpu_count()),
+        "torch threads": str(torch.get_num_threads()),
+        "torch": torch.__version__,
+        "cpu capability": torch.backends.cpu.get_cpu_capability(),
+        "AMX (fast bf16 on CPU)": str(cpu_has_fast_bf16()),
+        "device": str(device),
+        # other work on the machine slows absolute timings; ratios of this run stay comparable
+        "load average (1, 5, 15 min) at the end": ", ".join(f"{v:.1f}" for v in os.getloadavg()),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+# ---- the network --------------------------------------------------------------------------------
+def synthetic_batch(batch_size: int, height: int, width: int) -> dict[str, torch.Tensor]:
+    """A batch in ``DefectDataset``'s format: half defective, all pixel-labelled."""
+    generator = torch.Generator().manual_seed(0)
+    h, w = height // SegDecNet.output_stride, width // SegDecNet.output_stride
+    labels = (torch.arange(batch_size) % 2 == 0).float()
+    return {
+        "image": torch.rand(batch_size, 1, height, width, generator=generator),
+        "seg_target": (torch.rand(batch_size, 1, h, w, generator=generator) > 0.9).float()
+        * labels[:, None, None, None],
+        "seg_weight": torch.ones(batch_size, 1, h, w),
+        "label": labels,
+        "has_pixel_label": torch.ones(batch_size, dtype=torch.bool),
+    }
+
+
+def runners(network: str, height: int, width: int, variant: Variant, batch_size: int,
+            device: torch.device) -> tuple[nn.Module, Callable[[], None], Callable[[], None]]:
+    """(model, forward, training step) of one network and variant on a synthetic batch."""
+    torch.manual_seed(0)
+    model = build_model(*NETWORKS[network]).to(device)
+    if variant.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    run = torch.compile(model) if variant.compiled else model
+    batch = synthetic_batch(batch_size, height, width)
+    batch = {key: value.to(device) for key, value in batch.items()}
+    images = batch["image"].contiguous(
+        memory_format=torch.channels_last if variant.channels_last else torch.contiguous_format
+    )
+    dtype = autocast_dtype(variant.precision, device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    criterion = SegDecLoss("bce")
+
+    def forward() -> None:
+        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype,
+                                                    enabled=dtype is not None):
+            run(images)
+
+    def step() -> None:
+        training_step(run, optimizer, scaler, criterion, batch, (0.5, 0.5), device, dtype,
+                      variant.channels_last)
+
+    return model, forward, step
+
+
+def bench_network(network: str, dataset: str, height: int, width: int, variant: Variant,
+                  settings: BenchSettings, device: torch.device) -> dict:
+    """Forward and training-step time, FLOPs, achieved rate and peak memory of one variant."""
+    model, forward, step = runners(network, height, width, variant, settings.batch_size, device)
+    # The first call of each (FLOPs counted, peak memory taken) is also its warm-up.
+    model.eval()
+    forward_mib, forward_flops = measure_once(forward, device)
+    forward_s = median_seconds(forward, device, settings.warmup - 1, settings.repeats)
+    model.train()
+    step_mib, step_flops = measure_once(step, device)
+    for _ in range(settings.warmup - 1):
+        step()
+    # Each repetition is paired with a torch.mm timed right after it: on a shared machine the
+    # share of peak is a ratio of two rates measured under the same load.
+    step_times, shares = [], []
+    mm_dtype = autocast_dtype(variant.precision, device) or torch.float32
+    for _ in range(settings.repeats):
+        step_times.append(median_seconds(step, device, 0, 1))
+        shares.append(step_flops / step_times[-1] / 1e9 / matmul_peak_gflops(mm_dtype, device, 1))
+    step_s = statistics.median(step_times)
+    step_gflops = step_flops / step_s / 1e9
+    return {
+        "network": network, "dataset": dataset, "height": height, "width": width,
+        "batch_size": settings.batch_size, "precision": variant.precision,
+        "channels_last": variant.channels_last, "compiled": variant.compiled,
+        "forward_s": forward_s, "step_s": step_s,
+        "forward_gflop": forward_flops / 1e9, "step_gflop": step_flops / 1e9,
+        "forward_gflops": forward_flops / forward_s / 1e9, "step_gflops": step_gflops,
+        "step_share_of_peak": statistics.median(shares),
+        "train_images_per_s": settings.batch_size / step_s,
+        "forward_peak_mib": forward_mib, "step_peak_mib": step_mib,
+    }
+
+
+def profile_table(network: str, height: int, width: int, variant: Variant, batch_size: int,
+                  device: torch.device, rows: int = 15) -> str:
+    """torch.profiler's top operators (by self time, grouped by input shape) of one step."""
+    _, _, step = runners(network, height, width, variant, batch_size, device)
+    step()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda"
+                                           else [])
+    with profile(activities=activities, record_shapes=True) as profiler:
+        step()
+        synchronize(device)
+    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return profiler.key_averages(group_by_input_shape=True).table(
+        sort_by=key, row_limit=rows, max_name_column_width=30, max_shapes_column_width=60
+    )
+
+
+def variants(device: torch.device, settings: BenchSettings) -> dict[str, list[Variant]]:
+    """The original runs as the fp32 baseline; the paper's network in fp32, channels_last and the
+    default "auto" precision where that differs from fp32 (plus compiled, on request)."""
+    paper = [Variant(), Variant(channels_last=True)]
+    fast = autocast_dtype("auto", device)
+    if fast is not None:
+        paper += [Variant(DTYPE_NAMES[fast]), Variant(DTYPE_NAMES[fast], channels_last=True)]
+    if settings.compile:
+        paper += [replace(v, compiled=True) for v in list(paper)]
+    return {"original": [Variant()], "paper": paper}
+
+
+# ---- the data pipeline --------------------------------------------------------------------------
+def loader_images_per_s(dataset: DefectDataset, workers: int, batch_size: int) -> float:
+    """Images per second through a DataLoader (worker start-up included, as in an epoch)."""
+    started = time.perf_counter()
+    for _ in DataLoader(dataset, batch_size=batch_size, num_workers=workers):
+        pass
+    return len(dataset) / (time.perf_counter() - started)
+
+
+def bench_loader(root: Path, height: int, width: int, settings: BenchSettings) -> list[dict]:
+    """Decode + resize + mask downsampling (uncached) and cached reads, with 0 and 2 workers."""
+    samples = load_samples(RunConfig(data_root=str(root)))
+    rows = []
+    for workers in (0, 2):
+        for cached in (False, True):
+            dataset = DefectDataset(samples, [True] * len(samples),
+                                    TargetOptions(size=(height, width)), cache=cached)
+            if cached:  # fill the cache as the first epoch would
+                for i in range(len(dataset)):
+                    dataset[i]
+            rows.append({"height": height, "width": width, "workers": workers, "cached": cached,
+                         "images_per_s": loader_images_per_s(dataset, workers,
+                                                             settings.batch_size)})
+    return rows
+
+
+def normalisation_ms(device: torch.device, settings: BenchSettings, channels: int = 32,
+                     size: int = 256) -> dict[str, float]:
+    """Forward+backward of the network's per-image normalisation: GroupNorm(C, C) (in use)
+    against InstanceNorm2d (the same function); ms at [1, C, size, size]."""
+    x = torch.randn(1, channels, size, size, device=device, requires_grad=True)
+    grad = torch.randn_like(x)
+    norms = {"GroupNorm(C, C)": torch.nn.GroupNorm(channels, channels),
+             "InstanceNorm2d(affine)": torch.nn.InstanceNorm2d(channels, affine=True)}
+    times = {}
+    for name, norm in norms.items():
+        norm.to(device)
+        times[name] = 1e3 * median_seconds(lambda n=norm: n(x).backward(grad), device,
+                                           settings.warmup, settings.repeats + 2)
+    return times
+
+
+# ---- the whole run ------------------------------------------------------------------------------
+@dataclass
+class BenchResults:
+    machine: dict[str, str]
+    peaks: dict[str, float]
+    networks: pd.DataFrame
+    loader: pd.DataFrame
+    norms: dict[str, float]
+    profile: str
+    settings: BenchSettings
+    seconds: float = 0.0
+
+    def ratios(self) -> pd.DataFrame:
+        """The issue's targets, each a ratio of two measurements of this run."""
+        rows = []
+        frame = self.networks
+        base = frame[(frame.network == "original") & (frame.precision == "fp32")]
+        paper = frame[frame.network == "paper"]
+        for _, ref in base.iterrows():
+            same = paper[(paper.height == ref.height) & (paper.width == ref.width)]
+            fp32 = same[(same.precision == "fp32") & ~same.channels_last & ~same.compiled].iloc[0]
+            best_step = same.loc[same.step_s.idxmin()]
+            best_fwd = same.loc[same.forward_s.idxmin()]
+            where = f"{ref.dataset} {ref.height}x{ref.width}"
+            rows += [
+                (where, "FLOP ratio original/paper (speed-up at equal efficiency)",
+                 ref.step_gflop / fp32.step_gflop, None),
+                (where, "paper fp32 step speed-up over original fp32 step",
+                 ref.step_s / fp32.step_s, None),
+                (where, f"paper best step ({_variant(best_step)}) speed-up over original fp32",
+                 ref.step_s / best_step.step_s, 8.0 if ref.dataset.startswith("DAGM") else None),
+                (where, f"paper best forward ({_variant(best_fwd)}) speed-up over original fp32",
+                 ref.forward_s / best_fwd.forward_s,
+                 10.0 if ref.dataset.startswith("Severstal") else None),
+                (where, "original fp32 step: share of fp32 matmul peak",
+                 ref.step_share_of_peak, 0.5),
+                (where, "paper fp32 step: share of fp32 matmul peak",
+                 fp32.step_share_of_peak, 0.5),
+            ]
+            loaded = self.loader[(self.loader.height == ref.height)
+                                 & (self.loader.width == ref.width) & (self.loader.workers == 2)]
+            for _, row in loaded.iterrows():
+                kind = "cached" if row.cached else "decoding"
+                rows.append((where, f"loader (2 workers, {kind}) over paper's best training rate",
+                             row.images_per_s / best_step.train_images_per_s, 2.0))
+        table = pd.DataFrame(rows, columns=["size", "ratio", "value", "target"])
+        table["met"] = [("" if pd.isna(t) else ("yes" if v >= t else "NO"))
+                        for v, t in zip(table.value, table.target, strict=True)]
+        return table
+
+    def markdown(self, command: str) -> str:
+        machine = "\n".join(f"| {k} | {v} |" for k, v in self.machine.items())
+        peaks = "\n".join(f"| {k} | {v:.1f} |" for k, v in self.peaks.items())
+        norms = "\n".join(f"| {k} | {v:.1f} |" for k, v in self.norms.items())
+        shown = self.networks.copy()
+        shown.insert(2, "variant", [_variant(r) for _, r in shown.iterrows()])
+        shown = shown.drop(columns=["precision", "channels_last", "compiled"])
+        return "\n".join([
+            "# segdec bench", "",
+            f"Produced by `{command}` in {self.seconds:.0f} s; batch size "
+            f"{self.settings.batch_size}, medians of {self.settings.repeats} repetitions after "
+            f"{self.settings.warmup} warm-up. Ratios compare timings of this same run.", "",
+            "## Machine", "", "| | |", "|---|---|", machine, "",
+            "## Measured matrix-multiply peak (torch.mm)", "",
+            "The best rate of square products seen in this run (measured before and after every "
+            "size, as other work on a shared machine can slow a single measurement).", "",
+            "| dtype | GFLOP/s |", "|---|---|",
+            peaks, "",
+            "## Targets (ratios from this run)", "",
+            self.ratios().to_markdown(index=False, floatfmt=".2f"), "",
+            "## Networks", "",
+            "Times in seconds per batch; GFLOP counted by torch.utils.flop_counter (2 per "
+            "multiply-add); step = forward + loss + backward + SGD step; share of peak = achieved "
+            "GFLOP/s over the rate of a torch.mm of the same dtype timed right after each "
+            "repetition (median of the per-repetition ratios). Peak memory: "
+            + ("CUDA allocator peak." if self.machine["device"].startswith("cuda") else
+               "growth of the process's resident-set high-water mark (VmHWM, reset before each "
+               "call) -- an approximation, as the allocator may reuse memory freed earlier."),
+            "", shown.to_markdown(index=False, floatfmt=".3g"), "",
+            "## Data pipeline (decode, resize, mask downsampling; synthetic 1600x256 JPEGs)", "",
+            self.loader.to_markdown(index=False, floatfmt=".1f"), "",
+            "## Normalisation (forward + backward, ms, [1, 32, 256, 256])", "",
+            "| module | ms |", "|---|---|", norms, "",
+            f"## Profile: the paper's fp32 training step at {self.profile_size}", "",
+            "torch.profiler, top operators by self time, grouped by input shape:", "",
+            "```", self.profile.strip(), "```", "",
+        ])
+
+    @property
+    def profile_size(self) -> str:
+        name, height, width = self.settings.sizes[0]
+        return f"{name} {height}x{width}"
+
+
+def _variant(row: pd.Series) -> str:
+    return Variant(row.precision, bool(row.channels_last), bool(row.compiled)).label
+
+
+def run_bench(settings: BenchSettings, device: torch.device,
+              log: Callable[[str], None] = print) -> BenchResults:
+    started = time.perf_counter()
+    dtypes = [torch.float32, torch.bfloat16] + ([torch.float16] if device.type == "cuda" else [])
+    peaks = {DTYPE_NAMES[dtype]: 0.0 for dtype in dtypes}
+
+    def measure_peaks() -> None:
+        """On a shared machine the peak is the best rate seen: measured before and after every
+        size, the maximum kept."""
+        for dtype in dtypes:
+            name = DTYPE_NAMES[dtype]
+            peaks[name] = max(peaks[name], matmul_peak_gflops(dtype, device))
+        log("torch.mm peak GFLOP/s so far: " + ", ".join(f"{k} {v:.1f}" for k, v in peaks.items()))
+
+    measure_peaks()
+    rows, loader_rows = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        half = settings.loader_images // 2
+        root = synthesize(Path(tmp) / "data", half, settings.loader_images - half, seed=0,
+                          size=(1600, 256))
+        for dataset, height, width in settings.sizes:
+            for network, kinds in variants(device, settings).items():
+                for variant in kinds:
+                    rows.append(bench_network(network, dataset, height, width, variant, settings,
+                                              device))
+                    log(f"{dataset} {height}x{width} {network} {variant.label}: "
+                        f"forward {rows[-1]['forward_s']:.3f} s, step {rows[-1]['step_s']:.3f} s")
+            loader_rows += bench_loader(root, height, width, settings)
+            measure_peaks()
+    norms = normalisation_ms(device, settings)
+    _, height, width = settings.sizes[0]
+    profiled = profile_table("paper", height, width, Variant(), settings.batch_size, device)
+    return BenchResults(machine_description(device), peaks, pd.DataFrame(rows, columns=CSV_COLUMNS),
+                        pd.DataFrame(loader_rows), norms, profiled, settings,
+                        time.perf_counter() - started)
+
+
+def accuracy_check(device: torch.device, work_dir: str | Path) -> pd.DataFrame:
+    """Full-supervision synthetic AP (the FS demo run) in plain fp32 and in the default precision
+    "auto"; where "auto" is fp32 the two are one computation and are trained once. The fp32
+    run's checkpoint is also evaluated under bf16 autocast, to show what bf16 inference costs."""
+    base = demo_config(work_dir, device=str(device), precision="fp32",
+                       out_dir=str(Path(work_dir) / "fp32"))
+    ensure_synthetic(base, ACCURACY_IMAGES, ACCURACY_IMAGES, ACCURACY_SIZE)
+    fp32_ap = train(base, progress=False)["ap"]
+    auto = autocast_dtype("auto", device)
+    auto_ap = fp32_ap if auto is None else train(
+        base.replace(precision="auto", out_dir=str(Path(work_dir) / "auto")), progress=False
+    )["ap"]
+    bf16_eval_ap = evaluate_run(base.out_dir, device, config=base.replace(precision="bf16"))["ap"]
+    rows = [("train + test in fp32", "fp32", fp32_ap),
+            ('train + test in the default "auto"', DTYPE_NAMES.get(auto, "fp32"), auto_ap),
+            ("fp32-trained, tested under bf16 autocast", "bf16", bf16_eval_ap)]
+    frame = pd.DataFrame(rows, columns=["run", "precision", "ap"])
+    frame["ap_difference"] = (frame.ap - fp32_ap).abs()
+    frame["within_0.005"] = frame.ap_difference <= 0.005
+    return frame
+
+
+def write_accuracy(frame: pd.DataFrame, out: str | Path, command: str) -> Path:
+    text = "\n".join([
+        "# Accuracy of the fast path", "",
+        f"Produced by `{command}`: the FS demo run (segdec.demo.demo_config, synthetic "
+        f"{ACCURACY_SIZE[0]}x{ACCURACY_SIZE[1]} images, {ACCURACY_IMAGES} defective + "
+        f"{ACCURACY_IMAGES} clean, 10 epochs), test-set AP.", "",
+        frame.to_markdown(index=False, floatfmt=".4f"), "",
+    ])
+    return write_text(Path(out) / "accuracy.md", text)
+
+
+def write_results(results: BenchResults, out: str | Path, command: str) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "results.csv", lambda tmp: results.networks.to_csv(tmp, index=False))
+    return write_text(out / "results.md", results.markdown(command))

@@ -1,0 +1,74 @@
+"""The benchmark's helpers count and record the right things (no timing assertions)."""
+
+import pandas as pd
+import torch
+from torch import nn
+
+from segdec.bench import (
+    CSV_COLUMNS,
+    BenchSettings,
+    count_flops,
+    matmul_peak_gflops,
+    peak_memory_mib,
+    run_bench,
+    write_results,
+)
+from segdec.model import build_model
+
+
+def test_conv_flops_match_the_formula():
+    conv = nn.Conv2d(16, 32, 5, padding=2, bias=False)
+    x = torch.rand(2, 16, 40, 24)
+    assert count_flops(lambda: conv(x)) == 2 * 2 * 16 * 32 * 5 * 5 * 40 * 24
+
+
+def test_dilated_conv_counts_its_nine_taps_not_its_span():
+    dilated = nn.Conv2d(8, 8, 3, padding=7, dilation=7, bias=False)
+    assert count_flops(lambda: dilated(torch.rand(1, 8, 32, 32))) == 2 * 8 * 8 * 9 * 32 * 32
+
+
+def test_the_paper_network_needs_about_six_times_fewer_flops():
+    x = torch.rand(1, 1, 128, 128)
+    original = count_flops(lambda: build_model(False, False)(x))
+    paper = count_flops(lambda: build_model(True, True)(x))
+    assert 5 < original / paper < 8
+
+
+def test_peak_memory_sees_a_large_allocation():
+    def allocate():
+        torch.ones(64 * 2**20 // 4).sum()  # 64 MiB, written so that it is resident
+
+    assert peak_memory_mib(allocate, torch.device("cpu")) > 32
+
+
+def test_matmul_peak_is_positive():
+    assert matmul_peak_gflops(torch.float32, torch.device("cpu"), repeats=1, max_n=256) > 0
+
+
+def test_tiny_bench_writes_csv_and_markdown(tmp_path):
+    settings = BenchSettings(sizes=(("Severstal/16", 64, 96),), warmup=0, repeats=1,
+                             loader_images=4)
+    results = run_bench(settings, torch.device("cpu"), log=lambda line: None)
+    path = write_results(results, tmp_path, "segdec bench --test")
+    frame = pd.read_csv(tmp_path / "results.csv")
+    assert list(frame.columns) == CSV_COLUMNS
+    assert set(frame.network) == {"original", "paper"}
+    assert (frame.forward_gflop > 0).all() and (frame.step_gflop > frame.forward_gflop).all()
+    ratios = results.ratios()
+    assert ratios["size"].eq("Severstal/16 64x96").all() and ratios.value.gt(0).all()
+    text = path.read_text()
+    for heading in ("## Machine", "## Targets", "## Networks", "## Data pipeline", "torch.mm",
+                    "## Profile", "convolution"):
+        assert heading in text
+
+
+
+def test_instance_norm_is_the_group_norm_the_bench_compares_it_with():
+    torch.manual_seed(0)
+    group, instance = nn.GroupNorm(8, 8), nn.InstanceNorm2d(8, affine=True)
+    with torch.no_grad():
+        group.weight.uniform_(0.5, 2)
+        group.bias.normal_()
+    instance.load_state_dict(group.state_dict())
+    x = torch.randn(2, 8, 16, 24) * 3 + 1
+    torch.testing.assert_close(instance(x), group(x), rtol=1e-5, atol=1e-5)
