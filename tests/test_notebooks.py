@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -14,7 +15,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 
 
 def test_the_numbered_notebooks_are_there():
-    assert [p.stem[:2] for p in NOTEBOOKS] == ["00", "01", "02", "03", "04", "05", "06"]
+    assert [p.stem[:2] for p in NOTEBOOKS] == ["00", "01", "02", "03", "04", "05", "06", "07"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -33,9 +34,18 @@ def test_train_notebook_takes_every_run_configuration_field():
     assert set(parameters) == set(RunConfig.field_types()) | {"resume"}
 
 
-def test_download_notebook_calls_segdec():
-    source = "".join(c.source for c in nbformat.read(NOTEBOOKS[1], as_version=4).cells)
-    assert "download_severstal(dest)" in source
+def test_download_notebook_extracts_a_local_archive(tiny_severstal, tmp_path):
+    archive = tmp_path / "severstal.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for file in sorted(tiny_severstal.rglob("*")):
+            if file.is_file():
+                zipped.write(file, file.relative_to(tiny_severstal).as_posix())
+    papermill.execute_notebook(
+        str(NOTEBOOKS[1]), str(tmp_path / "01.ipynb"), kernel_name="python3", progress_bar=False,
+        parameters={"dest": str(tmp_path / "severstal"), "archive": str(archive),
+                    "expected_images": 40, "image_size": [128, 64]})
+    assert (tmp_path / "severstal" / ".segdec-verified.json").is_file()
+    assert len(list((tmp_path / "severstal" / "train_images").iterdir())) == 40
 
 
 @pytest.mark.slow
