@@ -199,9 +199,16 @@ def _describe(err: Exception) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def _claim_gpu(gpus: Any) -> None:
-    """Process-pool initializer: pin this worker to one GPU for all its runs."""
-    os.environ["CUDA_VISIBLE_DEVICES"] = str(gpus.get())
+def _init_worker(gpus: Any, threads: int | None) -> None:
+    """Process-pool initializer: pin this worker to one GPU, or to its share of the CPU cores.
+
+    The notebook kernels it starts inherit the environment; without a share, every kernel's
+    PyTorch would take all cores and the workers would slow each other down.
+    """
+    if gpus is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpus.get())
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
 def _gpu_count() -> int:
@@ -252,13 +259,16 @@ def execute_runs(batch: Batch, runs: list[BatchRun], workers: int | None = None,
             collect(execute_notebook(*job))
         return results
     context = multiprocessing.get_context("spawn")
-    options: dict[str, Any] = {}
+    queue = None
     if gpus > 1:
         queue = context.Queue()
         for worker in range(workers):
             queue.put(worker % gpus)
-        options = {"initializer": _claim_gpu, "initargs": (queue,)}
-    with ProcessPoolExecutor(workers, mp_context=context, **options) as pool:
+    threads = None
+    if gpus == 0 and "OMP_NUM_THREADS" not in os.environ:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                             initargs=(queue, threads)) as pool:
         names = {pool.submit(execute_notebook, *job): job[3] for job in jobs}
         for future in as_completed(names):
             collect_future(future, names[future])

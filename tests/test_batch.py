@@ -160,3 +160,13 @@ def test_batch_runs_on_a_dask_cluster_on_loopback(tmp_path, tiny_severstal):
                       host="127.0.0.1", dashboard_address=None) as cluster:
         assert main(["batch", str(path), "--scheduler", cluster.scheduler_address]) == 0
     assert (tmp_path / "runs" / "remote" / "metrics.json").is_file()
+
+
+def test_cpu_workers_share_the_cores(monkeypatch):
+    """Each local worker's kernels get their share of the cores, not all of them."""
+    from segdec.batch import _init_worker
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    _init_worker(None, 3)
+    assert os.environ["OMP_NUM_THREADS"] == "3" and "CUDA_VISIBLE_DEVICES" not in os.environ
