@@ -170,3 +170,11 @@ def test_cpu_workers_share_the_cores(monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     _init_worker(None, 3)
     assert os.environ["OMP_NUM_THREADS"] == "3" and "CUDA_VISIBLE_DEVICES" not in os.environ
+
+
+def test_ksdd_companion_batch_reads():
+    batch = load_batch(REPO / "papermill_runs" / "ksdd.yaml")
+    configs = [r.config for r in batch.runs]
+    assert {c.dataset for c in configs} == {"ksdd"}
+    assert {c.supervision for c in configs} == {"WS", "MS", "FS"}
+    assert {(c.attention, c.atrous) for c in configs} == {(False, False), (True, True)}
