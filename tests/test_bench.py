@@ -53,9 +53,11 @@ def test_tiny_bench_writes_csv_and_markdown(tmp_path):
     frame = pd.read_csv(tmp_path / "results.csv")
     assert list(frame.columns) == CSV_COLUMNS
     assert set(frame.network) == {"original", "paper"}
+    assert set(frame.space_to_batch[frame.network == "paper"]) == {True, False}
     assert (frame.forward_gflop > 0).all() and (frame.step_gflop > frame.forward_gflop).all()
     ratios = results.ratios()
     assert ratios["size"].eq("Severstal/16 64x96").all() and ratios.value.gt(0).all()
+    assert "paper fp32 step: fast atrous gradient over plain dilated conv" in set(ratios.ratio)
     text = path.read_text()
     for heading in ("## Machine", "## Targets", "## Networks", "## Data pipeline", "torch.mm",
                     "## Profile", "convolution"):

@@ -5,7 +5,15 @@ import torch
 from torch import nn
 
 from segdec.concepts import receptive_field
-from segdec.model import FeatureNorm, SqueezeExcite, build_model, count_parameters
+from segdec.model import (
+    AtrousConv2d,
+    FeatureNorm,
+    SqueezeExcite,
+    build_model,
+    count_parameters,
+    space_to_batch,
+    use_space_to_batch,
+)
 
 VARIANTS = [(False, False), (True, False), (False, True), (True, True)]
 
@@ -96,3 +104,48 @@ def test_batch_norm_option():
                if isinstance(m, FeatureNorm))
     with pytest.raises(ValueError, match="normalisation"):
         build_model(norm="layer")
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 24, 40), (1, 3, 17, 30), (1, 1, 9, 9)])
+def test_atrous_convolution_equals_the_plain_dilated_one(shape):
+    """Forward, input and weight gradients of the space-to-batch path, on even and odd sizes."""
+    torch.manual_seed(0)
+    fast = AtrousConv2d(shape[1], 7, 3, padding=2, dilation=2, bias=False).double()
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(shape[0], 7, *shape[2:], dtype=torch.float64)
+    out = fast(x)
+    out.backward(grad)
+    x_ref = x.detach().clone().requires_grad_()
+    weight_ref = fast.weight.detach().clone().requires_grad_()
+    ref = torch.nn.functional.conv2d(x_ref, weight_ref, padding=2, dilation=2)
+    ref.backward(grad)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=0, atol=1e-12)
+    torch.testing.assert_close(fast.weight.grad, weight_ref.grad, rtol=0, atol=1e-12)
+
+
+def test_space_to_batch_interleaves_and_zero_pads():
+    x = torch.arange(15.0).view(1, 1, 3, 5)
+    parts = space_to_batch(x, 2)
+    assert parts.shape == (4, 1, 2, 3)
+    assert parts[0, 0].tolist() == [[0, 2, 4], [10, 12, 14]]  # even rows, even columns
+    assert parts[1, 0].tolist() == [[1, 3, 0], [11, 13, 0]]  # even rows, odd columns, padded
+    assert parts[3, 0].tolist() == [[6, 8, 0], [0, 0, 0]]  # odd rows, odd columns
+
+
+def test_network_gradients_equal_with_and_without_the_fast_path():
+    """The whole paper network: the same gradients as with plain nn.Conv2d (in float64, so that
+    only a real difference, not float32 summation order, can fail it)."""
+
+    def gradients(fast: bool):
+        torch.manual_seed(0)
+        model = use_space_to_batch(build_model().double(), fast)
+        images = torch.rand(2, 1, 64, 80, generator=torch.Generator().manual_seed(1))
+        decision, seg = model(images.double())
+        (decision.sum() + seg.sum()).backward()
+        return [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    fast, plain = gradients(True), gradients(False)
+    assert len(fast) == len(plain)
+    for a, b in zip(fast, plain, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
