@@ -23,6 +23,7 @@ BALANCES = ("decay", "linear", "constant")
 SEG_LOSSES = ("mse", "bce")
 NORMS = ("instance", "batch")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+ARCHITECTURES = ("described", "released")  # Table 2 as described, or Božič's released network
 # Short spellings; "--data" would otherwise be an ambiguous prefix of --dataset and --data-root.
 OPTION_ALIASES = {"data_root": ("--data",)}
 
@@ -56,6 +57,7 @@ class RunConfig:
     norm: str = "instance"
     se_reduction: int = 16
     gradient_adjustment: bool = True
+    architecture: str = "described"  # "released": Božič's published network (PAPER.md)
     # loss
     seg_loss: str = "bce"  # the paper states "mse"; see README "Deviations" for why bce
     distance_transform: bool = True
@@ -105,6 +107,7 @@ class RunConfig:
         choice("seg_loss", SEG_LOSSES)
         choice("norm", NORMS)
         choice("precision", PRECISIONS)
+        choice("architecture", ARCHITECTURES)
         if self.n_all is not None and self.n_all < 1:
             raise ValueError(f"n_all={self.n_all} must be at least 1 (or None for all)")
         if self.n_seg is not None and self.n_seg < 0:

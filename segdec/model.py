@@ -26,6 +26,9 @@ class ModelConfig:
     norm: str = "instance"
     se_reduction: int = 16
     gradient_adjustment: bool = True
+    # "described": Table 2 as the papers describe it; "released": Božič's published network
+    # (one conv in block 1, a normalised segmentation map, sqrt(std + 1e-3) in the norm).
+    architecture: str = "described"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -117,11 +120,32 @@ def kernel(effective: int, atrous: bool) -> tuple[int, int]:
     return 3, (effective - 1) // 2
 
 
+class ReleasedNorm(nn.Module):
+    """The normalisation of Božič's released code: ``(x - mean) / sqrt(std + 1e-3)`` per sample and
+    channel over H and W (unbiased std), then a learnable scale and, optionally, a bias."""
+
+    def __init__(self, channels: int, bias: bool = True, eps: float = 1e-3) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        std = x.std(dim=(2, 3), keepdim=True)
+        x = (x - mean) / (std + self.eps).sqrt() * self.weight.view(1, -1, 1, 1)
+        return x if self.bias is None else x + self.bias.view(1, -1, 1, 1)
+
+
+NORMS = ("instance", "batch", "released")
+
+
 class FeatureNorm(nn.Module):
     """Per-sample, per-channel normalisation over H and W with learnable scale and bias.
 
     Batch statistics would tie an image's features to its batch-mates; the reference uses this
     instance-style normalisation so that a single image gives the same output at any batch size.
+    ``"released"`` is the variant of Božič's published code (``ReleasedNorm``).
     """
 
     def __init__(self, channels: int, kind: str = "instance") -> None:
@@ -130,11 +154,13 @@ class FeatureNorm(nn.Module):
             self.norm = nn.GroupNorm(channels, channels, eps=1e-5)
         elif kind == "batch":
             self.norm = nn.BatchNorm2d(channels)
+        elif kind == "released":
+            self.norm = ReleasedNorm(channels)
         else:
-            raise ValueError(f"unknown normalisation {kind!r}; use 'instance' or 'batch'")
+            raise ValueError(f"unknown normalisation {kind!r}; use one of {', '.join(NORMS)}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.norm, nn.GroupNorm) and x.shape[-2] * x.shape[-1] == 1:
+        if not isinstance(self.norm, nn.BatchNorm2d) and x.shape[-2] * x.shape[-1] == 1:
             # One value per channel (a 64x64 input's last decision map) normalises to zero,
             # which GroupNorm refuses to compute: only the learnt bias remains.
             return self.norm.bias.view(1, -1, 1, 1).repeat(x.shape[0], 1, 1, 1)
@@ -183,6 +209,9 @@ class ConvBlock(nn.Sequential):
         super().__init__(*layers)
 
 
+ARCHITECTURES = ("described", "released")
+
+
 class SegDecNet(nn.Module):
     """``forward(x) -> (decision_logit [B], seg_logit [B, 1, H/8, W/8])``; H, W multiples of 8."""
 
@@ -192,13 +221,20 @@ class SegDecNet(nn.Module):
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__()
         self.config = cfg = config or ModelConfig()
+        if cfg.architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {cfg.architecture!r}; use one of "
+                             f"{', '.join(ARCHITECTURES)}")
+        released = cfg.architecture == "released"
         se = cfg.se_reduction if cfg.attention else None
+        norm = "released" if released else cfg.norm
 
         def block(i: int, o: int, k: int = 5, attend: bool = False) -> ConvBlock:
-            return ConvBlock(i, o, k, cfg.atrous, cfg.norm, se if attend else None)
+            return ConvBlock(i, o, k, cfg.atrous, norm, se if attend else None)
 
+        # Božič's released code has one conv in block 1 (its second was left out by accident).
+        first_block = [block(cfg.in_channels, 32)] + ([] if released else [block(32, 32)])
         self.segmentation = nn.Sequential(
-            block(cfg.in_channels, 32), block(32, 32), nn.MaxPool2d(2),
+            *first_block, nn.MaxPool2d(2),
             block(32, 64, attend=True), block(64, 64, attend=True), block(64, 64, attend=True),
             nn.MaxPool2d(2),
             *[block(64, 64, attend=True) for _ in range(4)],
@@ -206,6 +242,9 @@ class SegDecNet(nn.Module):
             block(64, 1024, k=15, attend=cfg.attention_on_large_conv),
         )
         self.seg_head = nn.Conv2d(1024, 1, 1, bias=False)
+        # The released code normalises the 1-channel map (scale, no bias) before the decision
+        # subnetwork and the loss see it.
+        self.seg_norm = ReleasedNorm(1, bias=False) if released else nn.Identity()
         self.decision = nn.Sequential(
             nn.MaxPool2d(2, ceil_mode=True), block(1025, 8),
             nn.MaxPool2d(2, ceil_mode=True), block(8, 16),
@@ -229,7 +268,7 @@ class SegDecNet(nn.Module):
                 f"got {tuple(x.shape)}"
             )
         features = self.segmentation(x)
-        return features, self.seg_head(features)
+        return features, self.seg_norm(self.seg_head(features))
 
     def forward_head(self, features: torch.Tensor, seg_logit: torch.Tensor) -> torch.Tensor:
         """The decision subnetwork: one logit per image that it holds a defect."""

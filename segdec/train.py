@@ -27,7 +27,7 @@ from segdec.data.catalogue import DEFAULT_SIZES, load_samples
 from segdec.data.dataset import PREPROCESSING, DefectDataset, TargetOptions
 from segdec.data.images import DataError, image_shape, load_image, resize
 from segdec.data.splits import load_split, make_split, save_split, subset
-from segdec.evaluate import image_metrics, predict
+from segdec.evaluate import image_metrics, pixel_metrics, predict
 from segdec.io import atomic_write, write_json
 from segdec.loss import LossTerms, SegDecLoss, loss_weights
 from segdec.model import ModelConfig, SegDecNet
@@ -386,32 +386,39 @@ def evaluate_run(
     model = model_from_checkpoint(load_checkpoint(checkpoint, device), device)
     dtype = autocast_dtype(config.precision, device)
     labels = data.test.labels()
-    # Figure 9 shows positives: keep their maps first.
+    # Figure 9 shows positives, and the pixel metrics score them: their maps come first.
     positives_first = np.argsort(-labels, kind="stable")
+    n_positives = int(labels.sum())
     keep = min(config.n_saved_maps, len(labels))
     scores, _ = predict(model, loader(data.test, config, device), device, dtype)
-    shown = positives_first[:keep].tolist()
-    _, maps = predict(model, loader(data.test, config, device, shown), device, dtype, keep)
+    mapped = positives_first[:max(keep, n_positives)].tolist()
+    _, maps = predict(model, loader(data.test, config, device, mapped), device, dtype,
+                      len(mapped))
     metrics = image_metrics(labels, scores)
+    masks = [_input_mask(data.test, i) for i in mapped[:n_positives]]
+    metrics.update(pixel_metrics(maps[:n_positives], masks))
     metrics["checkpoint"] = checkpoint.name
     names = [s.name for s in data.test.samples]
     write_json(run_dir / "metrics.json", metrics)
     predictions = pd.DataFrame({"image": names, "score": scores, "label": labels})
     atomic_write(run_dir / "predictions.csv", lambda tmp: predictions.to_csv(tmp, index=False))
-    _save_maps(run_dir / "segmentation_maps.npz", data.test, shown, maps, scores)
+    _save_maps(run_dir / "segmentation_maps.npz", data.test, mapped[:keep], maps[:keep], scores)
     return metrics
+
+
+def _input_mask(dataset: DefectDataset, index: int) -> np.ndarray:
+    """The undilated ground-truth mask of one image at the network's input size."""
+    sample = dataset.samples[index]
+    return resize(sample.mask(image_shape(sample.image)), dataset.options.size, mask=True)
 
 
 def _save_maps(path: Path, dataset: DefectDataset, shown: list[int], maps: list[np.ndarray],
                scores: np.ndarray) -> None:
     """Images, ground-truth masks (input size) and predicted maps (1/8) of a few test images."""
     size = dataset.options.size
-    images, masks = [], []
-    for i in shown:
-        sample = dataset.samples[i]
-        native = load_image(sample.image, dataset.options.channels)
-        images.append(resize(native, size))
-        masks.append(resize(sample.mask(native.shape[:2]), size, mask=True))
+    images = [resize(load_image(dataset.samples[i].image, dataset.options.channels), size)
+              for i in shown]
+    masks = [_input_mask(dataset, i) for i in shown]
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:

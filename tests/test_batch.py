@@ -177,4 +177,13 @@ def test_ksdd_companion_batch_reads():
     configs = [r.config for r in batch.runs]
     assert {c.dataset for c in configs} == {"ksdd"}
     assert {c.supervision for c in configs} == {"WS", "MS", "FS"}
-    assert {(c.attention, c.atrous) for c in configs} == {(False, False), (True, True)}
+    assert {(c.attention, c.atrous, c.balance == "decay") for c in configs} == {
+        (a, t, w) for a in (False, True) for t in (False, True) for w in (False, True)
+        if (a, t, w) != (False, False, True)  # W alone is not a Table 6 row
+    }
+    # Table 6's KSDD column: 7 A/T/W rows and the released network on fold 0, in 3 modes;
+    # the paper's method and the released network on every fold.
+    by_fold = {fold: [c for c in configs if c.fold == fold] for fold in range(3)}
+    assert len(by_fold[0]) == 8 * 3 and len(by_fold[1]) == len(by_fold[2]) == 2 * 3
+    assert {c.architecture for c in by_fold[1]} == {"described", "released"}
+    assert {c.n_val for c in configs} == {0} and {c.batch_size for c in configs} == {1}

@@ -8,6 +8,7 @@ from segdec.concepts import receptive_field
 from segdec.model import (
     AtrousConv2d,
     FeatureNorm,
+    ReleasedNorm,
     SqueezeExcite,
     build_model,
     count_parameters,
@@ -149,3 +150,21 @@ def test_network_gradients_equal_with_and_without_the_fast_path():
     assert len(fast) == len(plain)
     for a, b in zip(fast, plain, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+
+
+def test_released_architecture_differs_from_the_described_one_as_paper_md_says():
+    described = build_model(False, False)
+    released = build_model(False, False, architecture="released")
+    # One 32-channel 5x5 conv (and its norm) fewer; one scale for the normalised segmentation map.
+    assert count_parameters(described) - count_parameters(released) == 32 * 32 * 25 + 64 - 1
+    assert isinstance(released.seg_norm, ReleasedNorm) and released.seg_norm.bias is None
+    x = torch.randn(2, 3, 4, 5) * 4 + 2
+    norm = ReleasedNorm(3)
+    expected = (x - x.mean((2, 3), keepdim=True)) / (x.std((2, 3), keepdim=True) + 1e-3).sqrt()
+    torch.testing.assert_close(norm(x), expected)
+    decision, seg = released(torch.rand(2, 1, 64, 64))
+    assert decision.shape == (2,) and seg.shape == (2, 1, 8, 8)
+    # The map the loss sees is normalised per image: mean 0, and std^2 / (std + 1e-3) as variance.
+    assert seg.mean((2, 3)).abs().max() < 1e-5
+    with pytest.raises(ValueError, match="architecture"):
+        build_model(architecture="as-drawn")

@@ -39,7 +39,9 @@ def test_tiny_model_learns(learnable_data, tmp_path):
     for name in RUN_FILES:
         assert (tmp_path / "run" / name).is_file(), name
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert set(saved) >= {"ap", "auc", "f_measure", "threshold", "fp", "fn", "n_test"}
+    assert set(saved) >= {"ap", "auc", "f_measure", "threshold", "fp", "fn", "n_test",
+                          "pixel_ap", "pixel_f", "pixel_iou", "pixel_ap_1_8", "pixel_f_1_8",
+                          "pixel_iou_1_8"}
     predictions = pd.read_csv(tmp_path / "run" / "predictions.csv")
     assert list(predictions.columns) == ["image", "score", "label"] and len(predictions) == 40
     history = pd.read_csv(tmp_path / "run" / "history.csv")
