@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from segdec.io import write_text
+from segdec.recipes import RECIPE_FIELDS, recipe
 
 DATASETS = ("severstal", "ksdd", "dagm", "ksdd2", "folder")
 BALANCES = ("decay", "linear", "constant")
@@ -24,16 +25,19 @@ SEG_LOSSES = ("mse", "bce")
 NORMS = ("instance", "batch")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 ARCHITECTURES = ("described", "released")  # Table 2 as described, or Božič's released network
+RECIPES = ("published", "none")  # "none": Severstal's Table 4 values for every dataset
 # Short spellings; "--data" would otherwise be an ambiguous prefix of --dataset and --data-root.
 OPTION_ALIASES = {"data_root": ("--data",)}
 
 
 @dataclass
 class RunConfig:
-    """Every parameter of one training run. ``None`` means "derive from the data"."""
+    """Every parameter of one training run. ``None`` means "derive from the data" or, for the
+    optimisation and loss fields, "take the dataset's published recipe" (segdec/recipes.py)."""
 
     # data
     dataset: str = "severstal"
+    recipe: str = "published"  # fills the None fields below from the dataset's published recipe
     data_root: str = "data/severstal"
     split_csv: str | None = None  # reuse a split written by an earlier run
     n_all: int | None = 300  # training positives (None: all there are)
@@ -48,7 +52,7 @@ class RunConfig:
     fold: int = 0  # KolektorSDD fold (of 3)
     input_height: int | None = None  # None: native size (Severstal 256)
     input_width: int | None = None  # None: native size (Severstal 1600)
-    dilate_masks: int = 0  # odd kernel size for mask dilation (KSDD/DAGM: 7); 0 = off
+    dilate_masks: int | None = None  # odd kernel size for mask dilation (KSDD/DAGM: 7); 0 = off
     # model
     in_channels: int = 1
     attention: bool = True
@@ -61,15 +65,15 @@ class RunConfig:
     # loss
     seg_loss: str = "bce"  # the paper states "mse"; see README "Deviations" for why bce
     distance_transform: bool = True
-    dt_power: float = 2.0
-    dt_max_weight: float = 1.0
+    dt_power: float | None = None
+    dt_max_weight: float | None = None
     balance: str = "decay"
-    beta: float = 0.01
-    delta: float = 0.1
+    beta: float | None = None
+    delta: float | None = None
     # optimisation
-    epochs: int = 90
-    learning_rate: float = 0.1
-    batch_size: int = 10
+    epochs: int | None = None
+    learning_rate: float | None = None
+    batch_size: int | None = None
     momentum: float = 0.0
     seed: int = 0
     device: str = "auto"
@@ -84,6 +88,14 @@ class RunConfig:
     notes: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.validate_choices()
+        unset = [name for name in RECIPE_FIELDS if getattr(self, name) is None]
+        if unset:
+            published = self.recipe == "published"
+            values = recipe(self.dataset if published else "severstal", self.supervision,
+                            self.n_all)
+            for name in unset:
+                setattr(self, name, values[name])
         self.validate()
 
     # ---- derived values -------------------------------------------------------------------
@@ -96,18 +108,16 @@ class RunConfig:
             return "FS"
         return "MS"
 
-    def validate(self) -> None:
-        def choice(name: str, allowed: tuple[str, ...]) -> None:
+    def validate_choices(self) -> None:
+        for name, allowed in (("dataset", DATASETS), ("recipe", RECIPES), ("balance", BALANCES),
+                              ("seg_loss", SEG_LOSSES), ("norm", NORMS),
+                              ("precision", PRECISIONS), ("architecture", ARCHITECTURES)):
             value = getattr(self, name)
             if value not in allowed:
                 raise ValueError(f"{name}={value!r} is not one of {', '.join(allowed)}")
 
-        choice("dataset", DATASETS)
-        choice("balance", BALANCES)
-        choice("seg_loss", SEG_LOSSES)
-        choice("norm", NORMS)
-        choice("precision", PRECISIONS)
-        choice("architecture", ARCHITECTURES)
+    def validate(self) -> None:
+        self.validate_choices()
         if self.n_all is not None and self.n_all < 1:
             raise ValueError(f"n_all={self.n_all} must be at least 1 (or None for all)")
         if self.n_seg is not None and self.n_seg < 0:
@@ -171,14 +181,17 @@ class RunConfig:
                 dest=f.name,
                 default=argparse.SUPPRESS,
                 metavar=f.name.upper(),
-                help=f"default: {getattr(defaults, f.name)!r}",
+                help=(f"default: the dataset's recipe (Severstal: {getattr(defaults, f.name)!r})"
+                      if f.name in RECIPE_FIELDS else f"default: {getattr(defaults, f.name)!r}"),
             )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
+        """The options given on the command line over ``base`` (a saved run's configuration);
+        without a base, unset recipe fields come from the dataset's recipe."""
         names = {f.name for f in fields(cls)}
         overrides = {k: yaml.safe_load(v) for k, v in vars(args).items() if k in names}
-        values = (base or cls()).to_dict()
+        values = base.to_dict() if base else {}
         values.update(overrides)
         return cls.from_dict(values)
 

@@ -270,6 +270,8 @@ def _write_history(run_dir: Path, history: list[dict]) -> None:
 
 
 def _check_resumable(saved: dict, config: RunConfig, path: Path) -> None:
+    # Read through RunConfig so that fields added since the run started take their defaults.
+    saved = RunConfig.from_dict(saved).to_dict()
     changed = sorted(
         k for k, v in config.to_dict().items()
         if k not in RESUME_MAY_CHANGE and saved.get(k) != v

@@ -56,3 +56,48 @@ def test_invalid_values_are_refused(values, message):
 def test_missing_config_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         RunConfig.from_file(tmp_path / "nope.yaml")
+
+
+def test_each_dataset_gets_its_published_recipe():
+    """PAPER.md: Božič's KSDD, DAGM and KSDD2 scripts; Severstal's Table 4 by N_all."""
+    fs = RunConfig(dataset="ksdd", n_all=None)
+    assert (fs.epochs, fs.batch_size, fs.learning_rate, fs.delta, fs.dilate_masks) == (
+        50, 1, 1.0, 0.01, 7)
+    assert (fs.dt_power, fs.dt_max_weight, fs.beta) == (2.0, 1.0, 0.0185)
+    assert (1 - fs.beta) ** (fs.epochs - 1) == pytest.approx(0.4, abs=0.002)
+    ws = RunConfig(dataset="ksdd", n_all=None, n_seg=0)
+    assert (ws.learning_rate, ws.delta) == (0.01, 1.0)
+    dagm = RunConfig(dataset="dagm", n_all=None, n_seg=0)
+    assert (dagm.epochs, dagm.learning_rate, dagm.delta, dagm.dt_power, dagm.dt_max_weight) == (
+        70, 0.05, 1.0, 1.0, 10.0)
+    ksdd2 = RunConfig(dataset="ksdd2", n_all=None)
+    assert (ksdd2.dilate_masks, ksdd2.learning_rate, ksdd2.dt_max_weight) == (15, 0.01, 3.0)
+    assert [(RunConfig(n_all=n).epochs, RunConfig(n_all=n).beta) for n in (300, 750, 1500, 3000)
+            ] == [(90, 0.01), (80, 0.01), (60, 0.015), (40, 0.02)]
+    folder = RunConfig(dataset="folder", n_all=None)
+    assert (folder.learning_rate, folder.batch_size) == (0.1, 10)
+
+
+def test_explicit_values_win_over_the_recipe_everywhere():
+    assert RunConfig(dataset="ksdd", n_all=None, learning_rate=0.5).learning_rate == 0.5
+    assert RunConfig(dataset="ksdd", recipe="none").learning_rate == 0.1
+    parser = argparse.ArgumentParser()
+    RunConfig.add_arguments(parser)
+    config = RunConfig.from_args(parser.parse_args(["--dataset", "ksdd", "--epochs", "3"]))
+    assert (config.epochs, config.learning_rate, config.batch_size) == (3, 1.0, 1)
+    assert RunConfig.from_dict({"dataset": "dagm", "n_seg": 0}).learning_rate == 0.05
+    # A saved configuration holds resolved values: reading it back changes nothing.
+    assert RunConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="recipe"):
+        RunConfig(recipe="bozic")
+
+
+def test_a_run_saved_before_new_fields_existed_can_resume(tmp_path):
+    from segdec.train import _check_resumable
+
+    config = RunConfig(dataset="ksdd", n_all=None)
+    saved = config.to_dict()
+    del saved["recipe"], saved["architecture"]
+    _check_resumable(saved, config, tmp_path / "last.pt")
+    with pytest.raises(ValueError, match="differs in epochs"):
+        _check_resumable({**saved, "epochs": 7}, config, tmp_path / "last.pt")
