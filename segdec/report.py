@@ -20,11 +20,15 @@ from matplotlib.figure import Figure
 
 from segdec import paper
 from segdec.config import RunConfig
+from segdec.evaluate import image_metrics
 from segdec.io import atomic_write, write_text
 
 MODES = ("WS", "MS", "FS")
 IMPROVED, BASELINE = "A+T+W", "none"  # the paper's network and Božič's
+RELEASED = "none (released)"  # Božič's network as his code builds it (architecture: released)
 METRICS = ["auc", "ap", "f_measure", "fp", "fn"]
+PIXEL_METRICS = ["pixel_ap", "pixel_f", "pixel_iou", "pixel_ap_1_8", "pixel_f_1_8",
+                 "pixel_iou_1_8"]
 
 
 # ---- collecting runs --------------------------------------------------------------------------
@@ -45,13 +49,19 @@ def read_run(run_dir: str | Path) -> dict:
     decay = config.balance == "decay"
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    network = improvements(config.attention, config.atrous, decay)
+    if config.architecture == "released":
+        network = RELEASED if network == BASELINE else f"{network} (released)"
     return {
         "run": run_dir.name, "run_dir": str(run_dir), "dataset": config.dataset,
         "mode": "WS" if l_p == 0 else "FS" if l_p == n_all else "MS",
-        "n_all": n_all, "l_p": l_p, "epochs": config.epochs, "attention": config.attention,
-        "atrous": config.atrous, "decay": decay,
-        "network": improvements(config.attention, config.atrous, decay),
-        **config.notes, "finished": bool(metrics), **{k: metrics.get(k) for k in METRICS},
+        "n_all": n_all, "l_p": l_p, "n_seg": "all" if config.n_seg is None else config.n_seg,
+        "fold": config.fold if config.dataset == "ksdd" else None,
+        "validation": "test set" if config.n_val == 0 else "held-out split",
+        "epochs": config.epochs, "attention": config.attention, "atrous": config.atrous,
+        "decay": decay, "architecture": config.architecture, "network": network,
+        **config.notes, "finished": bool(metrics),
+        **{k: metrics.get(k) for k in METRICS + PIXEL_METRICS},
     }
 
 
@@ -69,6 +79,38 @@ def finished(runs: pd.DataFrame) -> pd.DataFrame:
     if done.empty:
         raise ValueError("no finished runs to report on; run the batch first (segdec batch FILE)")
     return done
+
+
+SETTING = ["dataset", "mode", "n_seg", "network", "attention", "atrous", "decay", "architecture",
+           "validation", "epochs"]
+
+
+def join_folds(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per setting, its folds joined as Božič reports KolektorSDD: the test predictions
+    of every fold concatenated (each image once) for AP, AUC, F, FP and FN, beside the per-fold
+    AP's mean and spread. Pixel metrics are the folds' mean. A setting run on one fold (or a
+    dataset without folds) keeps that run's numbers; ``folds`` says which were joined."""
+    rows = []
+    for key, group in finished(runs).groupby(SETTING, sort=False, dropna=False):
+        group = group.sort_values("fold")
+        row = dict(zip(SETTING, key, strict=True))
+        if len(group) == 1:
+            joined = group.iloc[0][METRICS].to_dict()
+        else:
+            predictions = pd.concat([pd.read_csv(Path(d) / "predictions.csv")
+                                     for d in group["run_dir"]], ignore_index=True)
+            joined = image_metrics(predictions["label"].to_numpy(),
+                                   predictions["score"].to_numpy())
+        folds = [int(f) for f in group["fold"].dropna()]
+        row.update({
+            "folds": ",".join(map(str, folds)) or "-",
+            "n_all": round(group["n_all"].mean()), "l_p": round(group["l_p"].mean()),
+            **{k: joined[k] for k in METRICS},
+            "ap_fold_mean": group["ap"].mean(), "ap_fold_std": group["ap"].std(ddof=0),
+            **{k: pd.to_numeric(group[k], errors="coerce").mean() for k in PIXEL_METRICS},
+        })
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _mode_order(frame: pd.DataFrame, *keys: str) -> pd.DataFrame:
@@ -94,12 +136,14 @@ def table5(runs: pd.DataFrame, compare_with_paper: bool = True) -> pd.DataFrame:
 
 
 # ---- Figure 8 ---------------------------------------------------------------------------------
-def figure8(runs: pd.DataFrame, compare_with_paper: bool = True) -> Figure:
-    """AP per ``L_p-N_all`` setting: our improved and baseline networks, and the paper's AP."""
-    ours = finished(runs)
-    ours = ours[ours["network"].isin([IMPROVED, BASELINE])]
+def figure8(runs: pd.DataFrame, compare_with_paper: bool = True,
+            baseline: str = BASELINE) -> Figure:
+    """AP per ``L_p-N_all`` setting (folds joined): our improved and baseline networks (Božič's,
+    as described or, with ``baseline=RELEASED``, as released), and the paper's AP."""
+    ours = join_folds(runs)
+    ours = ours[ours["network"].isin([IMPROVED, baseline])]
     bars = ours.assign(source=np.where(ours["network"] == IMPROVED, "this project: A+T+W",
-                                       "this project: Božič's network"))
+                                       f"this project: Božič's network ({baseline})"))
     bars = bars[["mode", "n_all", "l_p", "ap", "source"]]
     if compare_with_paper:
         reference = paper.table5().assign(source="paper, Table 5 (A+T+W)")
@@ -122,13 +166,17 @@ def _run_of(runs: pd.DataFrame, mode: str, network: str) -> Path:
     if chosen.empty:
         raise ValueError(f"no finished {mode} run with network {network!r} among the runs; "
                          "Figure 9 needs one with and one without the improvements")
-    return Path(chosen.sort_values("l_p")["run_dir"].iloc[-1])
+    # The most pixel labels; of several folds, the first, so both columns show the same images.
+    chosen = chosen.sort_values(["fold", "l_p"], ascending=[True, False], na_position="last")
+    return Path(chosen["run_dir"].iloc[0])
 
 
-def figure9(runs: pd.DataFrame, mode: str = "FS", n_images: int = 4) -> Figure:
-    """Segmentation maps on positive test images without and with the improvements."""
+def figure9(runs: pd.DataFrame, mode: str = "FS", n_images: int = 4,
+            baseline: str = BASELINE) -> Figure:
+    """Segmentation maps on positive test images without and with the improvements, upsampled
+    bilinearly from 1/8 to the image as the paper shows them."""
     done = finished(runs)
-    columns = {"Božič's network": _run_of(done, mode, BASELINE),
+    columns = {"Božič's network": _run_of(done, mode, baseline),
                "with A+T+W": _run_of(done, mode, IMPROVED)}
     saved = {title: np.load(run / "segmentation_maps.npz") for title, run in columns.items()}
     reference = saved["with A+T+W"]
@@ -148,9 +196,9 @@ def figure9(runs: pd.DataFrame, mode: str = "FS", n_images: int = 4) -> Figure:
         for column, (title, maps) in enumerate(saved.items(), start=1):
             at = list(maps["names"]).index(name)
             axes[row, column].imshow(image, cmap="gray")
-            seg_map = maps["seg_maps"][at]  # 1/8 resolution, stretched over the image
+            seg_map = maps["seg_maps"][at]  # 1/8 resolution, upsampled over the image
             axes[row, column].imshow(seg_map, cmap="autumn", alpha=0.8 * np.clip(seg_map, 0, 1),
-                                     vmin=0, vmax=1,
+                                     vmin=0, vmax=1, interpolation="bilinear",
                                      extent=(-0.5, width - 0.5, height - 0.5, -0.5))
             axes[row, column].set_title(f"{title}: p = {maps['scores'][at]:.3f}",
                                         fontsize="small")
@@ -164,20 +212,29 @@ def figure9(runs: pd.DataFrame, mode: str = "FS", n_images: int = 4) -> Figure:
 # ---- Table 6 ----------------------------------------------------------------------------------
 def table6(runs: pd.DataFrame, dataset: str = "severstal",
            compare_with_paper: bool = True) -> pd.DataFrame:
-    """AP (%) per mode and improvement switches for one dataset, beside the paper's."""
+    """AP (%) per mode and improvement switches for one dataset, beside the paper's.
+
+    KolektorSDD's folds are joined (``join_folds``): ``ap`` is the AP of all folds' test
+    predictions together, as the paper's Table 6 reports it, with the per-fold mean and spread
+    and the pixel metrics of the segmentation beside it. Božič's network appears as described
+    and, where run, as released; both sit beside the paper's "none" row.
+    """
     keys = ["mode", "attention", "atrous", "decay"]
-    ours = finished(runs)
-    ours = ours[ours["dataset"] == dataset][keys + ["ap"]].assign(ap=lambda f: f["ap"] * 100)
-    table = ours
+    percent = ["ap", "ap_fold_mean", "ap_fold_std"]
+    ours = join_folds(runs)
+    ours = ours[ours["dataset"] == dataset]
+    ours = ours[keys + ["architecture", "folds", "validation", *percent, "pixel_ap",
+                        "pixel_iou"]]
+    table = ours.assign(**{k: ours[k] * 100 for k in percent})
     if compare_with_paper:
         reference = paper.table6()
         reference = reference[reference["dataset"] == dataset].drop(columns="dataset")
-        table = ours.merge(reference, on=keys, how="outer", suffixes=("", " paper"))
+        table = table.merge(reference, on=keys, how="outer", suffixes=("", " paper"))
         table["ap diff"] = table["ap"] - table["ap paper"]
     switch_order = {switches: i for i, switches in enumerate(paper.ABLATION_SWITCHES)}
     table = table.assign(switches=[switch_order.get(tuple(s), len(switch_order))
                                    for s in table[keys[1:]].itertuples(index=False)])
-    table = _mode_order(table, "switches").drop(columns="switches")
+    table = _mode_order(table, "switches", "architecture").drop(columns="switches")
     marks = {k: table[k].map({True: "x", False: ""}) for k in keys[1:]}
     return table.assign(**marks).rename(columns={"attention": "A", "atrous": "T",
                                                  "decay": "W"}).reset_index(drop=True)

@@ -16,11 +16,11 @@ from segdec.model import build_model
 
 
 def fake_run(root, name, n_all, l_p, ap, attention=True, atrous=True, balance="decay",
-             tags=None, finished=True):
+             tags=None, finished=True, **config):
     """A run directory as train() leaves it, with chosen metrics and three saved maps."""
     run_dir = root / name
     RunConfig(n_all=n_all, n_seg=l_p, attention=attention, atrous=atrous, balance=balance,
-              notes=tags or {}, out_dir=str(run_dir)).save(run_dir / "config.yaml")
+              notes=tags or {}, out_dir=str(run_dir), **config).save(run_dir / "config.yaml")
     train = [(f"p{i}", "train", 1, i < l_p) for i in range(n_all)] + [("n0", "train", 0, True)]
     pd.DataFrame(train + [("t0", "test", 1, True)],
                  columns=["image", "subset", "label", "has_pixel_label"]).to_csv(
@@ -114,3 +114,29 @@ def test_se_gates_and_schedules():
     assert schedules.loc[("decay", 89), "w_seg"] == pytest.approx(0.99 ** 89)
     assert schedules.loc[("linear", 0), "w_dec"] == 0.0
     assert schedules.loc[("constant", 50), "w_dec"] == 1.0
+
+
+def test_ksdd_folds_are_joined_as_bozic_reports_them(tmp_path):
+    """Joined AP from all folds' predictions together, beside the per-fold mean and spread."""
+    fold_predictions = {0: [0.9, 0.1], 1: [0.6, 0.7], 2: [0.8, 0.2]}  # (defect, clean) scores
+    for fold, scores in fold_predictions.items():
+        run_dir = fake_run(tmp_path, f"fold{fold}", 8, 8, 1.0 if fold != 1 else 0.5,
+                           dataset="ksdd", fold=fold, n_val=0)
+        pd.DataFrame({"image": [f"kos{fold}/Part0.jpg", f"kos{fold}/Part1.jpg"],
+                      "score": scores, "label": [1, 0]}).to_csv(run_dir / "predictions.csv")
+    fake_run(tmp_path, "released", 8, 8, 0.7, attention=False, atrous=False, balance="linear",
+             dataset="ksdd", fold=0, n_val=0, architecture="released")
+    joined = report.join_folds(report.collect_runs(tmp_path)).set_index("network")
+    paper_net = joined.loc["A+T+W"]
+    # 0.9 (defect), 0.8 (defect), 0.7, 0.6 (defect), 0.2, 0.1: precision 1, 1, 3/4 at the defects
+    assert paper_net["ap"] == pytest.approx((1 + 1 + 0.75) / 3)
+    assert paper_net["ap_fold_mean"] == pytest.approx(2.5 / 3)
+    assert paper_net["ap_fold_std"] == pytest.approx(np.sqrt(6 / 108))
+    assert (paper_net["folds"], paper_net["validation"]) == ("0,1,2", "test set")
+    assert (paper_net["fp"], paper_net["fn"]) == (1, 0)  # threshold 0.6 lets 0.7 through
+    assert joined.loc[report.RELEASED, "ap"] == 0.7 and joined.loc[report.RELEASED, "folds"] == "0"
+    table = report.table6(report.collect_runs(tmp_path), "ksdd").set_index(["mode", "A"])
+    fs_paper = table.loc[("FS", "x")].query("T == 'x' and W == 'x'").iloc[0]
+    assert fs_paper["ap"] == pytest.approx(100 * 2.75 / 3) and fs_paper["ap paper"] == 100.0
+    released = table[table["architecture"] == "released"].iloc[0]
+    assert released["ap paper"] == 99.46  # beside the paper's FS "none" row
