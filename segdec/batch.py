@@ -69,6 +69,7 @@ class Batch:
     runs: list[BatchRun]
     reports: list[Report]
     synthetic: dict[str, Any] | None = None  # n_pos, n_neg, size, seed and root (defaults')
+    invalid: dict[str, str] = field(default_factory=dict)  # run name -> why it cannot run
 
     @property
     def out_dir(self) -> Path:
@@ -112,15 +113,23 @@ def load_batch(path: str | Path) -> Batch:
         raise ValueError(f"{path}: batch name {name!r} may hold only letters, digits, _.+- and /")
     runs_dir = Path(spec.get("runs_dir", f"runs/{name}"))
     defaults = spec.get("defaults") or {}
-    runs, seen = [], set()
+    runs, seen, invalid = [], set(), {}
     for index, entry in enumerate(spec.get("runs") or [], start=1):
-        run = _read_run(path, index, entry, defaults, runs_dir)
+        # One bad entry is that run's failure, not the batch's: the others still run.
+        try:
+            run = _read_run(path, index, entry, defaults, runs_dir)
+        except ValueError as err:
+            name = entry.get("name") if isinstance(entry, dict) else None
+            invalid[str(name or f"run {index}")] = str(err)
+            continue
         if run.name in seen:
             raise ValueError(f"{path}: run name {run.name!r} appears twice")
         seen.add(run.name)
         runs.append(run)
     if not runs:
-        raise ValueError(f"{path}: the batch lists no runs")
+        reasons = "; ".join(invalid.values())
+        raise ValueError(f"{path}: the batch lists no runs" + (f" that can run: {reasons}"
+                                                               if reasons else ""))
     synthetic = spec.get("synthetic")
     if synthetic is not None and (not isinstance(synthetic, dict)
                                   or set(synthetic) - SYNTHETIC_KEYS):
@@ -138,7 +147,7 @@ def load_batch(path: str | Path) -> Batch:
             raise ValueError(f"{path}: two reports are named {report.name!r}; give them names")
         reports.append(report)
     return Batch(name=name, source=path, train_notebook=Path(spec.get("notebook", TRAIN_NOTEBOOK)),
-                 runs=runs, reports=reports, synthetic=synthetic)
+                 runs=runs, reports=reports, synthetic=synthetic, invalid=invalid)
 
 
 def _read_run(path: Path, index: int, entry: Any, defaults: dict, runs_dir: Path) -> BatchRun:
@@ -287,7 +296,7 @@ def execute_reports(batch: Batch, log: Callable[[str], None] = _print) -> list[R
     return results
 
 
-def prepare_data(batch: Batch) -> None:
+def prepare_synthetic(batch: Batch) -> None:
     """Write the batch's synthetic dataset into the defaults' data root unless it is there."""
     if not batch.synthetic:
         return
@@ -305,13 +314,18 @@ def run_batch(path: str | Path, only: list[str] | None = None, dry_run: bool = F
     """The ``segdec batch`` command: 0 when every run and report succeeded, else 1."""
     batch = load_batch(path)
     runs = batch.select(only)
+    invalid = [Result(name, "failed", error=error) for name, error in batch.invalid.items()
+               if not only or any(fnmatch.fnmatchcase(name, p) for p in only)]
+    for result in invalid:
+        log(f"{result.name}: cannot run: {result.error}")
     if dry_run:
         log(plan(runs).to_string(index=False))
         log(f"{len(runs)} runs; reports: {', '.join(str(r.notebook) for r in batch.reports)}")
-        return 0
+        return 1 if invalid else 0
     started = time.perf_counter()
-    prepare_data(batch)
-    results = execute_runs(batch, runs, workers, scheduler, log) + execute_reports(batch, log)
+    prepare_synthetic(batch)
+    results = invalid + execute_runs(batch, runs, workers, scheduler, log) + execute_reports(
+        batch, log)
     failed = [r for r in results if r.status == "failed"]
     counts = pd.Series([r.status for r in results]).value_counts().to_dict()
     log(f"\nbatch {batch.name}: {counts} in {time.perf_counter() - started:.0f} s; "

@@ -94,6 +94,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                      args.num_workers)
     print(f"{len(scores)} images scored, {int(scores.decision.sum())} judged defective, "
           f"{len(skipped)} unreadable skipped; results in {args.out}")
+    if scores.empty:
+        print(f"segdec predict: error: none of the {len(skipped)} images could be read; "
+              f"{args.out / 'skipped.csv'} says why for each", file=sys.stderr)
+        return 2
     return 0
 
 

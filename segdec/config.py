@@ -88,6 +88,7 @@ class RunConfig:
     notes: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.check_types()
         self.validate_choices()
         unset = [name for name in RECIPE_FIELDS if getattr(self, name) is None]
         if unset:
@@ -107,6 +108,19 @@ class RunConfig:
         if self.n_seg is None or (self.n_all is not None and self.n_seg >= self.n_all):
             return "FS"
         return "MS"
+
+    def check_types(self) -> None:
+        """Every field holds its annotated type (an int where a float is asked for becomes one);
+        a wrong type names the field instead of failing later in the loader or the loop."""
+        for name, annotation in self.field_types().items():
+            value = getattr(self, name)
+            if value is None and _allows_none(annotation):
+                continue
+            base = _strip_optional(annotation)
+            if base is float and isinstance(value, int) and not isinstance(value, bool):
+                setattr(self, name, float(value))
+            elif not _has_type(value, base):
+                raise ValueError(f"{name}={value!r} must be {_type_name(annotation)}")
 
     def validate_choices(self) -> None:
         for name, allowed in (("dataset", DATASETS), ("recipe", RECIPES), ("balance", BALANCES),
@@ -145,18 +159,31 @@ class RunConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown run-configuration keys: {', '.join(unknown)}")
-        return cls(**{k: _coerce(cls.field_types()[k], v) for k, v in values.items()})
+        types = cls.field_types()
+        coerced = {}
+        for name, value in values.items():
+            try:
+                coerced[name] = _coerce(types[name], value)
+            except ValueError:
+                raise ValueError(f"{name}={value!r} must be {_type_name(types[name])}") from None
+        return cls(**coerced)
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> RunConfig:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"run configuration {path} does not exist")
-        values = yaml.safe_load(path.read_text()) or {}
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path} is not valid YAML: {err}") from None
         if not isinstance(values, dict):
             raise ValueError(f"{path} must hold a mapping of run-configuration keys")
         values.update(overrides)
-        return cls.from_dict(values)
+        try:
+            return cls.from_dict(values)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
@@ -189,8 +216,10 @@ class RunConfig:
     def from_args(cls, args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
         """The options given on the command line over ``base`` (a saved run's configuration);
         without a base, unset recipe fields come from the dataset's recipe."""
-        names = {f.name for f in fields(cls)}
-        overrides = {k: yaml.safe_load(v) for k, v in vars(args).items() if k in names}
+        types = cls.field_types()
+        # Text fields take the option as typed (--out-dir 2024 is a folder, not a number).
+        overrides = {k: v if _strip_optional(types[k]) is str else yaml.safe_load(v)
+                     for k, v in vars(args).items() if k in types}
         values = base.to_dict() if base else {}
         values.update(overrides)
         return cls.from_dict(values)
@@ -217,9 +246,32 @@ def _coerce(annotation: Any, value: Any) -> Any:
         return int(value)
     if base is float and isinstance(value, int | str) and not isinstance(value, bool):
         return float(value)
+    if base is str and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)  # YAML reads out_dir: 2024 as a number
     if typing.get_origin(base) is list and not isinstance(value, list):
         return [value]
     return value
+
+
+def _has_type(value: Any, base: Any) -> bool:
+    if base is bool:
+        return isinstance(value, bool)
+    if base in (int, float):
+        return isinstance(value, base) and not isinstance(value, bool)
+    if typing.get_origin(base) is list:
+        (item,) = typing.get_args(base)
+        return isinstance(value, list) and all(_has_type(v, item) for v in value)
+    if typing.get_origin(base) is dict:
+        return isinstance(value, dict)
+    return isinstance(value, base)
+
+
+def _type_name(annotation: Any) -> str:
+    names = {bool: "true or false", int: "a whole number", float: "a number", str: "text",
+             list[int]: "a list of whole numbers", dict[str, Any]: "a mapping"}
+    base = _strip_optional(annotation)
+    name = names.get(base, str(base))
+    return f"{name} or null" if _allows_none(annotation) else name
 
 
 def _allows_none(annotation: Any) -> bool:

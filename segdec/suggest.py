@@ -54,7 +54,7 @@ def rank_candidates(run_dir: str | Path, device: str = "auto") -> pd.DataFrame:
     """Every weakly labelled training positive of a run, best candidate for a mask first."""
     run_dir = Path(run_dir)
     config = RunConfig.from_file(run_dir / "config.yaml")
-    config, data = prepare_data(config.replace(split_csv=str(run_dir / "split.csv")), run_dir)
+    config, data = prepare_data(config, run_dir / "split.csv")
     train_set = data.train
     candidates = [i for i, sample in enumerate(train_set.samples)
                   if sample.label and not train_set.has_pixel_label[i]]

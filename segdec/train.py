@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import pickle
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -128,18 +129,18 @@ def input_size(config: RunConfig, first_image: str) -> tuple[int, int]:
     return height, width
 
 
-def prepare_data(config: RunConfig, run_dir: Path) -> tuple[RunConfig, RunData]:
-    """Read the dataset, make (or reuse) the split, and resolve the input size into the config."""
+def prepare_data(config: RunConfig, run_split: Path | None = None) -> tuple[RunConfig, RunData]:
+    """Read the dataset, take the split (a run's own ``run_split``, else ``config.split_csv``,
+    else a new one), and resolve the input size into the config. Writes nothing."""
     samples = load_samples(config)
-    split_path = run_dir / "split.csv"
-    if config.split_csv:
+    if run_split is not None:
+        split = load_split(run_split, samples)
+    elif config.split_csv:
         split = load_split(config.split_csv, samples)
-    elif split_path.is_file():
-        split = load_split(split_path, samples)
+        _check_split_matches(split, config, config.split_csv)
     else:
         split = make_split(samples, config.n_all, config.n_seg, config.seed, config.n_test,
                            config.n_val, config.n_train_negatives)
-    save_split(split, split_path)
     parts = {name: subset(split, samples, name) for name in ("train", "val", "test")}
     height, width = input_size(config, parts["train"][0][0].image)
     config = config.replace(input_height=height, input_width=width)
@@ -150,6 +151,21 @@ def prepare_data(config: RunConfig, run_dir: Path) -> tuple[RunConfig, RunData]:
     )
     datasets = {name: DefectDataset(s, flags, options) for name, (s, flags) in parts.items()}
     return config, RunData(split=split, **datasets)
+
+
+def _check_split_matches(split: pd.DataFrame, config: RunConfig, path: str | Path) -> None:
+    """A given split must hold the n_all and n_seg that config.yaml will record."""
+    train = split[split["subset"] == "train"]
+    positives = train[train["label"].astype(bool)]
+    counts = {"n_all": len(positives), "n_seg": int(positives["has_pixel_label"].sum())}
+    for name, count in counts.items():
+        wanted = getattr(config, name)
+        if wanted is not None and wanted != count:
+            raise DataError(
+                f"split file {path} has {count} training positives"
+                f"{' with pixel labels' if name == 'n_seg' else ''}, but {name}={wanted}; set "
+                f"{name} to {count} (or to null) to train on that split, or drop split_csv"
+            )
 
 
 class EpochOrder(Sampler[int]):
@@ -203,10 +219,26 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own text suggests weights_only=False, which would run the file's code.
+        raise ValueError(
+            f"{path} was refused: it holds objects other than tensors and plain values, which a "
+            "segdec checkpoint never does. Do not load it unless you trust where it came from"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise ValueError(
+            f"{path} cannot be read as a checkpoint ({type(err).__name__}): it is truncated, "
+            "empty or not a segdec checkpoint. Use another copy, or last.pt/best.pt of the run"
+        ) from None
     version = state.get("format") if isinstance(state, dict) else None
     if version is None:
         raise ValueError(f"{path} is not a segdec checkpoint")
+    missing = sorted({"model", "model_config"} - set(state))
+    if missing:
+        raise ValueError(f"{path} is a segdec checkpoint without {', '.join(missing)}; it cannot "
+                         "rebuild the network. Use the run's best.pt or last.pt")
     if version > CHECKPOINT_FORMAT:
         raise ValueError(
             f"{path} has checkpoint format {version}, newer than this segdec reads "
@@ -269,18 +301,31 @@ def _write_history(run_dir: Path, history: list[dict]) -> None:
                  lambda tmp: pd.DataFrame(history).to_csv(tmp, index=False))
 
 
+def _comparable(config: RunConfig) -> dict:
+    """A configuration as resuming compares it: paths resolved, so that ``data`` and
+    ``/abs/path/data`` are the same folder."""
+    values = config.to_dict()
+    for name in ("data_root", "split_csv"):
+        if values[name] is not None:
+            values[name] = str(Path(values[name]).resolve())
+    return values
+
+
 def _check_resumable(saved: dict, config: RunConfig, path: Path) -> None:
     # Read through RunConfig so that fields added since the run started take their defaults.
-    saved = RunConfig.from_dict(saved).to_dict()
-    changed = sorted(
-        k for k, v in config.to_dict().items()
-        if k not in RESUME_MAY_CHANGE and saved.get(k) != v
-    )
+    before, now = _comparable(RunConfig.from_dict(saved)), _comparable(config)
+    changed = sorted(k for k, v in now.items() if k not in RESUME_MAY_CHANGE and before[k] != v)
     if changed:
         raise ValueError(
             f"cannot resume from {path}: the configuration differs in {', '.join(changed)}; "
             "use a new out_dir for a different run"
         )
+
+
+def _remove_stale_temporaries(run_dir: Path) -> None:
+    """Atomic writes leave ``.NAME.*.tmp`` only when killed mid-write; nothing else uses them."""
+    for stale in [*run_dir.glob(".*.tmp"), *run_dir.glob("checkpoints/.*.tmp")]:
+        stale.unlink(missing_ok=True)
 
 
 def train(
@@ -296,10 +341,18 @@ def train(
         raise FileExistsError(
             f"{run_dir} already holds a run; pass resume=True (--resume) or choose another out_dir"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    resuming = resume and last_path.exists()
     device = resolve_device(config.device)
-    config, data = prepare_data(config, run_dir)
+    # Everything is checked before anything is written: a refused resumption leaves the run
+    # directory as it was. A new run (also after an attempt that never reached a checkpoint)
+    # makes its split afresh; only a resumed run reuses the split it trained on.
+    state = load_checkpoint(last_path) if resuming else None
+    config, data = prepare_data(config, run_dir / "split.csv" if resuming else None)
+    if state is not None:
+        _check_resumable(state["run_config"], config, last_path)
+    _remove_stale_temporaries(run_dir)
     config.save(run_dir / "config.yaml")
+    save_split(data.split, run_dir / "split.csv")
 
     torch.manual_seed(config.seed)
     model = SegDecNet(model_config(config)).to(device)
@@ -316,9 +369,7 @@ def train(
     best = {"ap": -1.0, "epoch": -1}
     start_epoch = 0
 
-    if resume and last_path.exists():
-        state = load_checkpoint(last_path)
-        _check_resumable(state["run_config"], config, last_path)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         sampler.load_state_dict(state["sampler"])
@@ -383,7 +434,7 @@ def evaluate_run(
     config = config or RunConfig.from_file(run_dir / "config.yaml")
     device = resolve_device(device) if isinstance(device, str) else device
     if data is None:
-        config, data = prepare_data(config.replace(split_csv=str(run_dir / "split.csv")), run_dir)
+        config, data = prepare_data(config, run_dir / "split.csv")
     checkpoint = best_checkpoint(run_dir)
     model = model_from_checkpoint(load_checkpoint(checkpoint, device), device)
     dtype = autocast_dtype(config.precision, device)

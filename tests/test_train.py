@@ -125,7 +125,7 @@ def test_cli_train_and_evaluate(tiny_severstal, tmp_path, capsys):
 
 def test_one_loader_follows_each_epochs_order_with_persistent_workers(tiny_severstal, tmp_path):
     config = demo_config(tmp_path, data_root=str(tiny_severstal), num_workers=2, batch_size=4)
-    _, data = prepare_data(config, tmp_path)
+    _, data = prepare_data(config)
     order = EpochOrder()
     batches = loader(data.train, config, torch.device("cpu"), order)
     for epoch_order in ([3, 1, 2, 0, 5], [4, 0, 2]):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import tempfile
 import zipfile
 import zlib
@@ -88,6 +89,11 @@ def fetch_from_kaggle(folder: Path, api: Any = None) -> Path:
             raise DownloadError("Kaggle rejected the credentials (401 Unauthorized); create a "
                                 "new API token on kaggle.com (Settings -> API)") from None
         raise DownloadError(f"the download failed (HTTP {status}); run again later") from None
+    except (requests.ConnectionError, requests.Timeout) as err:
+        raise DownloadError(
+            f"could not reach Kaggle ({type(err).__name__}); check the network connection and "
+            "run again, or download the archive in a browser and pass it with --zip"
+        ) from None
     archives = sorted(folder.glob("*.zip"))
     if not archives:
         raise DownloadError(f"Kaggle sent no zip archive for {COMPETITION}; run again")
@@ -100,6 +106,11 @@ def _unsafe(name: str) -> bool:
     return path.is_absolute() or ".." in path.parts or ":" in (path.parts or ("",))[0]
 
 
+def _is_symlink(entry: zipfile.ZipInfo) -> bool:
+    """A Unix symbolic link stored in the zip (file type in the high bits of external_attr)."""
+    return stat.S_ISLNK(entry.external_attr >> 16)
+
+
 def extract_safely(archive: Path, out: Path) -> None:
     """Extract ``archive`` into ``out``; refuse it whole if any entry would land outside ``out``."""
     try:
@@ -109,6 +120,10 @@ def extract_safely(archive: Path, out: Path) -> None:
             if unsafe:
                 raise DownloadError(f"{archive} holds an entry outside the destination "
                                     f"({unsafe[0]!r}); refusing to extract it")
+            links = [e.filename for e in entries if _is_symlink(e)]
+            if links:
+                raise DownloadError(f"{archive} holds a symbolic link ({links[0]!r}), which the "
+                                    "Kaggle archive never does; refusing to extract it")
             for entry in tqdm(entries, desc="extracting", unit="file"):
                 zipped.extract(entry, out)
     except (zipfile.BadZipFile, zlib.error, EOFError) as err:
