@@ -184,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     split = commands.add_parser("split", help="write the train/val/test split of a configuration")
     split.add_argument("--config", help="YAML run configuration; options below override it")
     split.add_argument("--out", required=True, type=Path, help="split CSV to write")
-    RunConfig.add_arguments(split)
+    RunConfig.add_arguments(split, groups=("data",))
+    split.add_argument("--seed", dest="seed", default=argparse.SUPPRESS, metavar="INT",
+                       help="seed of the split (default: 0)")
     split.set_defaults(func=cmd_split)
 
     synth = commands.add_parser("synth", help="write a synthetic dataset in Severstal's layout")

@@ -28,6 +28,14 @@ ARCHITECTURES = ("described", "released")  # Table 2 as described, or Božič's 
 RECIPES = ("published", "none")  # "none": Severstal's Table 4 values for every dataset
 # Short spellings; "--data" would otherwise be an ambiguous prefix of --dataset and --data-root.
 OPTION_ALIASES = {"data_root": ("--data",)}
+OPTION_GROUPS = ("data", "model", "loss", "optimisation", "outputs")
+_METAVARS = {int: "INT", float: "FLOAT", str: "TEXT", list[int]: "[INT, ...]",
+             dict[str, Any]: "{KEY: VALUE}"}
+
+
+def option(default: Any, group: str, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A field with its command-line group, one line of help and, for text, its choices."""
+    return field(default=default, metadata={"group": group, "help": help, "choices": choices})
 
 
 @dataclass
@@ -36,56 +44,69 @@ class RunConfig:
     optimisation and loss fields, "take the dataset's published recipe" (segdec/recipes.py)."""
 
     # data
-    dataset: str = "severstal"
-    recipe: str = "published"  # fills the None fields below from the dataset's published recipe
-    data_root: str = "data/severstal"
-    split_csv: str | None = None  # reuse a split written by an earlier run
-    n_all: int | None = 300  # training positives (None: all there are)
-    n_seg: int | None = None  # positives with pixel labels (None: all n_all = full supervision)
-    # None: Božič's Severstal sizes (4143 training negatives, 2400 test, 1118 validation images),
-    # scaled down to smaller data.
-    n_train_negatives: int | None = None
-    n_test: int | None = None
-    n_val: int | None = None
-    classes: list[int] | None = None  # Severstal ClassIds to count as defects (None: all)
-    dataset_class: int = 1  # DAGM class
-    fold: int = 0  # KolektorSDD fold (of 3)
-    input_height: int | None = None  # None: native size (Severstal 256)
-    input_width: int | None = None  # None: native size (Severstal 1600)
-    dilate_masks: int | None = None  # odd kernel size for mask dilation (KSDD/DAGM: 7); 0 = off
+    dataset: str = option("severstal", "data", "dataset format", DATASETS)
+    recipe: str = option("published", "data", "fill unset optimisation and loss fields from the "
+                         "dataset's published recipe (segdec/recipes.py)", RECIPES)
+    data_root: str = option("data/severstal", "data", "folder of the dataset")
+    split_csv: str | None = option(None, "data", "reuse this split (a run's split.csv)")
+    n_all: int | None = option(300, "data", "training positives (null: all there are)")
+    n_seg: int | None = option(None, "data", "training positives with pixel labels (0: WS; "
+                               "null: all, FS)")
+    n_train_negatives: int | None = option(None, "data", "training negatives (null: Božič's "
+                                           "Severstal 4143, scaled to smaller data)")
+    n_test: int | None = option(None, "data", "test images (null: 2400 scaled, or the fixed "
+                                "test set)")
+    n_val: int | None = option(None, "data", "validation images (0: validate on the test set, "
+                               "Božič's KSDD/DAGM protocol)")
+    classes: list[int] | None = option(None, "data", "Severstal ClassIds counted as defects "
+                                       "(null: all)")
+    dataset_class: int = option(1, "data", "DAGM class")
+    fold: int = option(0, "data", "KolektorSDD test fold (0-2)")
+    input_height: int | None = option(None, "data", "input height, a multiple of 8 (null: the "
+                                      "dataset's usual size)")
+    input_width: int | None = option(None, "data", "input width, a multiple of 8")
+    dilate_masks: int | None = option(None, "data", "odd kernel to dilate masks with (0: off)")
     # model
-    in_channels: int = 1
-    attention: bool = True
-    attention_on_large_conv: bool = False
-    atrous: bool = True
-    norm: str = "instance"
-    se_reduction: int = 16
-    gradient_adjustment: bool = True
-    architecture: str = "described"  # "released": Božič's published network (PAPER.md)
+    in_channels: int = option(1, "model", "1 (grey) or 3 (colour)")
+    attention: bool = option(True, "model", "squeeze-and-excitation after the 64-channel convs")
+    attention_on_large_conv: bool = option(False, "model", "SE after conv 10 too")
+    atrous: bool = option(True, "model", "3x3 dilated kernels instead of 5x5 and 15x15")
+    norm: str = option("instance", "model", "feature normalisation", NORMS)
+    se_reduction: int = option(16, "model", "SE reduction ratio")
+    gradient_adjustment: bool = option(True, "model", "keep the decision loss out of the "
+                                       "segmentation subnetwork")
+    architecture: str = option("described", "model", "Table 2 as described, or Božič's "
+                               "released network", ARCHITECTURES)
     # loss
-    seg_loss: str = "bce"  # the paper states "mse"; see README "Deviations" for why bce
-    distance_transform: bool = True
-    dt_power: float | None = None
-    dt_max_weight: float | None = None
-    balance: str = "decay"
-    beta: float | None = None
-    delta: float | None = None
+    seg_loss: str = option("bce", "loss", "segmentation loss (the paper: mse; README)",
+                           SEG_LOSSES)
+    distance_transform: bool = option(True, "loss", "weight positive pixels by distance to "
+                                      "the defect border")
+    dt_power: float | None = option(None, "loss", "distance-transform power p")
+    dt_max_weight: float | None = option(None, "loss", "distance-transform maximum weight")
+    balance: str = option("decay", "loss", "segmentation/decision balance schedule", BALANCES)
+    beta: float | None = option(None, "loss", "decay rate of the balance: theta_n = "
+                                "(1 - beta)^n")
+    delta: float | None = option(None, "loss", "weight of the decision loss")
     # optimisation
-    epochs: int | None = None
-    learning_rate: float | None = None
-    batch_size: int | None = None
-    momentum: float = 0.0
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    channels_last: bool = False
-    compile: bool = False
-    num_workers: int = 0
-    validate_every: int = 5
+    epochs: int | None = option(None, "optimisation", "training epochs")
+    learning_rate: float | None = option(None, "optimisation", "SGD learning rate (losses "
+                                         "summed over the batch)")
+    batch_size: int | None = option(None, "optimisation", "images per SGD step")
+    momentum: float = option(0.0, "optimisation", "SGD momentum")
+    seed: int = option(0, "optimisation", "seed of the split, initialisation and sampling")
+    device: str = option("auto", "optimisation", "auto, cpu, cuda or cuda:N")
+    precision: str = option("auto", "optimisation", "autocast precision (auto: bf16 on GPUs "
+                            "and AMX CPUs, else fp32)", PRECISIONS)
+    channels_last: bool = option(False, "optimisation", "channels_last memory format")
+    compile: bool = option(False, "optimisation", "torch.compile the network")
+    num_workers: int = option(0, "optimisation", "data-loading processes")
+    validate_every: int = option(5, "optimisation", "epochs between validations")
     # outputs
-    out_dir: str = "runs/run"
-    n_saved_maps: int = 8
-    notes: dict[str, Any] = field(default_factory=dict)
+    out_dir: str = option("runs/run", "outputs", "run directory")
+    n_saved_maps: int = option(8, "outputs", "test segmentation maps kept for Figure 9")
+    notes: dict[str, Any] = field(default_factory=dict,
+                                  metadata={"group": "outputs", "help": "free-form tags"})
 
     def __post_init__(self) -> None:
         self.check_types()
@@ -197,20 +218,31 @@ class RunConfig:
 
     # ---- command line -------------------------------------------------------------------------
     @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """One ``--field-name`` option per field; values are parsed as YAML scalars."""
-        group = parser.add_argument_group("run configuration (see segdec/config.py)")
-        defaults = cls()
+    def add_arguments(cls, parser: argparse.ArgumentParser,
+                      groups: tuple[str, ...] = OPTION_GROUPS) -> None:
+        """One ``--field-name`` option per field of ``groups``, with its type, choices, default
+        and help; booleans as ``--name/--no-name``; numbers and lists parsed as YAML."""
+        defaults, types = cls(), cls.field_types()
+        sections = {name: parser.add_argument_group(f"{name} (run configuration)")
+                    for name in groups}
         for f in fields(cls):
-            group.add_argument(
-                "--" + f.name.replace("_", "-"),
-                *OPTION_ALIASES.get(f.name, ()),
-                dest=f.name,
-                default=argparse.SUPPRESS,
-                metavar=f.name.upper(),
-                help=(f"default: the dataset's recipe (Severstal: {getattr(defaults, f.name)!r})"
-                      if f.name in RECIPE_FIELDS else f"default: {getattr(defaults, f.name)!r}"),
-            )
+            if f.metadata["group"] not in sections:
+                continue
+            base, default = _strip_optional(types[f.name]), getattr(defaults, f.name)
+            shown = (f"the dataset's recipe (Severstal: {default})" if f.name in RECIPE_FIELDS
+                     else "null" if default is None else str(default).lower()
+                     if isinstance(default, bool) else default)
+            options: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS,
+                                       "help": f"{f.metadata['help']} (default: {shown})"}
+            if base is bool:
+                options["action"] = argparse.BooleanOptionalAction
+            else:
+                options["metavar"] = _METAVARS.get(base, "VALUE")
+                if f.metadata.get("choices"):
+                    options["choices"] = f.metadata["choices"]
+                    options["metavar"] = "{" + ",".join(f.metadata["choices"]) + "}"
+            sections[f.metadata["group"]].add_argument(
+                "--" + f.name.replace("_", "-"), *OPTION_ALIASES.get(f.name, ()), **options)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
@@ -218,8 +250,8 @@ class RunConfig:
         without a base, unset recipe fields come from the dataset's recipe."""
         types = cls.field_types()
         # Text fields take the option as typed (--out-dir 2024 is a folder, not a number).
-        overrides = {k: v if _strip_optional(types[k]) is str else yaml.safe_load(v)
-                     for k, v in vars(args).items() if k in types}
+        overrides = {k: v if _strip_optional(types[k]) is str or not isinstance(v, str)
+                     else yaml.safe_load(v) for k, v in vars(args).items() if k in types}
         values = base.to_dict() if base else {}
         values.update(overrides)
         return cls.from_dict(values)

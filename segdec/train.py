@@ -137,10 +137,11 @@ def prepare_data(config: RunConfig, run_split: Path | None = None) -> tuple[RunC
         split = load_split(run_split, samples)
     elif config.split_csv:
         split = load_split(config.split_csv, samples)
-        _check_split_matches(split, config, config.split_csv)
     else:
         split = make_split(samples, config.n_all, config.n_seg, config.seed, config.n_test,
                            config.n_val, config.n_train_negatives)
+    if config.split_csv:
+        config = _counts_of_split(split, config, run_split or config.split_csv)
     parts = {name: subset(split, samples, name) for name in ("train", "val", "test")}
     height, width = input_size(config, parts["train"][0][0].image)
     config = config.replace(input_height=height, input_width=width)
@@ -153,8 +154,9 @@ def prepare_data(config: RunConfig, run_split: Path | None = None) -> tuple[RunC
     return config, RunData(split=split, **datasets)
 
 
-def _check_split_matches(split: pd.DataFrame, config: RunConfig, path: str | Path) -> None:
-    """A given split must hold the n_all and n_seg that config.yaml will record."""
+def _counts_of_split(split: pd.DataFrame, config: RunConfig, path: str | Path) -> RunConfig:
+    """A given split must hold the n_all and n_seg that config.yaml will record: those left
+    null are resolved from it, explicit ones must agree."""
     train = split[split["subset"] == "train"]
     positives = train[train["label"].astype(bool)]
     counts = {"n_all": len(positives), "n_seg": int(positives["has_pixel_label"].sum())}
@@ -166,6 +168,7 @@ def _check_split_matches(split: pd.DataFrame, config: RunConfig, path: str | Pat
                 f"{' with pixel labels' if name == 'n_seg' else ''}, but {name}={wanted}; set "
                 f"{name} to {count} (or to null) to train on that split, or drop split_csv"
             )
+    return config.replace(**counts)
 
 
 class EpochOrder(Sampler[int]):

@@ -24,7 +24,7 @@ def test_yaml_round_trip_and_overrides(tmp_path):
 def test_command_line_maps_onto_fields():
     parser = argparse.ArgumentParser()
     RunConfig.add_arguments(parser)
-    args = parser.parse_args(["--n-all", "1500", "--n-seg", "none", "--atrous", "false",
+    args = parser.parse_args(["--n-all", "1500", "--n-seg", "none", "--no-atrous",
                               "--learning-rate", "1e-2", "--classes", "[1, 2]"])
     config = RunConfig.from_args(args)
     assert (config.n_all, config.n_seg, config.atrous) == (1500, None, False)
@@ -101,3 +101,19 @@ def test_a_run_saved_before_new_fields_existed_can_resume(tmp_path):
     _check_resumable(saved, config, tmp_path / "last.pt")
     with pytest.raises(ValueError, match="differs in epochs"):
         _check_resumable({**saved, "epochs": 7}, config, tmp_path / "last.pt")
+
+
+def test_command_line_options_carry_type_choices_default_and_help(capsys):
+    parser = argparse.ArgumentParser()
+    RunConfig.add_arguments(parser)
+    text = " ".join(parser.format_help().split())  # unwrapped
+    assert "--attention, --no-attention" in text
+    assert "--balance {decay,linear,constant}" in text and "--epochs INT" in text
+    assert "weight of the decision loss (default: the dataset's recipe (Severstal: 0.1))" in text
+    assert RunConfig.from_args(parser.parse_args(["--no-attention"])).attention is False
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--balance", "cosine"])
+    assert "invalid choice: 'cosine'" in capsys.readouterr().err
+    split = argparse.ArgumentParser()
+    RunConfig.add_arguments(split, groups=("data",))
+    assert "--n-seg" in split.format_help() and "--learning-rate" not in split.format_help()
