@@ -30,16 +30,12 @@ from segdec.data.catalogue import load_samples
 from segdec.data.dataset import DefectDataset, TargetOptions
 from segdec.data.synthetic import synthesize
 from segdec.demo import demo_config, ensure_synthetic
+from segdec.evaluate import evaluate_run
 from segdec.io import atomic_write, write_text
 from segdec.loss import SegDecLoss
 from segdec.model import SegDecNet, build_model, use_space_to_batch
-from segdec.train import (
-    autocast_dtype,
-    cpu_has_fast_bf16,
-    evaluate_run,
-    train,
-    training_step,
-)
+from segdec.runtime import autocast_dtype, cpu_has_fast_bf16
+from segdec.train import train, training_step
 
 ACCURACY_IMAGES, ACCURACY_SIZE = 60, (320, 64)  # the demo's defaults (WIDTH, HEIGHT)
 NETWORKS = {"original": (False, False), "paper": (True, True)}  # (attention, atrous)

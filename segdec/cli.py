@@ -39,7 +39,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from segdec.train import evaluate_run
+    from segdec.evaluate import evaluate_run
 
     print(_format_metrics(evaluate_run(args.run, device=args.device)))
     return 0
@@ -135,7 +135,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         write_accuracy,
         write_results,
     )
-    from segdec.train import resolve_device
+    from segdec.runtime import resolve_device
 
     command = "segdec " + " ".join(args.argv)
     if args.accuracy:

@@ -1,15 +1,26 @@
-"""Image-level metrics (PAPER.md): AP, AUC, best F-measure, its threshold, FP and FN there; and
-pixel-level metrics of the segmentation map, which the paper shows but does not score."""
+"""Testing a trained network: image-level metrics (PAPER.md: AP, AUC, best F-measure, its
+threshold, FP and FN there), pixel-level metrics of the segmentation map (which the paper shows
+but does not score), and a run's test evaluation into ``metrics.json``, ``predictions.csv`` and
+``segmentation_maps.npz``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 from torch.utils.data import DataLoader
 
-from segdec.data.images import DataError
+from segdec.checkpoint import best_checkpoint, load_checkpoint, model_from_checkpoint
+from segdec.config import RunConfig
+from segdec.data.dataset import DefectDataset
+from segdec.data.images import DataError, image_shape, load_image, resize
+from segdec.data.prepare import RunData, loader, prepare_data
+from segdec.io import atomic_write, write_json
+from segdec.runtime import autocast_dtype, resolve_device
 
 
 def image_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float | int]:
@@ -74,7 +85,7 @@ def pixel_metrics(maps: list[np.ndarray], masks: list[np.ndarray]) -> dict[str, 
 
 
 @torch.inference_mode()
-def predict(
+def predict_loader(
     model: torch.nn.Module,
     loader: DataLoader,
     device: torch.device,
@@ -92,3 +103,68 @@ def predict(
         if len(maps) < keep_maps:
             maps.extend(torch.sigmoid(seg.float())[:, 0].cpu().numpy()[: keep_maps - len(maps)])
     return np.concatenate(scores) if scores else np.zeros(0), maps
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    device: str | torch.device = "auto",
+    data: RunData | None = None,
+    config: RunConfig | None = None,
+) -> dict:
+    """Test the best checkpoint; write metrics, predictions and a few segmentation maps."""
+    run_dir = Path(run_dir)
+    config = config or RunConfig.from_file(run_dir / "config.yaml")
+    device = resolve_device(device) if isinstance(device, str) else device
+    if data is None:
+        config, data = prepare_data(config, run_dir / "split.csv")
+    checkpoint = best_checkpoint(run_dir)
+    model = model_from_checkpoint(load_checkpoint(checkpoint, device), device)
+    dtype = autocast_dtype(config.precision, device)
+    labels = data.test.labels()
+    # Figure 9 shows positives, and the pixel metrics score them: their maps come first.
+    positives_first = np.argsort(-labels, kind="stable")
+    n_positives = int(labels.sum())
+    keep = min(config.n_saved_maps, len(labels))
+    scores, _ = predict_loader(model, loader(data.test, config, device), device, dtype)
+    mapped = positives_first[:max(keep, n_positives)].tolist()
+    _, maps = predict_loader(model, loader(data.test, config, device, mapped), device, dtype,
+                      len(mapped))
+    metrics = image_metrics(labels, scores)
+    masks = [_input_mask(data.test, i) for i in mapped[:n_positives]]
+    metrics.update(pixel_metrics(maps[:n_positives], masks))
+    metrics["checkpoint"] = checkpoint.name
+    names = [s.name for s in data.test.samples]
+    write_json(run_dir / "metrics.json", metrics)
+    predictions = pd.DataFrame({"image": names, "score": scores, "label": labels})
+    atomic_write(run_dir / "predictions.csv", lambda tmp: predictions.to_csv(tmp, index=False))
+    _save_maps(run_dir / "segmentation_maps.npz", data.test, mapped[:keep], maps[:keep], scores)
+    return metrics
+
+
+def _input_mask(dataset: DefectDataset, index: int) -> np.ndarray:
+    """The undilated ground-truth mask of one image at the network's input size."""
+    sample = dataset.samples[index]
+    return resize(sample.mask(image_shape(sample.image)), dataset.options.size, mask=True)
+
+
+def _save_maps(path: Path, dataset: DefectDataset, shown: list[int], maps: list[np.ndarray],
+               scores: np.ndarray) -> None:
+    """Images, ground-truth masks (input size) and predicted maps (1/8) of a few test images."""
+    size = dataset.options.size
+    images = [resize(load_image(dataset.samples[i].image, dataset.options.channels), size)
+              for i in shown]
+    masks = [_input_mask(dataset, i) for i in shown]
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(
+                handle,
+                names=np.array([dataset.samples[i].name for i in shown], dtype=str),
+                images=np.array(images, dtype=np.uint8),
+                masks=np.array(masks, dtype=np.uint8),
+                seg_maps=np.array(maps, dtype=np.float32),
+                scores=scores[shown].astype(np.float32),
+                labels=dataset.labels()[shown],
+            )
+
+    atomic_write(path, write)

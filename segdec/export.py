@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
+from segdec.checkpoint import load_checkpoint, model_from_checkpoint
 from segdec.io import atomic_path
 from segdec.predict import Scorer
-from segdec.train import load_checkpoint, model_from_checkpoint
 
 
 def onnx_metadata(state: dict) -> dict[str, str]:

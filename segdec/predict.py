@@ -30,12 +30,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from segdec.checkpoint import load_checkpoint, model_from_checkpoint
 from segdec.data.dataset import image_tensor
 from segdec.data.images import DataError, load_image, resize
 from segdec.data.severstal import IMAGE_SUFFIXES
 from segdec.io import atomic_write
 from segdec.model import SegDecNet
-from segdec.train import autocast_dtype, load_checkpoint, model_from_checkpoint, resolve_device
+from segdec.runtime import autocast_dtype, resolve_device
 
 DEFECT_COLOUR, CLEAN_COLOUR, TINT = (230, 30, 30), (40, 190, 70), np.array([255.0, 0.0, 0.0])
 

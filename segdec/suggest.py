@@ -25,20 +25,14 @@ import numpy as np
 import pandas as pd
 from scipy.special import xlogy
 
+from segdec.checkpoint import best_checkpoint, load_checkpoint, model_from_checkpoint
 from segdec.config import RunConfig
 from segdec.data.images import DataError
-from segdec.evaluate import predict
+from segdec.data.prepare import loader, prepare_data
+from segdec.evaluate import predict_loader
 from segdec.io import atomic_write
-from segdec.train import (
-    autocast_dtype,
-    best_checkpoint,
-    load_checkpoint,
-    loader,
-    model_from_checkpoint,
-    prepare_data,
-    resolve_device,
-    train,
-)
+from segdec.runtime import autocast_dtype, resolve_device
+from segdec.train import train
 
 COMPONENTS = ["seg_miss", "disagreement", "seg_entropy"]
 RANKING_COLUMNS = ["rank", "image", "score", "decision_prob", "seg_max", *COMPONENTS]
@@ -63,7 +57,7 @@ def rank_candidates(run_dir: str | Path, device: str = "auto") -> pd.DataFrame:
                         "every defective training image already has a mask")
     torch_device = resolve_device(device)
     model = model_from_checkpoint(load_checkpoint(best_checkpoint(run_dir)), torch_device)
-    scores, maps = predict(model, loader(train_set, config, torch_device, candidates),
+    scores, maps = predict_loader(model, loader(train_set, config, torch_device, candidates),
                            torch_device, autocast_dtype(config.precision, torch_device),
                            keep_maps=len(candidates))
     seg_max = np.array([m.max() for m in maps], dtype=np.float64)

@@ -14,12 +14,13 @@ import torch
 import yaml
 
 from segdec.batch import load_batch, run_batch
+from segdec.checkpoint import load_checkpoint
 from segdec.cli import main
 from segdec.config import RunConfig
 from segdec.data.download import DownloadError, extract_safely, fetch_from_kaggle
 from segdec.data.images import DataError
 from segdec.demo import demo_config
-from segdec.train import _check_resumable, load_checkpoint, train
+from segdec.train import _check_resumable, train
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 

@@ -15,8 +15,8 @@ from segdec.data.dagm import read_dagm
 from segdec.data.folder import read_folder
 from segdec.data.ksdd import ksdd_folds, read_ksdd
 from segdec.data.ksdd2 import read_ksdd2
+from segdec.data.prepare import input_size
 from segdec.data.splits import subset
-from segdec.train import input_size
 from tests.conftest import shared_path
 
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from segdec.checkpoint import load_checkpoint, model_from_checkpoint
 from segdec.cli import main
 from segdec.predict import Scorer
-from segdec.train import load_checkpoint, model_from_checkpoint
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")

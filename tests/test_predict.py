@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
+from segdec.checkpoint import load_checkpoint
 from segdec.cli import main
 from segdec.data.images import DataError
 from segdec.predict import find_images, predict_images
-from segdec.train import load_checkpoint
 from tests.conftest import shared_path
 
 

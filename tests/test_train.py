@@ -7,19 +7,15 @@ import pandas as pd
 import pytest
 import torch
 
+from segdec.checkpoint import load_checkpoint
 from segdec.cli import main
 from segdec.config import RunConfig
+from segdec.data.prepare import loader, prepare_data
 from segdec.data.synthetic import synthesize
 from segdec.demo import demo_config
-from segdec.train import (
-    EpochOrder,
-    NegativeSampler,
-    evaluate_run,
-    load_checkpoint,
-    loader,
-    prepare_data,
-    train,
-)
+from segdec.evaluate import evaluate_run
+from segdec.sampling import EpochOrder, NegativeSampler
+from segdec.train import train
 
 RUN_FILES = ["config.yaml", "split.csv", "history.csv", "metrics.json", "predictions.csv",
              "segmentation_maps.npz", "checkpoints/best.pt", "checkpoints/last.pt"]
