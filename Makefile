@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # With no NVIDIA driver, take the CPU build of torch first (the CUDA build is several GB).
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint clean locked lock
 
 $(BIN)/segdec: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,25 @@ $(BIN)/segdec: pyproject.toml
 	touch $@
 
 install: $(BIN)/segdec
+
+# Reproduction with the exact versions of requirements.lock (Python 3.11, Linux): a fresh .venv.
+locked:
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	command -v nvidia-smi >/dev/null || $(BIN)/pip install -q "$(TORCH_CPU)"
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(BIN)/segdec
+
+# Refresh requirements.lock: resolve pyproject.toml's ranges afresh in a scratch venv and freeze.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install -q --upgrade pip
+	.lock-venv/bin/pip install -q "$(TORCH_CPU)"
+	.lock-venv/bin/pip install -q -e ".[dev]"
+	( echo "# Exact versions for 'make locked' (Python 3.11, Linux); 'make lock' rewrites this file."; \
+	  .lock-venv/bin/pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' ) > requirements.lock
+	rm -rf .lock-venv
 
 # The demo batch: synthetic data -> the ablation and WS/MS/FS runs -> figures/ (tables, figures).
 demo: install

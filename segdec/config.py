@@ -17,14 +17,14 @@ from typing import Any
 import yaml
 
 from segdec.io import write_text
+from segdec.model import ModelConfig
+from segdec.options import option
 from segdec.recipes import RECIPE_FIELDS, recipe
 
 DATASETS = ("severstal", "ksdd", "dagm", "ksdd2", "folder")
 BALANCES = ("decay", "linear", "constant")
 SEG_LOSSES = ("mse", "bce")
-NORMS = ("instance", "batch")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-ARCHITECTURES = ("described", "released")  # Table 2 as described, or Božič's released network
 RECIPES = ("published", "none")  # "none": Severstal's Table 4 values for every dataset
 # Short spellings; "--data" would otherwise be an ambiguous prefix of --dataset and --data-root.
 OPTION_ALIASES = {"data_root": ("--data",)}
@@ -33,13 +33,17 @@ _METAVARS = {int: "INT", float: "FLOAT", str: "TEXT", list[int]: "[INT, ...]",
              dict[str, Any]: "{KEY: VALUE}"}
 
 
-def option(default: Any, group: str, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    """A field with its command-line group, one line of help and, for text, its choices."""
-    return field(default=default, metadata={"group": group, "help": help, "choices": choices})
+def supervision_mode(n_all: int | None, n_seg: int | None) -> str:
+    """WS (no pixel-labelled positives), FS (all of them; None means all) or MS (some)."""
+    if n_seg == 0:
+        return "WS"
+    if n_seg is None or (n_all is not None and n_seg >= n_all):
+        return "FS"
+    return "MS"
 
 
 @dataclass
-class RunConfig:
+class RunConfig(ModelConfig):
     """Every parameter of one training run. ``None`` means "derive from the data" or, for the
     optimisation and loss fields, "take the dataset's published recipe" (segdec/recipes.py)."""
 
@@ -66,17 +70,6 @@ class RunConfig:
                                       "dataset's usual size)")
     input_width: int | None = option(None, "data", "input width, a multiple of 8")
     dilate_masks: int | None = option(None, "data", "odd kernel to dilate masks with (0: off)")
-    # model
-    in_channels: int = option(1, "model", "1 (grey) or 3 (colour)")
-    attention: bool = option(True, "model", "squeeze-and-excitation after the 64-channel convs")
-    attention_on_large_conv: bool = option(False, "model", "SE after conv 10 too")
-    atrous: bool = option(True, "model", "3x3 dilated kernels instead of 5x5 and 15x15")
-    norm: str = option("instance", "model", "feature normalisation", NORMS)
-    se_reduction: int = option(16, "model", "SE reduction ratio")
-    gradient_adjustment: bool = option(True, "model", "keep the decision loss out of the "
-                                       "segmentation subnetwork")
-    architecture: str = option("described", "model", "Table 2 as described, or Božič's "
-                               "released network", ARCHITECTURES)
     # loss
     seg_loss: str = option("bce", "loss", "segmentation loss (the paper: mse; README)",
                            SEG_LOSSES)
@@ -124,11 +117,7 @@ class RunConfig:
     @property
     def supervision(self) -> str:
         """WS, MS or FS, from how many positives carry pixel labels."""
-        if self.n_seg == 0:
-            return "WS"
-        if self.n_seg is None or (self.n_all is not None and self.n_seg >= self.n_all):
-            return "FS"
-        return "MS"
+        return supervision_mode(self.n_all, self.n_seg)
 
     def check_types(self) -> None:
         """Every field holds its annotated type (an int where a float is asked for becomes one);
@@ -144,12 +133,10 @@ class RunConfig:
                 raise ValueError(f"{name}={value!r} must be {_type_name(annotation)}")
 
     def validate_choices(self) -> None:
-        for name, allowed in (("dataset", DATASETS), ("recipe", RECIPES), ("balance", BALANCES),
-                              ("seg_loss", SEG_LOSSES), ("norm", NORMS),
-                              ("precision", PRECISIONS), ("architecture", ARCHITECTURES)):
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ValueError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+        for f in fields(self):
+            allowed, value = f.metadata.get("choices"), getattr(self, f.name)
+            if allowed and value not in allowed:
+                raise ValueError(f"{f.name}={value!r} is not one of {', '.join(allowed)}")
 
     def validate(self) -> None:
         self.validate_choices()

@@ -14,21 +14,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from segdec.options import option
 
-@dataclass(frozen=True)
+ARCHITECTURES = ("described", "released")  # Table 2 as described, or Božič's released network
+
+
+@dataclass
 class ModelConfig:
-    """The switches that fix the architecture; saved in every checkpoint to rebuild the model."""
+    """The switches that fix the architecture; saved in every checkpoint to rebuild the model.
+    ``RunConfig`` extends it, so these fields (and their help) are written only here."""
 
-    in_channels: int = 1
-    attention: bool = True
-    atrous: bool = True
-    attention_on_large_conv: bool = False
-    norm: str = "instance"
-    se_reduction: int = 16
-    gradient_adjustment: bool = True
+    in_channels: int = option(1, "model", "1 (grey) or 3 (colour)")
+    attention: bool = option(True, "model", "squeeze-and-excitation after the 64-channel convs")
+    atrous: bool = option(True, "model", "3x3 dilated kernels instead of 5x5 and 15x15")
+    attention_on_large_conv: bool = option(False, "model", "SE after conv 10 too")
+    norm: str = option("instance", "model", "feature normalisation", ("instance", "batch"))
+    se_reduction: int = option(16, "model", "SE reduction ratio")
+    gradient_adjustment: bool = option(True, "model", "keep the decision loss out of the "
+                                       "segmentation subnetwork")
     # "described": Table 2 as the papers describe it; "released": Božič's published network
     # (one conv in block 1, a normalised segmentation map, sqrt(std + 1e-3) in the norm).
-    architecture: str = "described"
+    architecture: str = option("described", "model", "Table 2 as described, or Božič's "
+                               "released network", ARCHITECTURES)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -207,9 +214,6 @@ class ConvBlock(nn.Sequential):
         if se_reduction is not None:
             layers.append(SqueezeExcite(out_ch, se_reduction))
         super().__init__(*layers)
-
-
-ARCHITECTURES = ("described", "released")
 
 
 class SegDecNet(nn.Module):

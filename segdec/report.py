@@ -19,7 +19,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from segdec import paper
-from segdec.config import RunConfig
+from segdec.config import RunConfig, supervision_mode
 from segdec.evaluate import image_metrics
 from segdec.io import atomic_write, write_text
 
@@ -54,7 +54,7 @@ def read_run(run_dir: str | Path) -> dict:
         network = RELEASED if network == BASELINE else f"{network} (released)"
     return {
         "run": run_dir.name, "run_dir": str(run_dir), "dataset": config.dataset,
-        "mode": "WS" if l_p == 0 else "FS" if l_p == n_all else "MS",
+        "mode": supervision_mode(n_all, l_p),
         "n_all": n_all, "l_p": l_p, "n_seg": "all" if config.n_seg is None else config.n_seg,
         "fold": config.fold if config.dataset == "ksdd" else None,
         "validation": "test set" if config.n_val == 0 else "held-out split",

@@ -117,3 +117,26 @@ def test_command_line_options_carry_type_choices_default_and_help(capsys):
     split = argparse.ArgumentParser()
     RunConfig.add_arguments(split, groups=("data",))
     assert "--n-seg" in split.format_help() and "--learning-rate" not in split.format_help()
+
+
+def test_the_lock_file_pins_every_dependency():
+    """requirements.lock (make locked) holds an exact version of everything pyproject asks for."""
+    import re
+    from pathlib import Path
+
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + [
+        r for extra in project["optional-dependencies"].values() for r in extra
+        if not r.startswith("segdec")]
+
+    def name(requirement: str) -> str:
+        return re.split(r"[<>=\[; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+    pinned = {name(line): line.split("==")[1] for line in
+              (root / "requirements.lock").read_text().splitlines()
+              if line and not line.startswith("#")}
+    assert {name(r) for r in wanted} <= set(pinned)
+    assert pinned["torch"] == "2.13.0"

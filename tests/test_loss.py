@@ -8,8 +8,9 @@ def test_decay_schedule_matches_table_4():
     w_seg, w_dec = loss_weights("decay", 90, 90, beta=0.01)
     assert w_seg == pytest.approx(0.99**90) == pytest.approx(0.405, abs=1e-3)
     assert w_dec == pytest.approx(1 - w_seg)
-    for beta, epochs in [(0.01, 90), (0.01, 80), (0.015, 60), (0.02, 40)]:
-        assert 0.40 <= loss_weights("decay", epochs, epochs, beta)[0] <= 0.46
+    ends = [loss_weights("decay", epochs, epochs, beta)[0]
+            for beta, epochs in [(0.01, 90), (0.01, 80), (0.015, 60), (0.02, 40)]]
+    assert ends == pytest.approx([0.4047, 0.4475, 0.4038, 0.4457], abs=1e-4)
 
 
 def test_linear_and_constant_schedules():

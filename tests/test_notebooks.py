@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import zipfile
 from pathlib import Path
 
@@ -29,9 +31,13 @@ def test_committed_without_outputs_and_with_one_parameters_cell(path):
     assert book.metadata.kernelspec.name == "python3"
 
 
-def test_train_notebook_takes_every_run_configuration_field():
+def test_train_notebook_takes_every_run_configuration_field_with_its_default():
+    """Notebook 02's parameters cell is RunConfig's defaults, written out: tested equal."""
     parameters = papermill.inspect_notebook(str(NOTEBOOKS[2]))
     assert set(parameters) == set(RunConfig.field_types()) | {"resume"}
+    for f in dataclasses.fields(RunConfig):
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        assert ast.literal_eval(parameters[f.name]["default"]) == default, f.name
 
 
 def test_download_notebook_extracts_a_local_archive(tiny_severstal, tmp_path):

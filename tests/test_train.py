@@ -87,6 +87,18 @@ def test_checkpoints_load_without_unpickling(tiny_severstal, tmp_path):
         load_checkpoint(tmp_path / "newer.pt")
 
 
+def test_negative_sampler_probabilities_are_bozic_s():
+    """p = 1 - f / max f; p = p - median(p) + 1; p = p ** (4 ln N); normalised (PAPER.md)."""
+    sampler = NegativeSampler(5, seed=0)
+    assert sampler.probabilities().tolist() == [0.2] * 5  # nothing used yet
+    sampler.counts = np.array([0, 1, 2, 3, 4])
+    np.testing.assert_allclose(sampler.probabilities(),
+                               [0.716792, 0.221638, 0.052694, 0.008269, 0.000608], atol=1e-6)
+    sampler = NegativeSampler(4, seed=0)
+    sampler.counts = np.array([2, 2, 2, 0])
+    np.testing.assert_allclose(sampler.probabilities(), [0.020123] * 3 + [0.939631], atol=1e-6)
+
+
 def test_negative_sampler_prefers_least_used():
     sampler = NegativeSampler(10, seed=0)
     for _ in range(20):
