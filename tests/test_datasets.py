@@ -12,12 +12,13 @@ from segdec.config import RunConfig
 from segdec.data import DataError, Sample, make_split
 from segdec.data.catalogue import load_samples
 from segdec.data.dagm import read_dagm
-from segdec.data.folder import read_folder
+from segdec.data.folder import detect_layout, read_folder
 from segdec.data.ksdd import ksdd_folds, read_ksdd
 from segdec.data.ksdd2 import read_ksdd2
 from segdec.data.prepare import input_size
 from segdec.data.splits import subset
 from tests.conftest import shared_path
+from tests.layouts import image, mask, write_layout
 
 
 def _image(path: Path, shape=(40, 24), value=100, colour=False) -> Path:
@@ -214,7 +215,8 @@ def test_folder_bad_input_is_named(own_images):
     _mask(own_images / "masks" / "zz.png")
     with pytest.raises(DataError, match=r"mask .*zz.png has no image zz"):
         read_folder(own_images)
-    with pytest.raises(DataError, match="images does not exist; the folder format is images/"):
+    with pytest.raises(DataError, match="masks is in none of the folder layouts segdec reads:"
+                                        r"\n  images-masks: images/"):
         read_folder(own_images / "masks")
 
 
@@ -282,3 +284,34 @@ def test_split_cli_writes_a_reusable_csv(tiny_severstal, tmp_path, capsys):
                  str(tmp_path / "x.csv")]) == 2
     assert "n_all=500 asks for more training positives" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+# ---- the layouts engineers already have ------------------------------------------------------
+@pytest.mark.parametrize("layout", ["images-masks", "mvtec", "class-folders", "masks-beside"])
+def test_every_folder_layout_is_read_back(layout, tmp_path):
+    expected = write_layout(layout, tmp_path)
+    assert detect_layout(tmp_path) == layout
+    samples = {s.name: s for s in read_folder(tmp_path)}
+    assert {name: (s.label, s.has_mask) for name, s in samples.items()} == expected
+    assert all(Path(s.image).is_file() for s in samples.values())  # read in place, not copied
+
+
+def test_masks_beside_keep_an_item_together_and_read_ksdd():
+    ksdd = read_folder(shared_path("ksdd"))
+    assert (len(ksdd), sum(s.label for s in ksdd)) == (399, 52)
+    assert {s.group for s in ksdd if s.name.startswith("kos07/")} == {"kos07"}
+
+
+def test_folder_layouts_refuse_what_they_cannot_read(tmp_path):
+    image(tmp_path / "x" / "a.png")
+    with pytest.raises(DataError, match="none of the folder layouts segdec reads"):
+        read_folder(tmp_path)
+    write_layout("class-folders", tmp_path / "classes")
+    mask(tmp_path / "classes" / "masks" / "good" / "g0.jpg")  # a defect in a good image
+    with pytest.raises(DataError, match=r"g0.jpg is in a good folder but its mask .* has "
+                                        "defect pixels"):
+        read_folder(tmp_path / "classes")
+    write_layout("masks-beside", tmp_path / "beside")
+    mask(tmp_path / "beside" / "item1" / "lost_mask.png")
+    with pytest.raises(DataError, match=r"lost_mask.png has no image lost\.\* beside it"):
+        read_folder(tmp_path / "beside")

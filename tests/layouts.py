@@ -1,0 +1,72 @@
+"""Small datasets written in every on-disk layout segdec reads (the anomalib habit): one helper,
+so each reader is tested against the real layout rather than a hand-built fixture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+SHAPE = (40, 24)  # (H, W)
+
+
+def image(path: Path, shape=SHAPE, value=100, colour=False) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((*shape, 3) if colour else shape, value, np.uint8)).save(path)
+    return path
+
+
+def mask(path: Path, shape=SHAPE, defect=True, colour=False) -> Path:
+    pixels = np.zeros((*shape, 3) if colour else shape, np.uint8)
+    if defect:
+        pixels[10:20, 5:10] = (0, 200, 0) if colour else 255
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def write_layout(layout: str, root: Path) -> dict[str, tuple[int, bool]]:
+    """Write ``layout`` under ``root``; return sample name -> (label, has a mask)."""
+    expected: dict[str, tuple[int, bool]] = {}
+    if layout == "mvtec":
+        for i in range(3):
+            image(root / "train" / "good" / f"{i:03d}.png")
+            expected[f"train/good/{i:03d}.png"] = (0, False)
+        image(root / "test" / "good" / "000.png")
+        expected["test/good/000.png"] = (0, False)
+        for kind in ("crack", "scratch"):
+            for i in range(2):
+                image(root / "test" / kind / f"{i:03d}.png")
+                mask(root / "ground_truth" / kind / f"{i:03d}_mask.png")
+                expected[f"test/{kind}/{i:03d}.png"] = (1, True)
+    elif layout == "class-folders":
+        for i in range(3):
+            image(root / "good" / f"g{i}.jpg")
+            expected[f"good/g{i}.jpg"] = (0, False)
+        image(root / "crack" / "c0.png")
+        mask(root / "masks" / "crack" / "c0.png")
+        image(root / "crack" / "nested" / "c1.png")  # a defect type may have subfolders
+        image(root / "dent" / "d0.png")
+        expected.update({"crack/c0.png": (1, True), "crack/nested/c1.png": (1, False),
+                         "dent/d0.png": (1, False)})
+    elif layout == "masks-beside":
+        for item, suffix in (("item1", "_mask"), ("item2", "_GT"), ("a/b/item3", "_label")):
+            image(root / item / "p0.png")
+            mask(root / item / f"p0{suffix}.png")
+            image(root / item / "p1.jpg")
+            mask(root / item / f"p1{suffix}.bmp", defect=False)
+            image(root / item / "p2.png")  # no mask: clean
+            expected.update({f"{item}/p0.png": (1, True), f"{item}/p1.jpg": (0, True),
+                             f"{item}/p2.png": (0, False)})
+    elif layout == "images-masks":
+        for name in ("a.png", "b.jpg", "c.png", "d.png"):
+            image(root / "images" / name)
+        mask(root / "masks" / "a.png")
+        mask(root / "masks" / "b.png", defect=False)
+        (root / "labels.csv").write_text("image,label\nc.png,1\nd.png,0\n")
+        expected = {"a.png": (1, True), "b.jpg": (0, True), "c.png": (1, False),
+                    "d.png": (0, False)}
+    else:
+        raise ValueError(f"unknown layout {layout}")
+    return expected
