@@ -15,7 +15,7 @@ from segdec.data.dagm import read_dagm
 from segdec.data.folder import detect_layout, read_folder
 from segdec.data.ksdd import ksdd_folds, read_ksdd
 from segdec.data.ksdd2 import read_ksdd2
-from segdec.data.prepare import input_size
+from segdec.data.prepare import common_size, input_size, size_spread_warning
 from segdec.data.splits import subset
 from tests.conftest import shared_path
 from tests.layouts import image, mask, write_layout
@@ -92,8 +92,8 @@ def test_real_ksdd_reads_every_item():
 
 def test_ksdd_defaults_to_bozic_size(small_ksdd):
     config = RunConfig(dataset="ksdd", data_root=str(small_ksdd))
-    assert input_size(config, str(small_ksdd / "kos01" / "Part0.jpg")) == (1408, 512)
-    assert input_size(config.replace(input_width=64), "") == (1408, 64)
+    assert input_size(config, [str(small_ksdd / "kos01" / "Part0.jpg")]) == (1408, 512)
+    assert input_size(config.replace(input_width=64), []) == (1408, 64)
 
 
 # ---- DAGM ----------------------------------------------------------------------------------------
@@ -315,3 +315,22 @@ def test_folder_layouts_refuse_what_they_cannot_read(tmp_path):
     mask(tmp_path / "beside" / "item1" / "lost_mask.png")
     with pytest.raises(DataError, match=r"lost_mask.png has no image lost\.\* beside it"):
         read_folder(tmp_path / "beside")
+
+
+def test_varied_sizes_get_the_median_aspect_at_the_median_area(tmp_path, capsys):
+    assert common_size([(256, 1600)] * 3) == ((256, 1600), "every image is 1600x256")
+    shapes = [(248, 122), (300, 200), (380, 602), (320, 240), (300, 300)]
+    (height, width), why = common_size(shapes)
+    # H/W: 2.03, 1.5, 0.63, 1.33, 1.0 -> median 1.33; areas -> median 76800 = 320 x 240
+    assert (height, width) == (320, 240) and "median aspect ratio (H/W 1.33)" in why
+    assert "spread widely" in size_spread_warning(shapes)
+    assert size_spread_warning([(100, 100), (110, 100)]) is None
+    for i, (h, w) in enumerate(shapes):
+        image(tmp_path / "images" / f"{i}.png", shape=(h, w))
+    (tmp_path / "labels.csv").write_text("image,label\n" + "".join(
+        f"{i}.png,{i % 2}\n" for i in range(5)))
+    config = RunConfig(dataset="folder", data_root=str(tmp_path))
+    assert input_size(config, [str(p) for p in sorted((tmp_path / "images").iterdir())]) == (
+        320, 240)
+    printed = capsys.readouterr().out
+    assert "input size 240x320 (W x H): sizes vary" in printed and "warning: image sizes" in printed

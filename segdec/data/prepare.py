@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
 
 from segdec.config import RunConfig
 from segdec.data.catalogue import DEFAULT_SIZES, load_samples
@@ -29,16 +31,57 @@ class RunData:
     test: DefectDataset
 
 
-def input_size(config: RunConfig, first_image: str) -> tuple[int, int]:
-    """(H, W): the configured size, else the dataset's usual one (KolektorSDD: Božič's), else the
-    first image's size rounded down to a multiple of 8."""
+def common_size(shapes: list[tuple[int, int]]) -> tuple[tuple[int, int], str]:
+    """One (H, W), multiples of 8, for images of these sizes, and why it was chosen.
+
+    Equal sizes keep their size. Varied sizes get the median aspect ratio at the median area,
+    so that no image is stretched far from its shape and the typical image keeps its detail.
+    """
+    heights, widths = np.array(shapes, dtype=float).T
+    if len(set(shapes)) == 1:
+        height, width = shapes[0]
+        return (int(height) // 8 * 8, int(width) // 8 * 8), f"every image is {width}x{height}"
+    aspect, area = np.median(heights / widths), np.median(heights * widths)
+    height = max(SegDecNet.min_size, int(round(np.sqrt(area * aspect) / 8)) * 8)
+    width = max(SegDecNet.min_size, int(round(np.sqrt(area / aspect) / 8)) * 8)
+    why = (f"sizes vary (widths {widths.min():.0f}-{widths.max():.0f}, heights "
+           f"{heights.min():.0f}-{heights.max():.0f}): the median aspect ratio (H/W "
+           f"{aspect:.2f}) at the median area")
+    return (height, width), why
+
+
+def size_spread_warning(shapes: list[tuple[int, int]]) -> str | None:
+    """A warning when one input size must distort some images a lot (aspect ratios more than
+    1.5x apart, or areas more than 4x apart)."""
+    heights, widths = np.array(shapes, dtype=float).T
+    aspects, areas = heights / widths, heights * widths
+    if aspects.max() / aspects.min() > 1.5 or areas.max() / areas.min() > 4:
+        return (f"image sizes spread widely (aspect ratios {aspects.min():.2f}-"
+                f"{aspects.max():.2f}, areas {areas.min():.0f}-{areas.max():.0f} pixels); every "
+                "image is resized to one input size, so some are distorted: crop them to similar "
+                "shapes, or train groups of similar images separately")
+    return None
+
+
+def input_size(config: RunConfig, images: list[str]) -> tuple[int, int]:
+    """(H, W): the configured size, else the dataset's usual one (KolektorSDD: Božič's), else
+    ``common_size`` of the training ``images``; a derived size is printed with its reason."""
     height, width = config.input_height, config.input_width
     if not (height and width):
         usual = DEFAULT_SIZES.get(config.dataset)
-        native = usual or tuple(side // 8 * 8 for side in image_shape(first_image))
+        if usual:
+            native = usual
+        else:
+            shapes = [image_shape(path) for path in images]
+            native, why = common_size(shapes)
+            tqdm.write(f"input size {native[1]}x{native[0]} (W x H): {why}; set input_width and "
+                       "input_height to choose another")
+            warning = size_spread_warning(shapes)
+            if warning:
+                tqdm.write(f"warning: {warning}")
         height, width = height or native[0], width or native[1]
     if min(height, width) < SegDecNet.min_size:
-        raise DataError(f"input size {width}x{height} (from {first_image} or the configuration) is "
+        raise DataError(f"input size {width}x{height} (from the images or the configuration) is "
                         f"below the network's {SegDecNet.min_size}x{SegDecNet.min_size}; set "
                         "input_height/input_width")
     return height, width
@@ -58,7 +101,7 @@ def prepare_data(config: RunConfig, run_split: Path | None = None) -> tuple[RunC
     if config.split_csv:
         config = _counts_of_split(split, config, run_split or config.split_csv)
     parts = {name: subset(split, samples, name) for name in ("train", "val", "test")}
-    height, width = input_size(config, parts["train"][0][0].image)
+    height, width = input_size(config, [sample.image for sample in parts["train"][0]])
     config = config.replace(input_height=height, input_width=width)
     options = TargetOptions(
         size=(height, width), channels=config.in_channels, dilate=config.dilate_masks,
