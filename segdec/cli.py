@@ -67,6 +67,17 @@ def cmd_split(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_data(args: argparse.Namespace) -> int:
+    from segdec.data.catalogue import load_samples
+    from segdec.data.check import check_samples
+
+    config = _base_config(args)
+    check = check_samples(load_samples(config))
+    print(f"{config.dataset} at {config.data_root}")
+    print(check.summary())
+    return 2 if check.problems else 0
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from segdec.data.synthetic import synthesize
 
@@ -188,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--seed", dest="seed", default=argparse.SUPPRESS, metavar="INT",
                        help="seed of the split (default: 0)")
     split.set_defaults(func=cmd_split)
+
+    check = commands.add_parser(
+        "check-data", help="read every image and mask of a dataset; summary and problems")
+    check.add_argument("--config", help="YAML run configuration; options below override it")
+    RunConfig.add_arguments(check, groups=("data",))
+    check.set_defaults(func=cmd_check_data)
 
     synth = commands.add_parser("synth", help="write a synthetic dataset in Severstal's layout")
     synth.add_argument("--out", required=True, type=Path)

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from segdec.checkpoint import load_checkpoint, model_config, save_checkpoint
 from segdec.config import RunConfig
+from segdec.data.check import check_samples
 from segdec.data.prepare import loader, prepare_data
 from segdec.data.splits import save_split
 from segdec.evaluate import evaluate_run, image_metrics, predict_loader
@@ -152,6 +153,8 @@ def train(
     # makes its split afresh; only a resumed run reuses the split it trained on.
     state = load_checkpoint(last_path) if resuming else None
     config, data = prepare_data(config, run_dir / "split.csv" if resuming else None)
+    used = {s.name: s for part in (data.train, data.val, data.test) for s in part.samples}
+    check_samples(used.values()).raise_for_problems(f"the {len(used)} images of the split")
     if state is not None:
         _check_resumable(state["run_config"], config, last_path)
     _remove_stale_temporaries(run_dir)

@@ -31,6 +31,7 @@ class Sample:
     label: int
     rles: tuple[str, ...] = ()  # Severstal: run-length strings of each defect class
     classes: tuple[int, ...] = ()  # Severstal: the ClassId of each run-length string
+    rle_rows: tuple[int, ...] = ()  # Severstal: the CSV row of each, for error messages
     mask_path: str | None = None  # image-mask datasets
     source: str = ""  # where the mask is described (file and row), for error messages
     group: str = ""  # items that must stay in one split (KolektorSDD)
@@ -64,12 +65,14 @@ class Sample:
     def class_masks(self, shape: tuple[int, int]) -> dict[int, np.ndarray]:
         """One binary mask per defect class (run-length datasets)."""
         masks: dict[int, np.ndarray] = {}
-        for class_id, rle in zip(self.classes, self.rles, strict=True):
+        rows = self.rle_rows or (None,) * len(self.rles)
+        for class_id, rle, row in zip(self.classes, self.rles, rows, strict=True):
             try:
                 masks[class_id] = masks.get(class_id, 0) | rle_decode(rle, shape)
             except RLEError as err:
-                where = self.source or self.name
-                raise DataError(f"{where}: {err}; fix or drop that row") from None
+                where = f"{self.source or self.name}" + (f" row {row}" if row else "")
+                raise DataError(f"{where} (ClassId {class_id}): {err}; fix or drop that "
+                                "row") from None
         return masks
 
 

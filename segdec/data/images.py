@@ -45,8 +45,15 @@ def _open(path: str | Path, decode: bool = True) -> Iterator[Image.Image]:
 
 
 def load_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
-    """Binary ``uint8`` mask (non-zero = defect) that must match the image's ``shape``."""
-    mask = load_image(path, channels=1)
+    """Binary ``uint8`` mask (non-zero = defect) that must match the image's ``shape``.
+
+    A pixel is a defect when any colour channel is non-zero: a dark defect colour such as
+    (0, 0, 1) would vanish in a conversion to grey. Alpha and palettes are resolved to RGB first.
+    """
+    with _open(path) as image:
+        grey = image.mode in ("1", "L", "I", "I;16", "F")
+        pixels = np.array(image if grey else image.convert("RGB"))
+    mask = pixels.any(axis=-1) if pixels.ndim == 3 else pixels != 0
     if mask.shape != shape:
         raise DataError(
             f"mask {path} is {mask.shape[1]}x{mask.shape[0]} but its image is "

@@ -63,6 +63,14 @@ def size_spread_warning(shapes: list[tuple[int, int]]) -> str | None:
     return None
 
 
+def _readable_shape(path: str) -> tuple[int, int] | None:
+    """An image's (H, W), or None where it cannot be read (the data check reports those)."""
+    try:
+        return image_shape(path)
+    except DataError:
+        return None
+
+
 def input_size(config: RunConfig, images: list[str]) -> tuple[int, int]:
     """(H, W): the configured size, else the dataset's usual one (KolektorSDD: Božič's), else
     ``common_size`` of the training ``images``; a derived size is printed with its reason."""
@@ -72,7 +80,10 @@ def input_size(config: RunConfig, images: list[str]) -> tuple[int, int]:
         if usual:
             native = usual
         else:
-            shapes = [image_shape(path) for path in images]
+            shapes = [shape for shape in map(_readable_shape, images) if shape]
+            if not shapes:
+                raise DataError("no training image could be read to choose the input size; "
+                                "run segdec check-data")
             native, why = common_size(shapes)
             tqdm.write(f"input size {native[1]}x{native[0]} (W x H): {why}; set input_width and "
                        "input_height to choose another")

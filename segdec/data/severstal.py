@@ -27,11 +27,22 @@ def read_rle_rows(csv_path: str | Path) -> pd.DataFrame:
         raise DataError(f"{csv_path} does not exist; download the data or point data_root at it")
     try:
         table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{csv_path} is empty; it needs the header ImageId,ClassId,EncodedPixels "
+                        "(an image without rows is defect-free)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise DataError(f"cannot parse {csv_path}: {err}") from None
     table["row"] = range(2, len(table) + 2)
     if {"ImageId", "ClassId", "EncodedPixels"} <= set(table.columns):
         rows = table[["ImageId", "ClassId", "EncodedPixels", "row"]].copy()
+        # In this format a row lists a defect: without pixels it would turn into a clean image.
+        empty = rows[rows["EncodedPixels"].str.strip() == ""]
+        if len(empty):
+            first = empty.iloc[0]
+            raise DataError(
+                f"{csv_path} row {first.row} ({first.ImageId}, class {first.ClassId}) lists a "
+                f"defect without EncodedPixels ({len(empty)} such rows); give its run-length "
+                "pixels, or drop the row if the image is defect-free")
     elif {"ImageId_ClassId", "EncodedPixels"} <= set(table.columns):
         key = table["ImageId_ClassId"].str.rsplit("_", n=1, expand=True)
         if key.shape[1] != 2 or key[1].isna().any():
@@ -47,8 +58,8 @@ def read_rle_rows(csv_path: str | Path) -> pd.DataFrame:
     rows = rows[rows["EncodedPixels"].str.strip() != ""].copy()
     for record in rows.itertuples():
         where = f"{csv_path} row {record.row} ({record.ImageId}, class {record.ClassId})"
-        if not str(record.ClassId).strip().isdigit():
-            raise DataError(f"{where}: ClassId must be an integer")
+        if str(record.ClassId).strip() not in ("1", "2", "3", "4"):
+            raise DataError(f"{where}: ClassId must be 1, 2, 3 or 4, Severstal's defect classes")
         try:
             parse_runs(record.EncodedPixels)
         except RLEError as err:
@@ -94,7 +105,8 @@ def read_severstal(root: str | Path, classes: list[int] | None = None) -> list[S
                 label=int(bool(records)),
                 rles=tuple(r.EncodedPixels for r in records),
                 classes=tuple(int(r.ClassId) for r in records),
-                source=f"{csv_path} rows {', '.join(str(r.row) for r in records)}",
+                rle_rows=tuple(int(r.row) for r in records),
+                source=str(csv_path),
             )
         )
     return samples

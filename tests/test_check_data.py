@@ -1,0 +1,98 @@
+"""segdec check-data and the check train runs before its first epoch: every problem at once."""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+
+from segdec.cli import main
+from segdec.data.catalogue import load_samples
+from segdec.data.check import check_samples
+from segdec.data.images import DataError
+from segdec.demo import demo_config
+from segdec.train import train
+from tests.layouts import image, mask, write_layout
+
+
+def test_a_good_folder_is_summarised(tmp_path, capsys):
+    write_layout("masks-beside", tmp_path)
+    image(tmp_path / "item1" / "colour.png", colour=True)
+    assert main(["check-data", "--dataset", "folder", "--data", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "10 images checked, 0 with problems" in out
+    assert "image sizes (W x H): 1 distinct; most common 24x40 (10)" in out
+    assert "mask coverage of defective images: median 5.21%" in out  # 50 of 960 pixels
+    assert "grey 9, colour 1" in out
+
+
+def test_bad_folders_give_every_problem_and_a_nonzero_exit(tmp_path, capsys):
+    write_layout("images-masks", tmp_path)
+    (tmp_path / "images" / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")  # label only
+    (tmp_path / "images" / "d.png").write_bytes(b"")
+    assert main(["check-data", "--dataset", "folder", "--data", str(tmp_path)]) == 2
+    out = capsys.readouterr().out
+    assert "4 images checked, 2 with problems" in out
+    assert "c.png: cannot read image" in out and "d.png: cannot read image" in out
+    mask(tmp_path / "masks" / "a.png", shape=(20, 20))  # a reader error: named, exit 2
+    assert main(["check-data", "--dataset", "folder", "--data", str(tmp_path)]) == 2
+    assert "is 20x20 but its image is 24x40" in capsys.readouterr().err
+
+
+def test_an_rle_run_past_the_end_is_found_with_its_row(tiny_severstal, tmp_path):
+    data = tmp_path / "severstal"
+    shutil.copytree(tiny_severstal, data)
+    table = pd.read_csv(data / "train.csv")
+    table.loc[0, "EncodedPixels"] = "8190 10"  # runs past the end of a 128x64 image
+    table.to_csv(data / "train.csv", index=False)
+    check = check_samples(load_samples(demo_config(tmp_path, data_root=str(data))))
+    assert len(check.problems) == 1
+    assert f"{table.ImageId[0]}: " in check.problems[0] and "row 2" in check.problems[0]
+
+
+@pytest.mark.slow
+def test_train_lists_all_bad_images_before_the_first_epoch(tiny_severstal, tmp_path):
+    data = tmp_path / "severstal"
+    shutil.copytree(tiny_severstal, data)
+    broken = sorted((data / "train_images").iterdir())[:2]
+    for path in broken:
+        path.write_bytes(path.read_bytes()[:100])  # truncated
+    run = tmp_path / "run"
+    with pytest.raises(DataError, match="2 problems in the 40 images of the split") as err:
+        train(demo_config(tmp_path, data_root=str(data), epochs=1, out_dir=str(run)),
+              progress=False)
+    assert all(path.name in str(err.value) for path in broken)
+    assert "start a new run" in str(err.value)
+    assert not run.exists()  # nothing written
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ("a.jpg,1,\n", r"row 2 \(a.jpg, class 1\) lists a defect without EncodedPixels"),
+    ("a.jpg,0,1 3\n", r"row 2 \(a.jpg, class 0\): ClassId must be 1, 2, 3 or 4"),
+    ("a.jpg,7,1 3\n", "class 7\\): ClassId must be 1, 2, 3 or 4"),
+    ("a.jpg,-1,1 3\n", "class -1\\): ClassId must be 1, 2, 3 or 4"),
+])
+def test_severstal_rows_are_never_silently_relabelled(tmp_path, rows, message):
+    from segdec.data.severstal import read_rle_rows
+
+    csv = tmp_path / "train.csv"
+    csv.write_text("ImageId,ClassId,EncodedPixels\n" + rows)
+    with pytest.raises(DataError, match=message):
+        read_rle_rows(csv)
+    csv.write_text("")
+    with pytest.raises(DataError, match="train.csv is empty; it needs the header"):
+        read_rle_rows(csv)
+
+
+def test_a_dark_colour_mask_is_a_defect(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from segdec.data.images import load_mask
+
+    pixels = np.zeros((40, 24, 3), np.uint8)
+    pixels[5, 6] = (0, 0, 1)  # grey conversion would round this to 0
+    Image.fromarray(pixels).save(tmp_path / "m.png")
+    mask = load_mask(tmp_path / "m.png", (40, 24))
+    assert mask.sum() == 1 and mask[5, 6] == 1
