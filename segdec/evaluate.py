@@ -1,7 +1,7 @@
 """Testing a trained network: image-level metrics (PAPER.md: AP, AUC, best F-measure, its
 threshold, FP and FN there), pixel-level metrics of the segmentation map (which the paper shows
 but does not score), and a run's test evaluation into ``metrics.json``, ``predictions.csv`` and
-``segmentation_maps.npz``."""
+``segmentation_maps.npz``, and the error gallery ``errors.png``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from segdec.config import RunConfig
 from segdec.data.dataset import DefectDataset
 from segdec.data.images import DataError, image_shape, load_image, resize
 from segdec.data.prepare import RunData, loader, prepare_data
+from segdec.gallery import error_gallery, error_indices
 from segdec.io import atomic_write, write_json
 from segdec.runtime import autocast_dtype, resolve_device
 
@@ -126,10 +127,12 @@ def evaluate_run(
     n_positives = int(labels.sum())
     keep = min(config.n_saved_maps, len(labels))
     scores, _ = predict_loader(model, loader(data.test, config, device), device, dtype)
-    mapped = positives_first[:max(keep, n_positives)].tolist()
-    _, maps = predict_loader(model, loader(data.test, config, device, mapped), device, dtype,
-                      len(mapped))
     metrics = image_metrics(labels, scores)
+    false_pos, false_neg = error_indices(labels, scores, metrics["threshold"])
+    shown = positives_first[:max(keep, n_positives)].tolist()
+    mapped = shown + [i for i in false_pos if i not in shown]
+    _, maps = predict_loader(model, loader(data.test, config, device, mapped), device, dtype,
+                             len(mapped))
     masks = [_input_mask(data.test, i) for i in mapped[:n_positives]]
     metrics.update(pixel_metrics(maps[:n_positives], masks))
     metrics["checkpoint"] = checkpoint.name
@@ -138,6 +141,14 @@ def evaluate_run(
     predictions = pd.DataFrame({"image": names, "score": scores, "label": labels})
     atomic_write(run_dir / "predictions.csv", lambda tmp: predictions.to_csv(tmp, index=False))
     _save_maps(run_dir / "segmentation_maps.npz", data.test, mapped[:keep], maps[:keep], scores)
+    entries = [{"image": resize(load_image(data.test.samples[i].image), data.test.options.size),
+                "mask": _input_mask(data.test, i), "seg_map": maps[mapped.index(i)],
+                "score": float(scores[i]), "kind": kind, "name": names[i]}
+               for kind, indices in (("false positive", false_pos), ("false negative", false_neg))
+               for i in indices]
+    figure = error_gallery(entries, metrics["threshold"])
+    atomic_write(run_dir / "errors.png",
+                 lambda tmp: figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
     return metrics
 
 

@@ -43,3 +43,20 @@ def test_pixel_metrics_pool_images_and_need_defects():
     assert pooled["pixel_ap_1_8"] == 1.0 and pooled["pixel_iou_1_8"] == 1.0
     assert pixel_metrics([], []) == {}
     assert pixel_metrics([prob], [np.zeros((16, 16), np.uint8)]) == {}
+
+
+def test_error_gallery_picks_the_worst_mistakes_and_draws_them(tmp_path):
+    from segdec.gallery import error_gallery, error_indices
+
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    scores = np.array([0.9, 0.6, 0.1, 0.2, 0.7, 0.05])
+    assert error_indices(labels, scores, 0.5) == ([0, 1], [5, 3])  # most wrong first
+    entry = {"image": np.zeros((40, 24), np.uint8), "mask": np.zeros((40, 24), np.uint8),
+             "seg_map": np.full((5, 3), 0.8, np.float32), "score": 0.9,
+             "kind": "false positive", "name": "a.png"}
+    figure = error_gallery([entry, {**entry, "kind": "false negative", "score": 0.05}], 0.5)
+    titles = [axis.get_title() for axis in figure.axes if axis.get_title()]
+    assert titles == ["false positive\na.png\np = 0.900", "false negative\na.png\np = 0.050"]
+    figure.savefig(tmp_path / "errors.png")
+    assert (tmp_path / "errors.png").stat().st_size > 1000
+    assert "No test errors" in error_gallery([], 0.5)._suptitle.get_text()

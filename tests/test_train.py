@@ -18,7 +18,7 @@ from segdec.sampling import EpochOrder, NegativeSampler
 from segdec.train import train
 
 RUN_FILES = ["config.yaml", "split.csv", "history.csv", "metrics.json", "predictions.csv",
-             "segmentation_maps.npz", "checkpoints/best.pt", "checkpoints/last.pt"]
+             "errors.png", "segmentation_maps.npz", "checkpoints/best.pt", "checkpoints/last.pt"]
 
 
 @pytest.fixture(scope="module")
