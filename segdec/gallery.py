@@ -26,7 +26,7 @@ def error_gallery(entries: list[dict], threshold: float) -> Figure:
     columns = max(1, min(len(entries), 4))
     rows = max(1, -(-len(entries) // columns))
     height, width = entries[0]["image"].shape[:2] if entries else (64, 64)
-    figure = Figure(figsize=(3.2 * columns, rows * (3.2 * height / width + 0.6)))
+    figure = Figure(figsize=(3.2 * columns, rows * (3.2 * height / width + 0.6) + 0.4))
     axes = figure.subplots(rows, columns, squeeze=False)
     for axis in axes.flat:
         axis.set_axis_off()
@@ -42,5 +42,5 @@ def error_gallery(entries: list[dict], threshold: float) -> Figure:
     title = (f"Test errors at threshold {threshold:.3f}: predicted map in orange, true defect "
              "in cyan" if entries else "No test errors at the best-F threshold")
     figure.suptitle(title, fontsize="small")
-    figure.set_layout_engine("tight")
+    figure.set_layout_engine("constrained")
     return figure
