@@ -310,9 +310,17 @@ def prepare_synthetic(batch: Batch) -> None:
 
 def run_batch(path: str | Path, only: list[str] | None = None, dry_run: bool = False,
               workers: int | None = None, scheduler: str | None = None,
-              log: Callable[[str], None] = _print) -> int:
-    """The ``segdec batch`` command: 0 when every run and report succeeded, else 1."""
+              log: Callable[[str], None] = _print, reports_only: bool = False) -> int:
+    """The ``segdec batch`` command: 0 when every run and report succeeded, else 1. With
+    ``reports_only``, render the reports from the runs finished so far and train nothing."""
     batch = load_batch(path)
+    if reports_only:
+        done = sum(run.finished for run in batch.runs)
+        log(f"reports from the {done} of {len(batch.runs)} runs finished so far")
+        failed = [r for r in execute_reports(batch, log) if r.status == "failed"]
+        for result in failed:
+            log(f"FAILED {result.name}: {result.error}")
+        return 1 if failed else 0
     runs = batch.select(only)
     invalid = [Result(name, "failed", error=error) for name, error in batch.invalid.items()
                if not only or any(fnmatch.fnmatchcase(name, p) for p in only)]

@@ -132,7 +132,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from segdec.batch import run_batch
 
     return run_batch(args.file, only=args.only, dry_run=args.dry_run, workers=args.workers,
-                     scheduler=args.scheduler)
+                     scheduler=args.scheduler, reports_only=args.reports_only)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -255,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--only", action="append", metavar="NAME",
                        help="run only the runs matching this name or shell pattern (repeatable)")
     batch.add_argument("--dry-run", action="store_true", help="list the runs and stop")
+    batch.add_argument("--reports-only", action="store_true",
+                       help="render the reports from the runs finished so far; train nothing")
     batch.add_argument("--workers", type=int, help="parallel local runs (default: one per GPU)")
     batch.add_argument("--scheduler", metavar="ADDRESS",
                        help="Dask scheduler (tcp://host:8786) to run on instead of locally")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -127,6 +128,12 @@ def test_batch_isolates_a_failing_run_and_renders_the_reports(tmp_path, tiny_sev
     produced = sorted(p.name for p in figures.iterdir())
     assert produced == ["figure8.pdf", "figure8.png", "figure9.pdf", "figure9.png",
                         "table5.csv", "table5.md", "table6_severstal.csv", "table6_severstal.md"]
+    # Reports alone, from the runs finished so far: nothing trains, the figures come again.
+    shutil.rmtree(figures)
+    assert run_batch(path, reports_only=True) == 0
+    assert "reports from the 2 of 3 runs finished so far" in capsys.readouterr().out
+    assert sorted(p.name for p in figures.iterdir()) == produced
+    assert not (runs / "broken" / "metrics.json").exists()
 
 
 @pytest.mark.slow
