@@ -96,3 +96,17 @@ def test_a_dark_colour_mask_is_a_defect(tmp_path):
     Image.fromarray(pixels).save(tmp_path / "m.png")
     mask = load_mask(tmp_path / "m.png", (40, 24))
     assert mask.sum() == 1 and mask[5, 6] == 1
+
+
+def test_messages_name_what_is_really_wrong(tmp_path):
+    from segdec.data.dataset import Sample
+    from segdec.data.severstal import read_rle_rows
+    from segdec.data.splits import make_split
+
+    csv = tmp_path / "train.csv"
+    csv.write_text("Image,Class\na.jpg,1\n")
+    with pytest.raises(DataError, match=r"has columns \['Image', 'Class'\]; expected"):
+        read_rle_rows(csv)
+    clean = [Sample(f"{i}.png", f"{i}.png", 0) for i in range(20)]
+    with pytest.raises(DataError, match="the data hold no defective images for the test split"):
+        make_split(clean, None, None)

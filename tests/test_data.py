@@ -135,8 +135,10 @@ def test_split_errors_say_what_is_wrong():
         make_split(_samples(100, 100), 500, 0)
     with pytest.raises(DataError, match="empty"):
         make_split([], None, None)
-    with pytest.raises(DataError, match="test split .* needs positives and negatives"):
+    with pytest.raises(DataError, match="no defect-free images for the test split"):
         make_split(_samples(20, 0), None, None)
+    with pytest.raises(DataError, match="test split .* needs positives and negatives"):
+        make_split(_samples(1, 100), None, None)  # one positive: too few for 2400/12568
 
 
 def test_split_csv_round_trip_and_checks(tmp_path):

@@ -32,6 +32,7 @@ def read_rle_rows(csv_path: str | Path) -> pd.DataFrame:
                         "(an image without rows is defect-free)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise DataError(f"cannot parse {csv_path}: {err}") from None
+    columns = list(table.columns)  # as in the file, before the row numbers are added
     table["row"] = range(2, len(table) + 2)
     if {"ImageId", "ClassId", "EncodedPixels"} <= set(table.columns):
         rows = table[["ImageId", "ClassId", "EncodedPixels", "row"]].copy()
@@ -52,7 +53,7 @@ def read_rle_rows(csv_path: str | Path) -> pd.DataFrame:
                              "EncodedPixels": table["EncodedPixels"], "row": table["row"]})
     else:
         raise DataError(
-            f"{csv_path} has columns {list(table.columns)}; expected ImageId,ClassId,EncodedPixels "
+            f"{csv_path} has columns {columns}; expected ImageId,ClassId,EncodedPixels "
             "or the older ImageId_ClassId,EncodedPixels"
         )
     rows = rows[rows["EncodedPixels"].str.strip() != ""].copy()

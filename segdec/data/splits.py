@@ -44,6 +44,11 @@ def _draw(pool: list[Sample], n: int, rng: np.random.Generator, what: str,
     """
     n_pos = round(n * sum(s.label for s in pool) / len(pool))
     wanted = {1: n_pos, 0: n - n_pos}
+    for label, kind in ((1, "defective"), (0, "defect-free")):
+        if not any(s.label == label for s in pool):
+            raise DataError(
+                f"the data hold no {kind} images for the {what} split, so AP cannot be measured; "
+                "check the labels (masks, labels.csv, class folders) or add such images")
     if min(wanted.values()) < 1:
         raise DataError(
             f"the {what} split ({n} images) needs positives and negatives; the data hold "
