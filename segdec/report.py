@@ -223,8 +223,8 @@ def table6(runs: pd.DataFrame, dataset: str = "severstal",
     percent = ["ap", "ap_fold_mean", "ap_fold_std"]
     ours = join_folds(runs)
     ours = ours[ours["dataset"] == dataset]
-    ours = ours[keys + ["architecture", "folds", "validation", *percent, "pixel_ap",
-                        "pixel_iou"]]
+    ours = ours[keys + ["architecture", "folds", "validation", *percent, "pixel_ap_1_8",
+                        "pixel_iou_1_8", "pixel_ap"]]
     table = ours.assign(**{k: ours[k] * 100 for k in percent})
     if compare_with_paper:
         reference = paper.table6()
@@ -245,8 +245,9 @@ def save_table(table: pd.DataFrame, out_dir: str | Path, name: str) -> list[Path
     """``name.csv`` and ``name.md`` (three decimals) in ``out_dir``."""
     out_dir = Path(out_dir)
     csv = atomic_write(out_dir / f"{name}.csv", lambda tmp: table.to_csv(tmp, index=False))
+    shown = table.astype(object).where(table.notna(), None)  # missing values print as "-"
     markdown = write_text(out_dir / f"{name}.md",
-                          table.to_markdown(index=False, floatfmt=".3f", missingval="-") + "\n")
+                          shown.to_markdown(index=False, floatfmt=".3f", missingval="-") + "\n")
     return [csv, markdown]
 
 
