@@ -116,3 +116,51 @@ def example_defect(size: tuple[int, int] = (320, 64), seed: int = 0) -> tuple[np
         image = load_image(sample.image)
         mask = sample.mask(image.shape)
     return image, mask, torch.from_numpy(image).float().div(255.0)[None, None]
+
+
+def kernel_taps(effective: int = 5, dilation: int = 2) -> dict[str, np.ndarray]:
+    """Where a dense ``effective`` x ``effective`` kernel and the 3x3 kernel with ``dilation``
+    (the same effective size) read their input: 1 on a tap, 0 elsewhere."""
+    dense = np.ones((effective, effective), dtype=np.uint8)
+    atrous = np.zeros_like(dense)
+    atrous[::dilation, ::dilation] = 1
+    return {f"dense {effective}x{effective}": dense,
+            f"3x3, dilation {dilation}": atrous}
+
+
+def plot_kernel_taps(taps: dict[str, np.ndarray]) -> Figure:
+    """The taps of each kernel on the grid of input pixels they span."""
+    figure, axes = plt.subplots(1, len(taps), figsize=(3 * len(taps), 3), squeeze=False)
+    for axis, (title, grid) in zip(axes[0], taps.items(), strict=True):
+        axis.imshow(grid, cmap="Blues", vmin=0, vmax=1.3)
+        axis.set_xticks(np.arange(-0.5, grid.shape[1]), minor=True)
+        axis.set_yticks(np.arange(-0.5, grid.shape[0]), minor=True)
+        axis.grid(which="minor", color="grey", linewidth=0.5)
+        axis.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+        axis.set_title(f"{title}: {int(grid.sum())} weights")
+    figure.tight_layout()
+    return figure
+
+
+def layer_table(model: SegDecNet, height: int = 512, width: int = 512) -> pd.DataFrame:
+    """Every convolution of the segmentation subnetwork: its kernel, dilation and effective size,
+    the receptive field it has grown to (in input pixels, analytically: each layer adds
+    (effective - 1) x the stride so far, each 2x2 max-pool adds 1 x it), its parameters, and
+    its FLOPs (2 per multiply-add) on a ``height`` x ``width`` input."""
+    rows, field, stride, index = [], 1, 1, 0
+    for module in model.segmentation.modules():
+        if isinstance(module, nn.MaxPool2d):
+            field += stride
+            stride *= 2
+        elif isinstance(module, nn.Conv2d) and module.kernel_size[0] > 1:
+            index += 1
+            size, dilation = module.kernel_size[0], module.dilation[0]
+            effective = size + (size - 1) * (dilation - 1)
+            field += (effective - 1) * stride
+            out_pixels = (height // stride) * (width // stride)
+            rows.append({"conv": index, "in": module.in_channels, "out": module.out_channels,
+                         "kernel": f"{size}x{size}", "dilation": dilation,
+                         "effective": f"{effective}x{effective}", "receptive_field": field,
+                         "parameters": module.weight.numel(),
+                         "gflop": 2 * module.weight.numel() * out_pixels / 1e9})
+    return pd.DataFrame(rows)

@@ -62,4 +62,8 @@ def test_concepts_notebook_executes(tmp_path):
         progress_bar=False)
     images = [o for c in nbformat.read(tmp_path / "00.ipynb", as_version=4).cells
               if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
-    assert len(images) == 3
+    assert len(images) == 4  # kernel taps, receptive fields, SE gates, schedules
+    tables = [o["data"]["text/plain"] for c in nbformat.read(tmp_path / "00.ipynb", as_version=4)
+              .cells if c.cell_type == "code" for o in c.outputs
+              if "receptive_field" in o.get("data", {}).get("text/plain", "")]
+    assert len(tables) == 1 and "15x15" in tables[0]

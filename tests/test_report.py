@@ -140,3 +140,21 @@ def test_ksdd_folds_are_joined_as_bozic_reports_them(tmp_path):
     assert fs_paper["ap"] == pytest.approx(100 * 2.75 / 3) and fs_paper["ap paper"] == 100.0
     released = table[table["architecture"] == "released"].iloc[0]
     assert released["ap paper"] == 99.46  # beside the paper's FS "none" row
+
+
+def test_layer_table_grows_the_same_receptive_field_with_fewer_weights():
+    from segdec.concepts import kernel_taps, layer_table
+
+    dense, atrous = layer_table(build_model(False, False)), layer_table(build_model(False, True))
+    # 9 after convs 1-2; each 2x2 pool adds the stride so far, each 5x5-equivalent conv 4 x the
+    # stride; conv 10 adds 14 x 8: 216 input pixels for one unit of the 1/8 map.
+    assert list(dense.receptive_field) == [5, 9, 18, 26, 34, 52, 68, 84, 100, 216]
+    assert list(atrous.receptive_field) == list(dense.receptive_field)
+    assert list(atrous.dilation) == [2] * 9 + [7] and atrous.effective.iloc[-1] == "15x15"
+    assert dense.parameters.iloc[-1] == 64 * 1024 * 15 * 15
+    assert atrous.parameters.iloc[-1] == 64 * 1024 * 9
+    # 512x512: every dense kernel has 25 (conv 10: 225) taps where the atrous one has 9
+    assert (dense.gflop.sum(), atrous.gflop.sum()) == pytest.approx((181.61, 26.73), abs=0.01)
+    taps = kernel_taps()
+    assert [int(t.sum()) for t in taps.values()] == [25, 9]
+    assert taps["3x3, dilation 2"][::2, ::2].all() and not taps["3x3, dilation 2"][1::2].any()
