@@ -270,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--compile", action="store_true", help="also time torch.compile'd runs")
     bench.add_argument("--device", default="auto")
     bench.add_argument("--accuracy", action="store_true",
-                       help="instead: FS demo AP in fp32 and in the default precision")
+                       help="instead: a short MS run's AP in fp32 and in the default precision")
     bench.set_defaults(func=cmd_bench)
     return parser
 
