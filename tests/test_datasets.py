@@ -2,10 +2,8 @@
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
 from segdec.cli import main
 from segdec.config import RunConfig
@@ -21,30 +19,14 @@ from tests.conftest import shared_path
 from tests.layouts import image, mask, write_layout
 
 
-def _image(path: Path, shape=(40, 24), value=100, colour=False) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.full((*shape, 3) if colour else shape, value, np.uint8)
-    Image.fromarray(pixels).save(path)
-    return path
-
-
-def _mask(path: Path, shape=(40, 24), defect=True, colour=False) -> Path:
-    pixels = np.zeros((*shape, 3) if colour else shape, np.uint8)
-    if defect:
-        pixels[10:20, 5:10] = (0, 200, 0) if colour else 255
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels).save(path)
-    return path
-
-
 # ---- KolektorSDD ---------------------------------------------------------------------------------
 @pytest.fixture
 def small_ksdd(tmp_path) -> Path:
     """6 items of 3 parts; part 0 of every item is defective; .bmp masks as in the original."""
     for item in range(1, 7):
         for part in range(3):
-            _image(tmp_path / f"kos{item:02d}" / f"Part{part}.jpg")
-            _mask(tmp_path / f"kos{item:02d}" / f"Part{part}_label.bmp", defect=part == 0)
+            image(tmp_path / f"kos{item:02d}" / f"Part{part}.jpg")
+            mask(tmp_path / f"kos{item:02d}" / f"Part{part}_label.bmp", defect=part == 0)
     return tmp_path
 
 
@@ -70,10 +52,10 @@ def test_ksdd_bad_input_is_named(small_ksdd):
     (small_ksdd / "kos03" / "Part1_label.bmp").unlink()
     with pytest.raises(DataError, match=r"kos03/Part1.jpg has no mask Part1_label.bmp or .png"):
         read_ksdd(small_ksdd)
-    _mask(small_ksdd / "kos03" / "Part1_label.png", shape=(20, 24))
+    mask(small_ksdd / "kos03" / "Part1_label.png", shape=(20, 24))
     with pytest.raises(DataError, match="Part1_label.png is 24x20 but its image is 24x40"):
         read_ksdd(small_ksdd)
-    _mask(small_ksdd / "kos03" / "Part1_label.png")
+    mask(small_ksdd / "kos03" / "Part1_label.png")
     (small_ksdd / "kos04" / "Part2.jpg").write_bytes(b"\xff\xd8 truncated")
     with pytest.raises(DataError, match="cannot read image .*kos04/Part2.jpg"):
         read_ksdd(small_ksdd)
@@ -100,9 +82,9 @@ def test_ksdd_defaults_to_bozic_size(small_ksdd):
 def _dagm_split(folder: Path, ids: range, defective: set[int]) -> None:
     rows = [str(len(ids))]
     for i in ids:
-        _image(folder / f"{i:04d}.PNG", shape=(32, 32))
+        image(folder / f"{i:04d}.PNG", shape=(32, 32))
         if i in defective:
-            _mask(folder / "Label" / f"{i:04d}_label.PNG", shape=(32, 32))
+            mask(folder / "Label" / f"{i:04d}_label.PNG", shape=(32, 32))
             rows.append(f"{i:04d}\t1\t{i:04d}.PNG\t0\t{i:04d}_label.PNG")
         else:
             rows.append(f"{i:04d}\t0\t{i:04d}.PNG\t0\t0\t")
@@ -136,15 +118,15 @@ def test_dagm_bad_labels_are_named(small_dagm):
     (train / "Label" / "0005_label.PNG").unlink()
     with pytest.raises(DataError, match=r"Labels.txt line 6 marks 0005.PNG defective but its mask"):
         read_dagm(small_dagm, 3)
-    _mask(train / "Label" / "0005_label.PNG", shape=(32, 32), defect=False)
+    mask(train / "Label" / "0005_label.PNG", shape=(32, 32), defect=False)
     with pytest.raises(DataError, match=r"line 6 marks 0005.PNG defective but its mask .* empty"):
         read_dagm(small_dagm, 3)
-    _mask(train / "Label" / "0005_label.PNG", shape=(32, 32))
+    mask(train / "Label" / "0005_label.PNG", shape=(32, 32))
     (train / "0003.PNG").unlink()
     with pytest.raises(DataError, match=r"Labels.txt line 4 names 0003.PNG, which is not in"):
         read_dagm(small_dagm, 3)
-    _image(train / "0003.PNG", shape=(32, 32))
-    _image(train / "0099.PNG", shape=(32, 32))
+    image(train / "0003.PNG", shape=(32, 32))
+    image(train / "0099.PNG", shape=(32, 32))
     with pytest.raises(DataError, match=r"Labels.txt has no row for 0099.PNG"):
         read_dagm(small_dagm, 3)
 
@@ -164,8 +146,8 @@ def test_real_dagm_class1_loads_with_its_labels():
 def test_ksdd2_colour_ground_truth(tmp_path):
     for folder, ids in (("train", (10000, 10001, 10002)), ("test", (20000, 20001))):
         for i in ids:
-            _image(tmp_path / folder / f"{i}.png", colour=True)
-            _mask(tmp_path / folder / f"{i}_GT.png", defect=i % 2 == 0, colour=True)
+            image(tmp_path / folder / f"{i}.png", colour=True)
+            mask(tmp_path / folder / f"{i}_GT.png", defect=i % 2 == 0, colour=True)
     samples = read_ksdd2(tmp_path)
     assert [s.name for s in samples if s.label] == ["train/10000.png", "train/10002.png",
                                                     "test/20000.png"]
@@ -182,9 +164,9 @@ def test_ksdd2_colour_ground_truth(tmp_path):
 @pytest.fixture
 def own_images(tmp_path) -> Path:
     for name in ("a.png", "b.jpg", "c.png", "d.png", "e.png"):
-        _image(tmp_path / "images" / name)
-    _mask(tmp_path / "masks" / "a.png")
-    _mask(tmp_path / "masks" / "b.png", defect=False)
+        image(tmp_path / "images" / name)
+    mask(tmp_path / "masks" / "a.png")
+    mask(tmp_path / "masks" / "b.png", defect=False)
     (tmp_path / "labels.csv").write_text("image,label\nc.png,1\nd.png,0\ne.png,0\n")
     return tmp_path
 
@@ -212,7 +194,7 @@ def test_folder_bad_input_is_named(own_images):
     (own_images / "labels.csv").write_text("image,label\nz.png,1\n")
     with pytest.raises(DataError, match=r"row 2 names 'z.png', which is not in images/"):
         read_folder(own_images)
-    _mask(own_images / "masks" / "zz.png")
+    mask(own_images / "masks" / "zz.png")
     with pytest.raises(DataError, match=r"mask .*zz.png has no image zz"):
         read_folder(own_images)
     with pytest.raises(DataError, match="masks is in none of the folder layouts segdec reads:"
