@@ -158,3 +158,18 @@ def test_layer_table_grows_the_same_receptive_field_with_fewer_weights():
     taps = kernel_taps()
     assert [int(t.sum()) for t in taps.values()] == [25, 9]
     assert taps["3x3, dilation 2"][::2, ::2].all() and not taps["3x3, dilation 2"][1::2].any()
+
+
+def test_the_committed_ksdd_table_comes_from_the_committed_run_records():
+    """figures/ksdd/table6_ksdd.csv is what the image-free records in figures/ksdd/runs give."""
+    from pathlib import Path
+
+    figures = Path(__file__).resolve().parents[1] / "figures" / "ksdd"
+    rendered = report.table6(report.collect_runs(figures / "runs"), "ksdd")
+    committed = pd.read_csv(figures / "table6_ksdd.csv", keep_default_na=False,
+                            na_values=[""])
+    assert list(committed.columns) == list(rendered.columns)
+    for column in ("ap", "ap_fold_mean", "pixel_ap_1_8", "ap paper"):
+        np.testing.assert_allclose(committed[column].astype(float),
+                                   rendered[column].astype(float), atol=1e-9)
+    assert rendered["ap"].notna().sum() >= 6
