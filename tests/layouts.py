@@ -59,6 +59,10 @@ def write_layout(layout: str, root: Path) -> dict[str, tuple[int, bool]]:
             image(root / item / "p2.png")  # no mask: clean
             expected.update({f"{item}/p0.png": (1, True), f"{item}/p1.jpg": (0, True),
                              f"{item}/p2.png": (0, False)})
+        image(root / "dagm" / "0001.PNG")  # DAGM: masks in a Label/ folder beside the images
+        mask(root / "dagm" / "Label" / "0001_label.PNG")
+        image(root / "dagm" / "0002.PNG")
+        expected.update({"dagm/0001.PNG": (1, True), "dagm/0002.PNG": (0, False)})
     elif layout == "images-masks":
         for name in ("a.png", "b.jpg", "c.png", "d.png"):
             image(root / "images" / name)

@@ -21,10 +21,10 @@ def test_a_good_folder_is_summarised(tmp_path, capsys):
     image(tmp_path / "item1" / "colour.png", colour=True)
     assert main(["check-data", "--dataset", "folder", "--data", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "10 images checked, 0 with problems" in out
-    assert "image sizes (W x H): 1 distinct; most common 24x40 (10)" in out
+    assert "12 images checked, 0 with problems" in out
+    assert "image sizes (W x H): 1 distinct; most common 24x40 (12)" in out
     assert "mask coverage of defective images: median 5.21%" in out  # 50 of 960 pixels
-    assert "grey 9, colour 1" in out
+    assert "grey 11, colour 1" in out
 
 
 def test_bad_folders_give_every_problem_and_a_nonzero_exit(tmp_path, capsys):

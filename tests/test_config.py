@@ -75,7 +75,10 @@ def test_each_dataset_gets_its_published_recipe():
     assert [(RunConfig(n_all=n).epochs, RunConfig(n_all=n).beta) for n in (300, 750, 1500, 3000)
             ] == [(90, 0.01), (80, 0.01), (60, 0.015), (40, 0.02)]
     folder = RunConfig(dataset="folder", n_all=None)
-    assert (folder.learning_rate, folder.batch_size) == (0.1, 10)
+    assert (folder.epochs, folder.learning_rate, folder.batch_size, folder.delta,
+            folder.dilate_masks, folder.beta) == (25, 1.0, 1, 0.01, 0, 0.0375)
+    folder_ws = RunConfig(dataset="folder", n_all=None, n_seg=0)
+    assert (folder_ws.learning_rate, folder_ws.delta) == (0.01, 1.0)
 
 
 def test_explicit_values_win_over_the_recipe_everywhere():

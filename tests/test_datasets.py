@@ -284,6 +284,12 @@ def test_masks_beside_keep_an_item_together_and_read_ksdd():
     assert {s.group for s in ksdd if s.name.startswith("kos07/")} == {"kos07"}
 
 
+def test_masks_in_a_label_folder_beside_the_images_read_dagm():
+    dagm = read_folder(shared_path("dagm") / "Class1" / "Test")
+    assert (len(dagm), sum(s.label for s in dagm), sum(s.has_mask for s in dagm)) == (142, 71, 71)
+    assert {s.group for s in dagm} == {""}
+
+
 def test_folder_layouts_refuse_what_they_cannot_read(tmp_path):
     image(tmp_path / "x" / "a.png")
     with pytest.raises(DataError, match="none of the folder layouts segdec reads"):
@@ -296,6 +302,11 @@ def test_folder_layouts_refuse_what_they_cannot_read(tmp_path):
     write_layout("masks-beside", tmp_path / "beside")
     mask(tmp_path / "beside" / "item1" / "lost_mask.png")
     with pytest.raises(DataError, match=r"lost_mask.png has no image lost\.\* beside it"):
+        read_folder(tmp_path / "beside")
+    (tmp_path / "beside" / "item1" / "lost_mask.png").unlink()
+    mask(tmp_path / "beside" / "dagm" / "Label" / "0003_label.PNG")
+    with pytest.raises(DataError, match=r"0003_label.PNG has no image 0003\.\* beside it \(or, "
+                                        r"in a Label/ folder, beside that folder\)"):
         read_folder(tmp_path / "beside")
 
 

@@ -14,8 +14,9 @@ The layout is recognised from the folder (``detect_layout``):
 * ``class-folders``: ``good/`` (or ``ok/``, ``normal/``) plus one folder per defect type, with
   optional masks in a parallel tree ``masks/<type>/<stem>.*``.
 * ``masks-beside``: images in any nested subfolders, each mask beside its image with a suffix
-  (``part_mask.png``, ``part_GT.png``, ``part_label.bmp``): KolektorSDD as it is distributed. An
-  image without a mask is clean, unless ``labels.csv`` (relative paths) says otherwise.
+  (``part_mask.png``, ``part_GT.png``, ``part_label.bmp``), or in a ``Label/`` (``labels/``,
+  ``masks/``) subfolder beside it: KolektorSDD and DAGM as they are distributed. An image without
+  a mask is clean, unless ``labels.csv`` (relative paths) says otherwise.
 
 Sample names are paths relative to the root, so images of different folders never clash.
 """
@@ -34,10 +35,12 @@ LAYOUTS = {
     "images-masks": LAYOUT,
     "mvtec": "train/good/, test/<type>/, ground_truth/<type>/<stem>_mask.png (MVTec AD)",
     "class-folders": "good/ (or ok/, normal/) + one folder per defect type, optional masks/<type>/",
-    "masks-beside": "images in nested folders, masks beside them as <stem>_mask|_GT|_label.*",
+    "masks-beside": "images in nested folders, masks beside them (or in Label/ beside them) as "
+                    "<stem>_mask|_GT|_label.*",
 }
 GOOD_FOLDERS = ("good", "ok", "normal")
 MASK_SUFFIXES = ("_mask", "_gt", "_label")
+MASK_FOLDERS = ("label", "labels", "mask", "masks")
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -148,8 +151,11 @@ def _read_masks_beside(root: Path) -> list[Sample]:
     masks: dict[Path, Path] = {}
     for mask in (p for p in files if _mask_stem(p) is not None):
         owner = by_stem.get((mask.parent, _mask_stem(mask)))
+        if owner is None and mask.parent.name.lower() in MASK_FOLDERS:
+            owner = by_stem.get((mask.parent.parent, _mask_stem(mask)))
         if owner is None:
-            raise DataError(f"mask {mask} has no image {_mask_stem(mask)}.* beside it")
+            raise DataError(f"mask {mask} has no image {_mask_stem(mask)}.* beside it (or, in a "
+                            f"{mask.parent.name}/ folder, beside that folder)")
         masks[owner] = mask
     labels = _read_labels(root / "labels.csv", {_name(p, root) for p in images})
     samples = []
