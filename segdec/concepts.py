@@ -1,89 +1,21 @@
-"""Measurements behind the teaching notebook ``00_concepts``: receptive field, SE gates, schedules.
-
-The receptive field is measured, not computed from layer sizes: the gradient of one unit of the
-segmentation map with respect to the input is non-zero exactly on the pixels that unit sees.
+"""The teaching notebook ``00_concepts``'s figures that need no trained network (kernel taps,
+layer table, balance schedules), its loss curves, and its sliders.
 """
 
 from __future__ import annotations
 
-import copy
-import tempfile
+import math
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from segdec.data.images import load_image
-from segdec.data.severstal import read_severstal
-from segdec.data.synthetic import synthesize
 from segdec.loss import loss_weights
-from segdec.model import FeatureNorm, SegDecNet, SqueezeExcite
-
-
-def receptive_field(model: SegDecNet, size: int = 384) -> tuple[np.ndarray, tuple[int, ...]]:
-    """|d centre unit / d input| on a ``size`` x ``size`` input and its (top, bottom, left, right).
-
-    Per-image normalisation couples every pixel with every other through its statistics, so a
-    copy of the model with the normalisation replaced by identity is measured.
-    """
-    model = copy.deepcopy(model).eval()
-    for module in model.modules():
-        if isinstance(module, FeatureNorm):
-            module.norm = nn.Identity()
-    x = torch.rand(1, model.config.in_channels, size, size, requires_grad=True)  # zeros stop ReLUs
-    seg = model.forward_features(x)[1]
-    seg[0, 0, seg.shape[2] // 2, seg.shape[3] // 2].backward()
-    gradient = x.grad[0].abs().sum(0).numpy()
-    rows, cols = np.nonzero(gradient)
-    return gradient, (int(rows.min()), int(rows.max()), int(cols.min()), int(cols.max()))
-
-
-def plot_receptive_fields(fields: dict[str, tuple[np.ndarray, tuple[int, ...]]]) -> Figure:
-    """One panel per network: where the centre unit looks (log scale) and its extent."""
-    figure, axes = plt.subplots(1, len(fields), figsize=(5 * len(fields), 5), squeeze=False)
-    for axis, (title, (gradient, (top, bottom, left, right))) in zip(axes[0], fields.items(),
-                                                                      strict=True):
-        axis.imshow(np.log10(gradient + 1e-12), cmap="magma", vmin=np.log10(gradient.max()) - 6)
-        axis.add_patch(plt.Rectangle((left, top), right - left, bottom - top, fill=False,
-                                     edgecolor="cyan"))
-        axis.set_title(f"{title}: {bottom - top + 1} x {right - left + 1} pixels")
-        axis.set_axis_off()
-    figure.tight_layout()
-    return figure
-
-
-@torch.inference_mode()
-def se_gates(model: SegDecNet, image: torch.Tensor) -> np.ndarray:
-    """The channel weights of every SE module for one image, shape [modules, channels]."""
-    gates: list[np.ndarray] = []
-    hooks = [m.register_forward_hook(lambda m, inputs, _: gates.append(
-        m.gate(inputs[0])[0, :, 0, 0].numpy())) for m in model.modules()
-        if isinstance(m, SqueezeExcite)]
-    try:
-        model.eval()(image)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    if not gates:
-        raise ValueError("the model has no SE modules (build it with attention=True)")
-    return np.stack(gates)
-
-
-def plot_se_gates(image: np.ndarray, gates: np.ndarray) -> Figure:
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), height_ratios=[1, 2])
-    top.imshow(image, cmap="gray")
-    top.set_title("input")
-    top.set_axis_off()
-    shown = bottom.imshow(gates, aspect="auto", cmap="viridis", vmin=0, vmax=1)
-    bottom.set(xlabel="channel", ylabel="SE module (convs 3-9)",
-               title="squeeze-and-excitation channel weights")
-    figure.colorbar(shown, ax=bottom)
-    figure.tight_layout()
-    return figure
+from segdec.model import SegDecNet
 
 
 def balance_schedules(epochs: int, beta: float) -> pd.DataFrame:
@@ -106,16 +38,6 @@ def plot_balance_schedules(schedules: pd.DataFrame) -> Figure:
     axes[0].legend()
     figure.tight_layout()
     return figure
-
-
-def example_defect(size: tuple[int, int] = (320, 64), seed: int = 0) -> tuple[np.ndarray, ...]:
-    """(image uint8 [H, W], mask, network input [1, 1, H, W]) of one synthetic defective image."""
-    with tempfile.TemporaryDirectory() as folder:
-        root = synthesize(Path(folder) / "data", n_pos=1, n_neg=0, seed=seed, size=size)
-        sample = read_severstal(root)[0]
-        image = load_image(sample.image)
-        mask = sample.mask(image.shape)
-    return image, mask, torch.from_numpy(image).float().div(255.0)[None, None]
 
 
 def kernel_taps(effective: int = 5, dilation: int = 2) -> dict[str, np.ndarray]:
@@ -164,3 +86,75 @@ def layer_table(model: SegDecNet, height: int = 512, width: int = 512) -> pd.Dat
                          "parameters": module.weight.numel(),
                          "gflop": 2 * module.weight.numel() * out_pixels / 1e9})
     return pd.DataFrame(rows)
+
+
+def decision_learning_epoch(history: pd.DataFrame) -> int | None:
+    """The first epoch whose mean decision loss is below half of ln 2 (chance), or None."""
+    below = history.loc[history["loss_dec"] < math.log(2) / 2, "epoch"]
+    return int(below.iloc[0]) if len(below) else None
+
+
+def plot_loss_curves(histories: dict[str, pd.DataFrame]) -> Figure:
+    """Each run's segmentation and decision losses per epoch (``history.csv``) and its w_seg;
+    a dotted line marks the epoch where its decision loss falls below half of ln 2."""
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for (name, history), colour in zip(histories.items(), plt.cm.tab10.colors, strict=False):
+        axes[0].plot(history["epoch"], history["loss_seg"], color=colour, label=name)
+        axes[1].plot(history["epoch"], history["loss_dec"], color=colour, label=name)
+        axes[2].plot(history["epoch"], history["w_seg"], color=colour, label=name)
+        learned = decision_learning_epoch(history)
+        if learned is not None:
+            for axis in axes[:2]:
+                axis.axvline(learned, color=colour, linestyle=":")
+    axes[0].set(title="segmentation loss", xlabel="epoch", yscale="log")
+    axes[1].axhline(math.log(2), color="grey", linewidth=0.8)
+    axes[1].set(title="decision loss (grey: ln 2, chance)", xlabel="epoch")
+    axes[2].set(title="w_seg (w_dec = 1 - w_seg)", xlabel="epoch", ylim=(0, 1.05))
+    axes[1].legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def explore(plot: Callable[..., Figure], **sliders: tuple[float, float, float, float]) -> Figure:
+    """Show ``plot(**values)`` at each slider's start as an ordinary figure output (what papermill
+    and a static render keep), then, where ipywidgets is installed, sliders that redraw that
+    output in a live notebook. A slider is ``name=(start, minimum, maximum, step)``; all-integer
+    values give an integer slider. Returns the first figure (for saving)."""
+    from IPython.display import display
+
+    values = {name: spec[0] for name, spec in sliders.items()}
+    figure = plot(**values)
+    handle = display(figure, display_id=True)
+    plt.close(figure)
+    try:
+        import ipywidgets
+    except ImportError:
+        return figure
+
+    def redraw(_change: object) -> None:
+        drawn = plot(**{name: control.value for name, control in controls.items()})
+        handle.update(drawn)
+        plt.close(drawn)
+
+    controls = {}
+    for name, (start, low, high, step) in sliders.items():
+        whole = all(float(v).is_integer() for v in (start, low, high, step))
+        kind = ipywidgets.IntSlider if whole else ipywidgets.FloatSlider
+        controls[name] = kind(value=start, min=low, max=high, step=step, description=name,
+                              continuous_update=False)
+        controls[name].observe(redraw, names="value")
+    display(ipywidgets.HBox(list(controls.values())))
+    return figure
+
+
+def save_figures(figures: dict[str, Figure], folder: str | Path | None) -> list[Path]:
+    """Write each figure as ``folder/NAME.png`` (nothing when ``folder`` is None)."""
+    if folder is None:
+        return []
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, figure in figures.items():
+        paths.append(folder / f"{name}.png")
+        figure.savefig(paths[-1], dpi=110, bbox_inches="tight")
+    return paths

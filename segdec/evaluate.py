@@ -133,7 +133,7 @@ def evaluate_run(
     mapped = shown + [i for i in false_pos if i not in shown]
     _, maps = predict_loader(model, loader(data.test, config, device, mapped), device, dtype,
                              len(mapped))
-    masks = [_input_mask(data.test, i) for i in mapped[:n_positives]]
+    masks = [input_mask(data.test, i) for i in mapped[:n_positives]]
     metrics.update(pixel_metrics(maps[:n_positives], masks))
     metrics["checkpoint"] = checkpoint.name
     names = [s.name for s in data.test.samples]
@@ -142,7 +142,7 @@ def evaluate_run(
     atomic_write(run_dir / "predictions.csv", lambda tmp: predictions.to_csv(tmp, index=False))
     _save_maps(run_dir / "segmentation_maps.npz", data.test, mapped[:keep], maps[:keep], scores)
     entries = [{"image": resize(load_image(data.test.samples[i].image), data.test.options.size),
-                "mask": _input_mask(data.test, i), "seg_map": maps[mapped.index(i)],
+                "mask": input_mask(data.test, i), "seg_map": maps[mapped.index(i)],
                 "score": float(scores[i]), "kind": kind, "name": names[i]}
                for kind, indices in (("false positive", false_pos), ("false negative", false_neg))
                for i in indices]
@@ -152,7 +152,7 @@ def evaluate_run(
     return metrics
 
 
-def _input_mask(dataset: DefectDataset, index: int) -> np.ndarray:
+def input_mask(dataset: DefectDataset, index: int) -> np.ndarray:
     """The undilated ground-truth mask of one image at the network's input size."""
     sample = dataset.samples[index]
     return resize(sample.mask(image_shape(sample.image)), dataset.options.size, mask=True)
@@ -164,7 +164,7 @@ def _save_maps(path: Path, dataset: DefectDataset, shown: list[int], maps: list[
     size = dataset.options.size
     images = [resize(load_image(dataset.samples[i].image, dataset.options.channels), size)
               for i in shown]
-    masks = [_input_mask(dataset, i) for i in shown]
+    masks = [input_mask(dataset, i) for i in shown]
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:

@@ -216,6 +216,15 @@ class ConvBlock(nn.Sequential):
         super().__init__(*layers)
 
 
+# The classifier's inputs: global max and mean of the decision features and of the seg map.
+DECISION_INPUTS = {
+    "max of decision features": slice(0, 32),
+    "mean of decision features": slice(32, 64),
+    "max of segmentation map": slice(64, 65),
+    "mean of segmentation map": slice(65, 66),
+}
+
+
 class SegDecNet(nn.Module):
     """``forward(x) -> (decision_logit [B], seg_logit [B, 1, H/8, W/8])``; H, W multiples of 8."""
 
@@ -274,13 +283,13 @@ class SegDecNet(nn.Module):
         features = self.segmentation(x)
         return features, self.seg_norm(self.seg_head(features))
 
-    def forward_head(self, features: torch.Tensor, seg_logit: torch.Tensor) -> torch.Tensor:
-        """The decision subnetwork: one logit per image that it holds a defect."""
+    def decision_inputs(self, features: torch.Tensor, seg_logit: torch.Tensor) -> torch.Tensor:
+        """The 66 pooled values the classifier reads, in the groups of ``DECISION_INPUTS``."""
         if self.config.gradient_adjustment:
             # Božič et al.: the decision loss must not pull the segmentation features around.
             features, seg_logit = features.detach(), seg_logit.detach()
         volume = self.decision(torch.cat([features, seg_logit], dim=1))
-        pooled = torch.cat(
+        return torch.cat(
             [
                 volume.amax(dim=(2, 3)),
                 volume.mean(dim=(2, 3)),
@@ -289,7 +298,10 @@ class SegDecNet(nn.Module):
             ],
             dim=1,
         )
-        return self.classifier(pooled).squeeze(1)
+
+    def forward_head(self, features: torch.Tensor, seg_logit: torch.Tensor) -> torch.Tensor:
+        """The decision subnetwork: one logit per image that it holds a defect."""
+        return self.classifier(self.decision_inputs(features, seg_logit)).squeeze(1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features, seg_logit = self.forward_features(x)

@@ -31,6 +31,14 @@ def test_synthetic_data_is_in_severstal_layout(tiny_severstal):
         assert bool(mask.any()) == bool(sample.label)
 
 
+def test_synthetic_defects_have_pixels_on_the_smallest_strip(tmp_path):
+    """At 64x64 some pit clusters fall between pixels; each keeps at least a dot."""
+    from segdec.data.synthetic import synthesize
+
+    samples = read_severstal(synthesize(tmp_path / "s", n_pos=60, n_neg=0, size=(64, 64)))
+    assert len(samples) == 60 and all(s.mask((64, 64)).any() for s in samples)
+
+
 def test_real_severstal_keeps_every_class():
     samples = {s.name: s for s in read_severstal(shared_path("severstal"))}
     assert len(samples) == 12 and sum(s.label for s in samples.values()) == 7

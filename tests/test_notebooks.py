@@ -55,15 +55,24 @@ def test_download_notebook_extracts_a_local_archive(tiny_severstal, tmp_path):
 
 
 @pytest.mark.slow
-def test_concepts_notebook_executes(tmp_path):
-    papermill.execute_notebook(
-        str(NOTEBOOKS[0]), str(tmp_path / "00.ipynb"), kernel_name="python3",
-        parameters={"size": 128, "image_width": 128, "image_height": 64, "epochs": 10},
-        progress_bar=False)
-    images = [o for c in nbformat.read(tmp_path / "00.ipynb", as_version=4).cells
-              if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
-    assert len(images) == 4  # kernel taps, receptive fields, SE gates, schedules
-    tables = [o["data"]["text/plain"] for c in nbformat.read(tmp_path / "00.ipynb", as_version=4)
-              .cells if c.cell_type == "code" for o in c.outputs
-              if "receptive_field" in o.get("data", {}).get("text/plain", "")]
-    assert len(tables) == 1 and "15x15" in tables[0]
+def test_concepts_notebook_trains_its_networks_once_and_shows_what_they_do(tmp_path):
+    def execute(name: str) -> list:
+        papermill.execute_notebook(
+            str(NOTEBOOKS[0]), str(tmp_path / name), kernel_name="python3", progress_bar=False,
+            parameters={"data_root": "synthetic", "runs_dir": str(tmp_path / "runs"),
+                        "input_width": 64, "input_height": 64, "epochs": 2,
+                        "figures_dir": str(tmp_path / "figures")})
+        return [o for c in nbformat.read(tmp_path / name, as_version=4).cells
+                if c.cell_type == "code" for o in c.outputs]
+
+    outputs = execute("first.ipynb")
+    texts = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
+    assert texts.count("epoch 2/2: segmentation loss") == 3  # three networks trained
+    assert "Both networks see 216 x 216 pixels" in texts and "15x15" in texts
+    assert "Switching the gates off moves the test pixel AP" in texts
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 7
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
+        "balance_schedules.png", "effective_receptive_field.png", "kernel_taps.png",
+        "loss_curves.png", "se_channels.png", "se_gates.png", "se_off.png"]
+    again = execute("second.ipynb")
+    assert "epoch 1/2" not in "".join(o.get("text", "") for o in again)  # loaded, not retrained

@@ -7,10 +7,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from segdec import paper, report
-from segdec.concepts import balance_schedules, se_gates
+from segdec.concepts import balance_schedules
 from segdec.config import RunConfig
 from segdec.model import build_model
 
@@ -105,11 +104,7 @@ def test_save_table_writes_csv_and_markdown(tmp_path):
     assert "0.912" in markdown.read_text()
 
 
-def test_se_gates_and_schedules():
-    gates = se_gates(build_model(), torch.rand(1, 1, 64, 128))
-    assert gates.shape == (7, 64) and ((gates > 0) & (gates < 1)).all()
-    with pytest.raises(ValueError, match="no SE modules"):
-        se_gates(build_model(attention=False), torch.rand(1, 1, 64, 128))
+def test_balance_schedules():
     schedules = balance_schedules(90, 0.01).set_index(["balance", "epoch"])
     assert schedules.loc[("decay", 89), "w_seg"] == pytest.approx(0.99 ** 89)
     assert schedules.loc[("linear", 0), "w_dec"] == 0.0

@@ -65,6 +65,8 @@ def _defect(rng: np.random.Generator, class_id: int, shape: tuple[int, int]) -> 
     else:  # a large blotch
         mask |= _ellipse(shape, cy, cx, rng.uniform(1.2, 2.2) * unit, rng.uniform(2, 5) * unit,
                          rng.uniform(-0.3, 0.3))
+    if not mask.any():  # on a small strip the shape can fall between pixels: keep a dot
+        mask |= _ellipse(shape, cy, cx, 1.0, 1.0)
     return mask
 
 

@@ -1,0 +1,151 @@
+"""The teaching measurements (segdec.explain, segdec.concepts, segdec.teaching) on small networks
+and hand-made arrays whose answers are worked out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from segdec.concepts import decision_learning_epoch, explore, save_figures
+from segdec.config import RunConfig
+from segdec.explain import (
+    attended_features,
+    attention_effect,
+    decision_ablation,
+    field_size,
+    gate_changes,
+    gridding_ratio,
+    held_statistics,
+    se_gates,
+    without_attention,
+)
+from segdec.model import SqueezeExcite, build_model
+from segdec.teaching import NETWORKS, teaching_configs, teaching_data, train_or_load
+
+
+def open_gates(model):
+    """Make every SE gate 1 (a large bias before the sigmoid), so that SE is a pass-through."""
+    for module in model.modules():
+        if isinstance(module, SqueezeExcite):
+            torch.nn.init.constant_(module.fc2.bias, 30.0)
+    return model
+
+
+def test_held_statistics_change_the_gradient_not_the_output():
+    torch.manual_seed(0)
+    model, image = build_model(), torch.rand(1, 1, 64, 128)
+    with torch.no_grad():
+        held = held_statistics(model).forward_features(image)[1]
+        assert torch.allclose(held, model.eval().forward_features(image)[1], atol=1e-4)
+    assert not any(isinstance(m, type(held_statistics(model).segmentation[0][1].norm))
+                   for m in model.modules())  # the original is untouched
+
+
+def test_gridding_ratio_and_field_size_by_hand():
+    ramp = np.tile(1.0 + np.arange(5), (5, 1))  # smooth: neighbours differ half as much
+    assert gridding_ratio(ramp, (2, 2), radius=2) == pytest.approx(0.5)
+    lattice = np.zeros((5, 5))
+    lattice[::2, ::2] = 1.0  # the taps of one 3x3 dilation-2 kernel
+    assert gridding_ratio(lattice, (2, 2), radius=2) == math.inf
+    assert field_size(np.ones((5, 5)), (2, 2), share=0.9) == 5  # 9 / 25 inside 3 x 3
+    assert field_size(lattice, (2, 2), share=0.1) == 1  # 1 of 9 taps at the centre
+    assert field_size(lattice, (2, 2), share=0.2) == 5  # 3 x 3 adds no tap
+
+
+def test_se_gates_their_changes_and_the_features_after_them():
+    torch.manual_seed(0)
+    model, image = build_model(), torch.rand(1, 1, 64, 128)
+    gates = se_gates(model, image)
+    assert gates.shape == (7, 64) and ((gates > 0) & (gates < 1)).all()
+    with pytest.raises(ValueError, match="no SE modules"):
+        se_gates(build_model(attention=False), image)
+    assert attended_features(model, image).shape == (64, 16, 32)  # the last SE module, at 1/4
+    defect = np.full((2, 4), 0.5)
+    defect[-1] = [0.9, 0.5, 0.2, 0.6]
+    changes = gate_changes(defect, np.full((2, 4), 0.5), k=1)
+    assert list(changes["channel"]) == [0, 2]
+    assert list(changes["change"]) == pytest.approx([0.4, -0.3])
+
+
+def test_attention_off_is_every_gate_one():
+    torch.manual_seed(0)
+    model, images = build_model(), torch.rand(4, 1, 64, 128)
+    off = without_attention(model)
+    assert not any(isinstance(m, SqueezeExcite) for m in off.modules())
+    assert any(isinstance(m, SqueezeExcite) for m in model.modules())
+    with torch.no_grad():
+        assert not torch.allclose(off(images)[1], model.eval()(images)[1])
+        assert torch.allclose(off(images)[1], open_gates(model).eval()(images)[1], atol=1e-5)
+    effect = attention_effect(model, images, np.array([1, 0, 1, 0]),
+                              np.ones((4, 64, 128), dtype=bool))
+    assert list(effect.index) == ["SE on", "SE off (every gate 1)"]
+    assert effect.loc["SE on"].equals(effect.loc["SE off (every gate 1)"])  # gates are open
+
+
+def test_decision_ablation_zeroes_one_group_of_the_classifier_inputs():
+    torch.manual_seed(0)
+    model, images = build_model().eval(), torch.rand(2, 1, 64, 128)
+    table = decision_ablation(model, images, ["a", "b"])
+    with torch.no_grad():
+        assert table["all inputs"].to_numpy() == pytest.approx(
+            torch.sigmoid(model(images)[0]).numpy(), abs=1e-6)
+        inputs = model.decision_inputs(*model.forward_features(images))
+        logits = model.classifier(inputs)[:, 0]
+        without_seg_max = logits - model.classifier.weight[0, 64] * inputs[:, 64]
+    assert table["without max of segmentation map"].to_numpy() == pytest.approx(
+        torch.sigmoid(without_seg_max).numpy(), abs=1e-6)
+    assert list(table.columns) == ["all inputs", "without max of decision features",
+                                   "without mean of decision features",
+                                   "without max of segmentation map",
+                                   "without mean of segmentation map"]
+
+
+def test_decision_learning_epoch_and_saved_figures(tmp_path):
+    history = pd.DataFrame({"epoch": [0, 1, 2, 3], "loss_dec": [0.9, 0.5, 0.3, 0.1]})
+    assert decision_learning_epoch(history) == 2  # first below ln 2 / 2 = 0.347
+    assert decision_learning_epoch(history.iloc[:2]) is None
+    calls = []
+
+    def plot(dilation, beta):
+        calls.append((dilation, beta))
+        return Figure()
+
+    figure = explore(plot, dilation=(2, 1, 7, 1), beta=(0.04, 0.005, 0.2, 0.005))
+    assert calls == [(2, 0.04)] and isinstance(figure, Figure)
+    assert save_figures({"a": figure}, None) == []
+    assert save_figures({"a": figure}, tmp_path / "f") == [tmp_path / "f" / "a.png"]
+    assert (tmp_path / "f" / "a.png").stat().st_size > 0
+
+
+def test_teaching_runs_use_the_folder_recipe_on_real_images(tmp_path):
+    configs = teaching_configs("folder", tmp_path / "parts", tmp_path / "runs", 96, 264, 15)
+    assert list(configs) == list(NETWORKS)
+    assert [c.out_dir for c in configs.values()] == [
+        str(tmp_path / "runs" / name) for name in ("paper", "paper-linear-balance", "bozic")]
+    paper, linear, bozic = configs.values()
+    assert (paper.learning_rate, paper.batch_size, paper.delta, paper.validate_every) == (
+        1.0, 1, 0.01, 5)
+    assert (paper.balance, linear.balance, bozic.atrous, bozic.attention) == (
+        "decay", "linear", False, False)
+    synthetic = teaching_configs("severstal", tmp_path, tmp_path / "runs", 64, 64, 6)
+    assert synthetic["paper (A+T+W)"].momentum == 0.9
+    with pytest.raises(FileNotFoundError, match="data_root .*nowhere does not exist"):
+        teaching_data(tmp_path / "nowhere", tmp_path)
+    assert teaching_data("synthetic", tmp_path / "runs", (64, 64)) == (
+        "severstal", tmp_path / "runs" / "synthetic")
+    assert (tmp_path / "runs" / "synthetic" / "train.csv").is_file()
+
+
+def test_a_finished_teaching_run_with_other_settings_is_not_loaded(tmp_path):
+    run = tmp_path / "paper"
+    run.mkdir()
+    RunConfig(dataset="folder", epochs=10, out_dir=str(run)).save(run / "config.yaml")
+    (run / "metrics.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"trained with other settings \(epochs, "
+                                         r"validate_every\); choose another runs_dir"):
+        train_or_load(RunConfig(dataset="folder", epochs=15, validate_every=3, out_dir=str(run)))
