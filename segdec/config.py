@@ -23,6 +23,7 @@ from segdec.recipes import RECIPE_FIELDS, recipe
 
 DATASETS = ("severstal", "ksdd", "dagm", "ksdd2", "folder")
 BALANCES = ("decay", "linear", "constant")
+TIE_BREAKS = ("first", "loss")
 SEG_LOSSES = ("mse", "bce")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 RECIPES = ("published", "none")  # "none": Severstal's Table 4 values for every dataset
@@ -95,6 +96,9 @@ class RunConfig(ModelConfig):
     compile: bool = option(False, "optimisation", "torch.compile the network")
     num_workers: int = option(0, "optimisation", "data-loading processes")
     validate_every: int = option(5, "optimisation", "epochs between validations")
+    tie_break: str | None = option(None, "optimisation", "which of several validations with the "
+                                   "best AP is kept: first, or loss (the lowest validation log "
+                                   "loss); null: the recipe's", TIE_BREAKS)
     # outputs
     out_dir: str = option("runs/run", "outputs", "run directory")
     n_saved_maps: int = option(8, "outputs", "test segmentation maps kept for Figure 9")
@@ -135,7 +139,8 @@ class RunConfig(ModelConfig):
     def validate_choices(self) -> None:
         for f in fields(self):
             allowed, value = f.metadata.get("choices"), getattr(self, f.name)
-            if allowed and value not in allowed:
+            unset_recipe_field = value is None and f.name in RECIPE_FIELDS
+            if allowed and value not in allowed and not unset_recipe_field:
                 raise ValueError(f"{f.name}={value!r} is not one of {', '.join(allowed)}")
 
     def validate(self) -> None:

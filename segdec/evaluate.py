@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+from sklearn.metrics import average_precision_score, log_loss, precision_recall_curve, roc_auc_score
 from torch.utils.data import DataLoader
 
 from segdec.checkpoint import best_checkpoint, load_checkpoint, model_from_checkpoint
@@ -36,6 +36,7 @@ def image_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float | i
     return {
         "ap": float(average_precision_score(labels, scores)),
         "auc": float(roc_auc_score(labels, scores)),
+        "log_loss": float(log_loss(labels, np.clip(scores, 1e-7, 1 - 1e-7))),
         "f_measure": f_measure,
         "threshold": threshold,
         "fp": int(np.sum(predicted & (labels == 0))),

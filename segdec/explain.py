@@ -169,7 +169,7 @@ def plot_gates_side_by_side(images: dict[str, np.ndarray], gates: dict[str, np.n
     figure, axes = plt.subplots(2, len(names) + 1, figsize=(5 * (len(names) + 1), 6),
                                 height_ratios=[1, 2])
     for column, name in enumerate(names):
-        axes[0, column].imshow(images[name], cmap="gray", aspect="auto")
+        axes[0, column].imshow(images[name], cmap="gray")
         axes[0, column].set_title(name)
         shown = axes[1, column].imshow(gates[name], aspect="auto", cmap="viridis", vmin=0, vmax=1)
         axes[1, column].set(xlabel="channel", ylabel="SE module (convs 3-9)")

@@ -8,6 +8,7 @@ states, so a resumed run ends exactly where an uninterrupted one would (on CPU).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -95,10 +96,18 @@ def train_one_epoch(
 def _epoch_line(row: dict, epochs: int) -> str:
     """What an epoch did, in one line: both losses, their weights and the validation AP. The
     decision loss moves only once w_dec has grown (and the segmentation has settled)."""
-    validation = "" if np.isnan(row["val_ap"]) else f", validation AP {row['val_ap']:.3f}"
+    validation = "" if np.isnan(row["val_ap"]) else (
+        f", validation AP {row['val_ap']:.3f} (log loss {row['val_loss']:.3f})")
     return (f"epoch {row['epoch'] + 1}/{epochs}: segmentation loss {row['loss_seg']:.4f} "
             f"(w {row['w_seg']:.2f}), decision loss {row['loss_dec']:.4f} (w {row['w_dec']:.2f})"
             f"{validation}, {row['seconds']:.0f} s")
+
+
+def _improves(val: dict, best: dict, tie_break: str) -> bool:
+    """A higher validation AP, or (``tie_break="loss"``) the same AP at a lower log loss."""
+    if val["ap"] != best["ap"]:
+        return val["ap"] > best["ap"]
+    return tie_break == "loss" and val["log_loss"] < best.get("loss", math.inf)
 
 
 def _write_history(run_dir: Path, history: list[dict]) -> None:
@@ -173,7 +182,7 @@ def train(
     sampler = NegativeSampler(len(negatives), config.seed)
     order_rng = np.random.default_rng(config.seed + 1)
     history: list[dict] = []
-    best = {"ap": -1.0, "epoch": -1}
+    best = {"ap": -1.0, "loss": math.inf, "epoch": -1}
     start_epoch = 0
 
     if state is not None:
@@ -200,13 +209,14 @@ def train(
                                 device, dtype, config.channels_last,
                                 progress and f"epoch {epoch + 1}/{config.epochs}")
         row = {"epoch": epoch, "w_seg": w_seg, "w_dec": w_dec,
-               **dict(zip(LOSS_COLUMNS, means, strict=True)), "val_ap": float("nan")}
+               **dict(zip(LOSS_COLUMNS, means, strict=True)), "val_ap": float("nan"),
+               "val_loss": float("nan")}
         if (epoch + 1) % config.validate_every == 0 or epoch + 1 == config.epochs:
             scores, _ = predict_loader(model, val_loader, device, dtype)
             val = image_metrics(data.val.labels(), scores)
-            row["val_ap"] = val["ap"]
-            if val["ap"] > best["ap"]:
-                best = {"ap": val["ap"], "epoch": epoch}
+            row["val_ap"], row["val_loss"] = val["ap"], val["log_loss"]
+            if _improves(val, best, config.tie_break):
+                best = {"ap": val["ap"], "loss": val["log_loss"], "epoch": epoch}
                 save_checkpoint(best_path, model, config, epoch=epoch, val_ap=val["ap"],
                                 threshold=val["threshold"])
         row["seconds"] = time.perf_counter() - started

@@ -77,6 +77,9 @@ def test_each_dataset_gets_its_published_recipe():
     folder = RunConfig(dataset="folder", n_all=None)
     assert (folder.epochs, folder.learning_rate, folder.batch_size, folder.delta,
             folder.dilate_masks, folder.beta) == (25, 1.0, 1, 0.01, 0, 0.0375)
+    assert (folder.tie_break, fs.tie_break, RunConfig().tie_break) == ("loss", "first", "first")
+    with pytest.raises(ValueError, match="tie_break='last' is not one of first, loss"):
+        RunConfig(tie_break="last")
     folder_ws = RunConfig(dataset="folder", n_all=None, n_seg=0)
     assert (folder_ws.learning_rate, folder_ws.delta) == (0.01, 1.0)
 

@@ -140,3 +140,17 @@ def test_one_loader_follows_each_epochs_order_with_persistent_workers(tiny_sever
         order.order = epoch_order
         seen = torch.cat([batch["index"] for batch in batches]).tolist()
         assert seen == epoch_order
+
+
+def test_equal_validation_aps_keep_the_first_or_the_lowest_loss():
+    """A 4-positive validation split often gives AP 1.0 at several epochs (KolektorSDD through
+    the folder format: epochs 5-25); the folder recipe keeps the best-calibrated of them."""
+    from segdec.train import _improves
+
+    best = {"ap": 1.0, "loss": 0.42, "epoch": 4}
+    assert not _improves({"ap": 1.0, "log_loss": 0.16}, best, "first")
+    assert _improves({"ap": 1.0, "log_loss": 0.16}, best, "loss")
+    assert not _improves({"ap": 1.0, "log_loss": 0.5}, best, "loss")
+    assert not _improves({"ap": 0.99, "log_loss": 0.01}, best, "loss")
+    assert _improves({"ap": 0.5, "log_loss": 2.0}, {"ap": -1.0, "epoch": -1}, "first")
+
