@@ -17,6 +17,8 @@ from torch import nn
 from segdec.options import option
 
 ARCHITECTURES = ("described", "released")  # Table 2 as described, or Božič's released network
+# What the decision subnetwork reads of the segmentation map: the raw logits, or their sigmoid.
+SEG_TO_DECISION = ("logit", "probability")
 
 
 @dataclass
@@ -36,6 +38,12 @@ class ModelConfig:
     # (one conv in block 1, a normalised segmentation map, sqrt(std + 1e-3) in the norm).
     architecture: str = option("described", "model", "Table 2 as described, or Božič's "
                                "released network", ARCHITECTURES)
+    # The papers say "the segmentation map" without saying which. Raw BCE logits on clean surface
+    # fall without bound (to -43 in 25 KSDD epochs at lr 1.0), and the classifier, reading their
+    # global mean, then diverges; probabilities stay in [0, 1] (figures/ksdd/README.md).
+    seg_to_decision: str = option("logit", "model", "what the decision subnetwork reads of the "
+                                  "segmentation map: its logits or its probabilities",
+                                  SEG_TO_DECISION)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -237,6 +245,9 @@ class SegDecNet(nn.Module):
         if cfg.architecture not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {cfg.architecture!r}; use one of "
                              f"{', '.join(ARCHITECTURES)}")
+        if cfg.seg_to_decision not in SEG_TO_DECISION:
+            raise ValueError(f"unknown seg_to_decision {cfg.seg_to_decision!r}; use one of "
+                             f"{', '.join(SEG_TO_DECISION)}")
         released = cfg.architecture == "released"
         se = cfg.se_reduction if cfg.attention else None
         norm = "released" if released else cfg.norm
@@ -288,13 +299,15 @@ class SegDecNet(nn.Module):
         if self.config.gradient_adjustment:
             # Božič et al.: the decision loss must not pull the segmentation features around.
             features, seg_logit = features.detach(), seg_logit.detach()
-        volume = self.decision(torch.cat([features, seg_logit], dim=1))
+        probability = self.config.seg_to_decision == "probability"
+        seg = torch.sigmoid(seg_logit) if probability else seg_logit
+        volume = self.decision(torch.cat([features, seg], dim=1))
         return torch.cat(
             [
                 volume.amax(dim=(2, 3)),
                 volume.mean(dim=(2, 3)),
-                seg_logit.amax(dim=(2, 3)),
-                seg_logit.mean(dim=(2, 3)),
+                seg.amax(dim=(2, 3)),
+                seg.mean(dim=(2, 3)),
             ],
             dim=1,
         )

@@ -72,6 +72,26 @@ def test_gradient_adjustment_keeps_decision_loss_out_of_segmentation():
     assert model.segmentation[0][0].weight.grad.abs().sum() > 0
 
 
+def test_decision_reads_segmentation_probabilities_when_asked():
+    """The pooled segmentation values are the map's sigmoid, not its logits; the same weights
+    give the same segmentation either way."""
+    torch.manual_seed(0)
+    logit = build_model().eval()
+    probability = build_model(seg_to_decision="probability").eval()
+    probability.load_state_dict(logit.state_dict())
+    images = torch.rand(2, 1, 64, 96, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        features, seg = logit.forward_features(images)
+        read = probability.decision_inputs(features, seg)
+        torch.testing.assert_close(read[:, 64], torch.sigmoid(seg).amax(dim=(1, 2, 3)))
+        torch.testing.assert_close(read[:, 65], torch.sigmoid(seg).mean(dim=(1, 2, 3)))
+        torch.testing.assert_close(logit.decision_inputs(features, seg)[:, 65],
+                                   seg.mean(dim=(1, 2, 3)))
+        torch.testing.assert_close(probability(images)[1], seg)
+    with pytest.raises(ValueError, match="seg_to_decision"):
+        build_model(seg_to_decision="sigmoid")
+
+
 # (attention, atrous, architecture) -> parameters, decision logits of two images, mean of the
 # first map and three of its values: seed 0, the input below. A change of any kernel, channel
 # count, initialisation or layer order fails here (the segmentation_models_pytorch habit).
@@ -99,7 +119,10 @@ def test_golden_outputs_and_exact_parameter_counts(key):
     images = torch.rand(2, 1, 64, 96, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         decision, seg = model(images)
-    close = {"rtol": 1e-4, "atol": 2e-5}
+    # oneDNN picks other kernels on AVX-512 than on AVX2 (both seen on this project's 2-core
+    # machines): sums in another order move these values by up to 8e-5, far less than any change
+    # of architecture or initialisation does.
+    close = {"rtol": 1e-3, "atol": 2e-4}
     torch.testing.assert_close(decision, torch.tensor(decisions), **close)
     torch.testing.assert_close(seg.mean(), torch.tensor(seg_mean), **close)
     torch.testing.assert_close(seg[0, 0, 3, :3], torch.tensor(seg_values), **close)
