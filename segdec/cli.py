@@ -135,6 +135,17 @@ def cmd_batch(args: argparse.Namespace) -> int:
                      scheduler=args.scheduler, reports_only=args.reports_only)
 
 
+def cmd_summary(args: argparse.Namespace) -> int:
+    from segdec.report import runs_table, save_table
+
+    table = runs_table(args.runs)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if args.out_dir:
+        paths = save_table(table, args.out_dir, args.name)
+        print(f"\nwritten: {', '.join(map(str, paths))}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -261,6 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--scheduler", metavar="ADDRESS",
                        help="Dask scheduler (tcp://host:8786) to run on instead of locally")
     batch.set_defaults(func=cmd_batch)
+
+    summary = commands.add_parser(
+        "summary", help="tabulate every finished run under a folder: tags, test metrics, time")
+    summary.add_argument("runs", type=Path, help="a batch's runs_dir, e.g. runs/ksdd_ms")
+    summary.add_argument("--out-dir", type=Path, help="also write NAME.csv and NAME.md here")
+    summary.add_argument("--name", default="runs", help="file name of the table (default: runs)")
+    summary.set_defaults(func=cmd_summary)
 
     bench = commands.add_parser("bench", help="time the paper's network against the original")
     bench.add_argument("--quick", action="store_true",

@@ -118,6 +118,31 @@ def _mode_order(frame: pd.DataFrame, *keys: str) -> pd.DataFrame:
     return frame.assign(_order=order).sort_values(["_order", *keys]).drop(columns="_order")
 
 
+# ---- any batch ---------------------------------------------------------------------------------
+def runs_table(root: str | Path) -> pd.DataFrame:
+    """One row per finished run under ``root`` (its path below ``root``), with its tags, test
+    metrics, best epoch, the last epoch's decision loss and the training time: what a
+    diagnostic or own-images batch gave, for any set of runs."""
+    root = Path(root)
+    runs = finished(collect_runs(root))
+    tags = sorted({key for path in runs["run_dir"] for key in
+                   RunConfig.from_file(Path(path) / "config.yaml").notes})
+    rows = []
+    for _, run in runs.iterrows():
+        history = pd.read_csv(Path(run["run_dir"]) / "history.csv")
+        validated = history.dropna(subset=["val_ap"])
+        best = validated.loc[validated["val_ap"].idxmax(), "epoch"] + 1 if len(validated) else None
+        rows.append({
+            "run": Path(run["run_dir"]).relative_to(root).as_posix(),
+            **{tag: run.get(tag) for tag in tags}, "mode": run["mode"], "fold": run["fold"],
+            "validation": run["validation"], "ap": run["ap"], "auc": run["auc"],
+            "fp": int(run["fp"]), "fn": int(run["fn"]), "pixel_ap_1_8": run["pixel_ap_1_8"],
+            "best_epoch": best, "last_decision_loss": history["loss_dec"].iloc[-1],
+            "train_s": round(history["seconds"].sum()),
+        })
+    return pd.DataFrame(rows)
+
+
 # ---- Table 5 ----------------------------------------------------------------------------------
 def table5(runs: pd.DataFrame, compare_with_paper: bool = True) -> pd.DataFrame:
     """The paper's method (A+T+W) per setting; with the paper's values and our differences."""

@@ -168,3 +168,30 @@ def test_the_committed_ksdd_table_comes_from_the_committed_run_records():
         np.testing.assert_allclose(committed[column].astype(float),
                                    rendered[column].astype(float), atol=1e-9)
     assert rendered["ap"].notna().sum() >= 6
+
+
+def test_runs_table_lists_every_finished_run_with_its_tags_and_history(tmp_path):
+    for name, ap, losses in (("fold1/MS5-prob", 0.76, [0.9, 0.7]), ("fold2/MS5", 0.45, [1.2, 3.3])):
+        run_dir = fake_run(tmp_path, name, 10, 5, ap, tags={"change": name.split("-")[-1]},
+                           dataset="ksdd", fold=int(name[4]), n_val=0)
+        pd.DataFrame({"epoch": [0, 1], "loss_dec": losses, "val_ap": [np.nan, 0.5],
+                      "seconds": [10.4, 20.3]}).to_csv(run_dir / "history.csv", index=False)
+    fake_run(tmp_path, "unfinished", 10, 5, 0.1, finished=False)
+    table = report.runs_table(tmp_path).set_index("run")
+    assert list(table.index) == ["fold1/MS5-prob", "fold2/MS5"]
+    assert table.loc["fold1/MS5-prob", "change"] == "prob"
+    assert table.loc["fold2/MS5", ["mode", "fold", "validation", "ap", "fp", "fn"]].tolist() == [
+        "MS", 2, "test set", 0.45, 3, 4]
+    assert table.loc["fold2/MS5", ["best_epoch", "last_decision_loss", "train_s"]].tolist() == [
+        2, 3.3, 31]
+
+
+def test_summary_command_prints_and_saves_the_runs_table(tmp_path, capsys):
+    from segdec.cli import main
+
+    run_dir = fake_run(tmp_path / "runs", "ws", 4, 0, 0.8)
+    pd.DataFrame({"epoch": [0], "loss_dec": [0.6], "val_ap": [0.7], "seconds": [5.0]}).to_csv(
+        run_dir / "history.csv", index=False)
+    assert main(["summary", str(tmp_path / "runs"), "--out-dir", str(tmp_path / "out")]) == 0
+    assert "ws" in capsys.readouterr().out
+    assert pd.read_csv(tmp_path / "out" / "runs.csv")["ap"].tolist() == [0.8]
