@@ -67,6 +67,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path} has checkpoint format {version}, newer than this segdec reads "
             f"({CHECKPOINT_FORMAT}); upgrade segdec"
         )
+    # Checkpoints written before seg_to_decision existed fed the decision subnetwork logits.
+    for config in (state["model_config"], state.get("run_config")):
+        if isinstance(config, dict):
+            config.setdefault("seg_to_decision", "logit")
     # Format-1 checkpoints written before this key existed used today's preprocessing.
     if state.get("preprocessing", PREPROCESSING) != PREPROCESSING:
         raise ValueError(

@@ -107,6 +107,7 @@ class RunConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         self.check_types()
+        super().__post_init__()
         self.validate_choices()
         unset = [name for name in RECIPE_FIELDS if getattr(self, name) is None]
         if unset:

@@ -40,10 +40,16 @@ class ModelConfig:
                                "released network", ARCHITECTURES)
     # The papers say "the segmentation map" without saying which. Raw BCE logits on clean surface
     # fall without bound (to -43 in 25 KSDD epochs at lr 1.0), and the classifier, reading their
-    # global mean, then diverges; probabilities stay in [0, 1] (figures/ksdd/README.md).
-    seg_to_decision: str = option("logit", "model", "what the decision subnetwork reads of the "
-                                  "segmentation map: its logits or its probabilities",
-                                  SEG_TO_DECISION)
+    # global mean, then diverges (MS on KSDD: figures/ksdd/README.md); probabilities stay in
+    # [0, 1]. Božič's released network bounds them its own way, by normalising the map.
+    seg_to_decision: str | None = option(None, "model", "what the decision subnetwork reads of "
+                                         "the segmentation map (null: the architecture's own, "
+                                         "probability as described, logit as released)",
+                                         SEG_TO_DECISION)
+
+    def __post_init__(self) -> None:
+        if self.seg_to_decision is None:
+            self.seg_to_decision = "logit" if self.architecture == "released" else "probability"
 
     def to_dict(self) -> dict:
         return asdict(self)

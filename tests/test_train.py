@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from segdec.checkpoint import load_checkpoint
+from segdec.checkpoint import load_checkpoint, model_from_checkpoint
 from segdec.cli import main
 from segdec.config import RunConfig
 from segdec.data.prepare import loader, prepare_data
@@ -85,6 +85,17 @@ def test_checkpoints_load_without_unpickling(tiny_severstal, tmp_path):
     torch.save(newer, tmp_path / "newer.pt")
     with pytest.raises(ValueError, match="newer than this segdec reads"):
         load_checkpoint(tmp_path / "newer.pt")
+    # Written before seg_to_decision existed: its network read the map's logits.
+    assert state["model_config"]["seg_to_decision"] == "probability"
+    for saved in (state["model_config"], state["run_config"]):
+        del saved["seg_to_decision"]
+    torch.save(state, tmp_path / "older.pt")
+    older = load_checkpoint(tmp_path / "older.pt")
+    assert older["model_config"]["seg_to_decision"] == "logit"
+    assert model_from_checkpoint(older).config.seg_to_decision == "logit"
+    torch.save(state, tmp_path / "run" / "checkpoints" / "last.pt")  # a run trained before
+    with pytest.raises(ValueError, match="differs in seg_to_decision"):
+        train(config, resume=True, progress=False)
 
 
 def test_negative_sampler_probabilities_are_bozic_s():
