@@ -52,6 +52,8 @@ def read_run(run_dir: str | Path) -> dict:
     network = improvements(config.attention, config.atrous, decay)
     if config.architecture == "released":
         network = RELEASED if network == BASELINE else f"{network} (released)"
+    if not config.gradient_adjustment:  # the decision loss reaches the segmentation features
+        network = f"{network}, no GA"
     return {
         "run": run_dir.name, "run_dir": str(run_dir), "dataset": config.dataset,
         "mode": supervision_mode(n_all, l_p),
@@ -59,7 +61,9 @@ def read_run(run_dir: str | Path) -> dict:
         "fold": config.fold if config.dataset == "ksdd" else None,
         "validation": "test set" if config.n_val == 0 else "held-out split",
         "epochs": config.epochs, "attention": config.attention, "atrous": config.atrous,
-        "decay": decay, "architecture": config.architecture, "network": network,
+        "decay": decay, "architecture": config.architecture,
+        "gradient_adjustment": config.gradient_adjustment,
+        "seg_to_decision": config.seg_to_decision, "network": network,
         **config.notes, "finished": bool(metrics),
         **{k: metrics.get(k) for k in METRICS + PIXEL_METRICS},
     }
@@ -82,6 +86,7 @@ def finished(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 SETTING = ["dataset", "mode", "n_seg", "network", "attention", "atrous", "decay", "architecture",
+           "gradient_adjustment", "seg_to_decision",
            "validation", "epochs"]
 
 
@@ -248,8 +253,8 @@ def table6(runs: pd.DataFrame, dataset: str = "severstal",
     percent = ["ap", "ap_fold_mean", "ap_fold_std"]
     ours = join_folds(runs)
     ours = ours[ours["dataset"] == dataset]
-    ours = ours[keys + ["architecture", "folds", "validation", *percent, "pixel_ap_1_8",
-                        "pixel_iou_1_8", "pixel_ap"]]
+    ours = ours[keys + ["architecture", "gradient_adjustment", "folds", "validation", *percent,
+                        "pixel_ap_1_8", "pixel_iou_1_8", "pixel_ap"]]
     table = ours.assign(**{k: ours[k] * 100 for k in percent})
     if compare_with_paper:
         reference = paper.table6()
@@ -259,10 +264,13 @@ def table6(runs: pd.DataFrame, dataset: str = "severstal",
     switch_order = {switches: i for i, switches in enumerate(paper.ABLATION_SWITCHES)}
     table = table.assign(switches=[switch_order.get(tuple(s), len(switch_order))
                                    for s in table[keys[1:]].itertuples(index=False)])
-    table = _mode_order(table, "switches", "architecture").drop(columns="switches")
-    marks = {k: table[k].map({True: "x", False: ""}) for k in keys[1:]}
-    return table.assign(**marks).rename(columns={"attention": "A", "atrous": "T",
-                                                 "decay": "W"}).reset_index(drop=True)
+    table = table.assign(no_ga=~table["gradient_adjustment"].fillna(True).astype(bool))
+    table = _mode_order(table, "switches", "architecture", "no_ga").drop(
+        columns=["switches", "no_ga"])
+    marks = {k: table[k].map({True: "x", False: ""}) for k in keys[1:] + ["gradient_adjustment"]}
+    return table.assign(**marks).rename(columns={"attention": "A", "atrous": "T", "decay": "W",
+                                                 "gradient_adjustment": "GA"}).reset_index(
+        drop=True)
 
 
 # ---- saving -----------------------------------------------------------------------------------

@@ -137,6 +137,17 @@ def test_ksdd_folds_are_joined_as_bozic_reports_them(tmp_path):
     assert released["ap paper"] == 99.46  # beside the paper's FS "none" row
 
 
+def test_runs_without_gradient_adjustment_are_rows_of_their_own(tmp_path):
+    fake_run(tmp_path, "ga", 8, 8, 0.9, dataset="ksdd", fold=0, n_val=0)
+    fake_run(tmp_path, "no-ga", 8, 8, 0.8, dataset="ksdd", fold=0, n_val=0,
+             gradient_adjustment=False)
+    runs = report.collect_runs(tmp_path)
+    assert sorted(runs["network"]) == ["A+T+W", "A+T+W, no GA"]
+    table = report.table6(runs, "ksdd")
+    rows = table[table["ap"].notna()]
+    assert rows[["GA", "ap", "ap paper"]].values.tolist() == [["x", 90.0, 100.0], ["", 80.0, 100.0]]
+
+
 def test_layer_table_grows_the_same_receptive_field_with_fewer_weights():
     from segdec.concepts import kernel_taps, layer_table
 
