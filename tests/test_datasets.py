@@ -284,6 +284,22 @@ def test_masks_beside_keep_an_item_together_and_read_ksdd():
     assert {s.group for s in ksdd if s.name.startswith("kos07/")} == {"kos07"}
 
 
+def test_subfolders_are_whole_items_only_when_small(tmp_path):
+    """Twenty parts of two images each stay whole; one folder of forty (a lot, DAGM's Test/) is
+    split image by image, since one item that large could not be dealt out."""
+    for part in range(20):
+        for view in range(2):
+            image(tmp_path / "parts" / f"part{part:02d}" / f"v{view}.png")
+            image(tmp_path / "lot" / "all" / f"p{part:02d}v{view}.png")
+    mask(tmp_path / "parts" / "part00" / "v0_mask.png")
+    mask(tmp_path / "lot" / "all" / "p00v0_mask.png")
+    assert len({s.group for s in read_folder(tmp_path / "parts")}) == 20
+    assert {s.group for s in read_folder(tmp_path / "lot")} == {""}
+    dagm = read_folder(shared_path("dagm") / "Class1")  # the Test/ folder inside
+    split = make_split(dagm, None, None)
+    assert split["subset"].value_counts().to_dict() == {"train": 102, "test": 27, "val": 13}
+
+
 def test_masks_in_a_label_folder_beside_the_images_read_dagm():
     dagm = read_folder(shared_path("dagm") / "Class1" / "Test")
     assert (len(dagm), sum(s.label for s in dagm), sum(s.has_mask for s in dagm)) == (142, 71, 71)

@@ -23,6 +23,8 @@ Sample names are paths relative to the root, so images of different folders neve
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -173,7 +175,20 @@ def _read_masks_beside(root: Path) -> list[Sample]:
             sample = Sample(_name(image, root), str(image), label, group=group,
                             source=given[1] if given else str(image))
         samples.append(sample)
-    return samples
+    return _whole_items_only_when_small(samples)
+
+
+# A subfolder holding at most this share of the images is an item (a KolektorSDD part: 8 of 399)
+# whose near-duplicate images stay in one split; a larger one (a lot, a camera, DAGM's Test/) is
+# split image by image, as one group that large could not be dealt out.
+MAX_ITEM_SHARE = 0.1
+
+
+def _whole_items_only_when_small(samples: list[Sample]) -> list[Sample]:
+    sizes = Counter(s.group for s in samples if s.group)
+    if not sizes or max(sizes.values()) <= MAX_ITEM_SHARE * len(samples):
+        return samples
+    return [dataclasses.replace(s, group="") for s in samples]
 
 
 def _read_images_masks(root: Path) -> list[Sample]:
