@@ -107,8 +107,6 @@ class RunConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         self.check_types()
-        super().__post_init__()
-        self.validate_choices()
         unset = [name for name in RECIPE_FIELDS if getattr(self, name) is None]
         if unset:
             published = self.recipe == "published"
@@ -116,6 +114,7 @@ class RunConfig(ModelConfig):
                             self.n_all)
             for name in unset:
                 setattr(self, name, values[name])
+        super().__post_init__()  # the architecture's own defaults, after the recipe's
         self.validate()
 
     # ---- derived values -------------------------------------------------------------------

@@ -139,7 +139,8 @@ def runs_table(root: str | Path) -> pd.DataFrame:
         best = validated.loc[validated["val_ap"].idxmax(), "epoch"] + 1 if len(validated) else None
         rows.append({
             "run": Path(run["run_dir"]).relative_to(root).as_posix(),
-            **{tag: run.get(tag) for tag in tags}, "mode": run["mode"], "fold": run["fold"],
+            **{tag: run.get(tag) for tag in tags}, "network": run["network"],
+            "mode": run["mode"], "fold": run["fold"],
             "validation": run["validation"], "ap": run["ap"], "auc": run["auc"],
             "fp": int(run["fp"]), "fn": int(run["fn"]), "pixel_ap_1_8": run["pixel_ap_1_8"],
             "best_epoch": best, "last_decision_loss": history["loss_dec"].iloc[-1],

@@ -58,7 +58,8 @@ def teaching_configs(dataset: str, data_root: str | Path, runs_dir: str | Path,
     """
     common = {"dataset": dataset, "data_root": str(data_root), "n_all": None, "n_seg": None,
               "input_width": input_width, "input_height": input_height, "epochs": epochs,
-              "validate_every": max(epochs // 3, 1), "seed": seed, "n_saved_maps": 4}
+              "validate_every": max(epochs // 3, 1), "seed": seed, "n_saved_maps": 4,
+              "gradient_adjustment": True}  # the networks as the papers describe them
     if dataset == "severstal":
         common.update(n_test=30, n_val=20, batch_size=10, learning_rate=0.01, momentum=0.9)
     return {name: RunConfig(**common, **network, out_dir=str(Path(runs_dir) / folder))

@@ -2,7 +2,8 @@ import argparse
 
 import pytest
 
-from segdec.config import RunConfig
+from segdec.config import DATASETS, RunConfig
+from segdec.model import ModelConfig
 
 
 def test_defaults_follow_table_4():
@@ -82,6 +83,12 @@ def test_each_dataset_gets_its_published_recipe():
         RunConfig(tie_break="last")
     folder_ws = RunConfig(dataset="folder", n_all=None, n_seg=0)
     assert (folder_ws.learning_rate, folder_ws.delta) == (0.01, 1.0)
+    # Gradient adjustment: Božič's (on) for the published datasets, off for one's own images.
+    assert [RunConfig(dataset=d, n_all=None).gradient_adjustment for d in DATASETS] == [
+        True, True, True, True, False]
+    assert folder_ws.gradient_adjustment is False
+    assert RunConfig(dataset="folder", gradient_adjustment=True).gradient_adjustment is True
+    assert ModelConfig().gradient_adjustment is True  # a network built directly: as published
 
 
 def test_explicit_values_win_over_the_recipe_everywhere():
