@@ -189,8 +189,13 @@ def test_ksdd_companion_batch_reads():
         if (a, t, w) != (False, False, True)  # W alone is not a Table 6 row
     }
     # Table 6's KSDD column: 7 A/T/W rows and the released network on fold 0, in 3 modes;
-    # the paper's method and the released network on every fold.
+    # the paper's method (with and without gradient adjustment) and the released network on
+    # every fold.
     by_fold = {fold: [c for c in configs if c.fold == fold] for fold in range(3)}
-    assert len(by_fold[0]) == 8 * 3 and len(by_fold[1]) == len(by_fold[2]) == 2 * 3
+    assert len(by_fold[0]) == 9 * 3 and len(by_fold[1]) == len(by_fold[2]) == 3 * 3
     assert {c.architecture for c in by_fold[1]} == {"described", "released"}
+    assert sorted(c.gradient_adjustment for c in by_fold[1]) == [False] * 3 + [True] * 6
+    assert {c.seg_to_decision for c in configs if c.architecture == "released"} == {"logit"}
+    assert {c.seg_to_decision for c in configs if c.architecture == "described"} == {
+        "probability"}
     assert {c.n_val for c in configs} == {0} and {c.batch_size for c in configs} == {1}
