@@ -42,7 +42,7 @@ class ModelConfig:
                                "released network", ARCHITECTURES)
     # The papers say "the segmentation map" without saying which. Raw BCE logits on clean surface
     # fall without bound (to -43 in 25 KSDD epochs at lr 1.0), and the classifier, reading their
-    # global mean, then diverges (MS on KSDD: figures/ksdd/README.md); probabilities stay in
+    # global mean, then diverges (MS on KSDD: figures/ksdd/diagnosis); probabilities stay in
     # [0, 1]. Božič's released network bounds them its own way, by normalising the map.
     seg_to_decision: str | None = option(None, "model", "what the decision subnetwork reads of "
                                          "the segmentation map (null: the architecture's own, "
