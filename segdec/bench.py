@@ -34,7 +34,7 @@ from segdec.evaluate import evaluate_run
 from segdec.io import atomic_write, write_text
 from segdec.loss import SegDecLoss
 from segdec.model import SegDecNet, build_model, use_space_to_batch
-from segdec.runtime import autocast_dtype, cpu_has_fast_bf16
+from segdec.runtime import autocast_dtype, cpu_has_fast_bf16, keep_freed_memory
 from segdec.train import train, training_step
 
 ACCURACY_IMAGES, ACCURACY_SIZE = 60, (320, 64)  # the demo's defaults (WIDTH, HEIGHT)
@@ -186,6 +186,8 @@ def machine_description(device: torch.device) -> dict[str, str]:
         "cpu capability": torch.backends.cpu.get_cpu_capability(),
         "AMX (fast bf16 on CPU)": str(cpu_has_fast_bf16()),
         "device": str(device),
+        # segdec.runtime.keep_freed_memory; SEGDEC_KEEP_FREED_MEMORY=0 measures glibc's default
+        "freed memory kept for reuse": str(keep_freed_memory()),
         # other work on the machine slows absolute timings; ratios of this run stay comparable
         "load average (1, 5, 15 min) at the end": ", ".join(f"{v:.1f}" for v in os.getloadavg()),
     }
@@ -453,6 +455,7 @@ def _variant(row: pd.Series) -> str:
 def run_bench(settings: BenchSettings, device: torch.device,
               log: Callable[[str], None] = print) -> BenchResults:
     started = time.perf_counter()
+    keep_freed_memory()  # before the first measurement: the whole run measures one allocator
     dtypes = [torch.float32, torch.bfloat16] + ([torch.float16] if device.type == "cuda" else [])
     peaks = {DTYPE_NAMES[dtype]: 0.0 for dtype in dtypes}
 

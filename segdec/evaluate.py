@@ -21,7 +21,7 @@ from segdec.data.images import DataError, image_shape, load_image, resize
 from segdec.data.prepare import RunData, loader, prepare_data
 from segdec.gallery import error_gallery, error_indices
 from segdec.io import atomic_write, write_json
-from segdec.runtime import autocast_dtype, resolve_device
+from segdec.runtime import autocast_dtype, keep_freed_memory, resolve_device
 
 
 def image_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float | int]:
@@ -117,6 +117,7 @@ def evaluate_run(
     run_dir = Path(run_dir)
     config = config or RunConfig.from_file(run_dir / "config.yaml")
     device = resolve_device(device) if isinstance(device, str) else device
+    keep_freed_memory()
     if data is None:
         config, data = prepare_data(config, run_dir / "split.csv")
     checkpoint = best_checkpoint(run_dir)

@@ -36,7 +36,7 @@ from segdec.data.images import DataError, load_image, resize
 from segdec.data.severstal import IMAGE_SUFFIXES
 from segdec.io import atomic_write
 from segdec.model import SegDecNet
-from segdec.runtime import autocast_dtype, resolve_device
+from segdec.runtime import autocast_dtype, keep_freed_memory, resolve_device
 
 DEFECT_COLOUR, CLEAN_COLOUR, TINT = (230, 30, 30), (40, 190, 70), np.array([255.0, 0.0, 0.0])
 
@@ -146,6 +146,7 @@ def predict_images(
     cut = decision_threshold(state, threshold, checkpoint)
     paths = find_images(images)
     torch_device = resolve_device(device)
+    keep_freed_memory()
     scorer = Scorer(model_from_checkpoint(state, torch_device))
     dtype = autocast_dtype(state["run_config"].get("precision", "auto"), torch_device)
     files = ImageFiles(paths, tuple(state["input_size"]), state["model_config"]["in_channels"])

@@ -1,8 +1,16 @@
-"""Where and in which precision a network runs: the device and the autocast dtype."""
+"""Where and how a network runs: the device, the autocast dtype and the process's allocator."""
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import os
+
 import torch
+
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+KEEP_FREED_MEMORY_ENV = "SEGDEC_KEEP_FREED_MEMORY"
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -31,3 +39,23 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.bfloat16 if device.type == "cpu" and cpu_has_fast_bf16() else None
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Make freed memory reusable by the next allocation instead of returning it to the OS.
+
+    glibc serves every allocation above 32 MiB (smaller ones too, until it adapts) by a fresh
+    ``mmap`` and unmaps it on free, so each large activation and gradient of a training step
+    faults its pages in again. At Božič's 1408x512 that was half the step of the paper's network
+    (``benchmarks/results.md``). This keeps all allocations in the heap and never trims it: the
+    resident memory stays at its peak. Numbers are unchanged. Returns whether it took effect; a
+    no-op without glibc, or with ``SEGDEC_KEEP_FREED_MEMORY=0``.
+    """
+    if os.environ.get(KEEP_FREED_MEMORY_ENV, "1") == "0":
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):  # not glibc (macOS, Windows, musl builds)
+        return False
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))

@@ -28,7 +28,7 @@ from segdec.evaluate import evaluate_run, image_metrics, predict_loader
 from segdec.io import atomic_write
 from segdec.loss import LossTerms, SegDecLoss, loss_weights
 from segdec.model import SegDecNet
-from segdec.runtime import autocast_dtype, resolve_device
+from segdec.runtime import autocast_dtype, keep_freed_memory, resolve_device
 from segdec.sampling import EpochOrder, NegativeSampler
 
 # Keys of the run configuration that may differ between an interrupted run and its resumption.
@@ -157,6 +157,7 @@ def train(
         )
     resuming = resume and last_path.exists()
     device = resolve_device(config.device)
+    keep_freed_memory()
     # Everything is checked before anything is written: a refused resumption leaves the run
     # directory as it was. A new run (also after an attempt that never reached a checkpoint)
     # makes its split afresh; only a resumed run reuses the split it trained on.
