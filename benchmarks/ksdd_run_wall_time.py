@@ -1,16 +1,35 @@
-"""Wall time of one KSDD batch run (fold0/FS-A+T+W) with and without the fast atrous gradient:
-``python benchmarks/ksdd_run_wall_time.py plain|fast`` from the project root."""
+"""Wall time of one KSDD batch run, alone on the machine, under one speed setting.
+
+    python benchmarks/ksdd_run_wall_time.py RUN SETTING [EPOCHS]
+
+RUN is a record under figures/ksdd/runs (e.g. fold0/FS-A+T+W); SETTING is one of
+  plain   the plain oneDNN dilated convolution, glibc's default allocator
+  fast    the space-to-batch atrous weight gradient, glibc's default allocator
+  kept    the space-to-batch atrous weight gradient, freed memory kept for reuse (the default)
+EPOCHS shortens the run (default: the record's). Run from the project root with the real
+KolektorSDD at ../shared/data/ksdd; prints the wall time, the test AP and the epochs' mean time.
+"""
+import os
 import sys
 import time
 
-from segdec.config import RunConfig
-from segdec.model import AtrousConv2d
-from segdec.train import train
+RUN, SETTING = sys.argv[1], sys.argv[2]
+os.environ["SEGDEC_KEEP_FREED_MEMORY"] = "1" if SETTING == "kept" else "0"
 
-variant = sys.argv[1]
-AtrousConv2d.space_to_batch_gradient = variant == "fast"
-config = RunConfig.from_file("figures/ksdd/runs/fold0/FS-A+T+W/config.yaml").replace(
-    out_dir=f"/tmp/walltime/{variant}")
+from segdec.config import RunConfig  # noqa: E402  (after the allocator setting)
+from segdec.model import AtrousConv2d  # noqa: E402
+from segdec.train import train  # noqa: E402
+
+AtrousConv2d.space_to_batch_gradient = SETTING != "plain"
+config = RunConfig.from_file(f"figures/ksdd/runs/{RUN}/config.yaml").replace(
+    out_dir=f"/tmp/walltime/{RUN}/{SETTING}", data_root="../shared/data/ksdd")
+if len(sys.argv) > 3:
+    config = config.replace(epochs=int(sys.argv[3]))
 started = time.perf_counter()
 metrics = train(config, progress=False)
-print(f"{variant}: {time.perf_counter() - started:.0f} s, test AP {metrics['ap']:.4f}", flush=True)
+seconds = time.perf_counter() - started
+import pandas as pd  # noqa: E402
+
+epoch_s = pd.read_csv(f"{config.out_dir}/history.csv").seconds.mean()
+print(f"{RUN} {SETTING} ({config.epochs} epochs): {seconds:.0f} s, test AP {metrics['ap']:.4f}, "
+      f"{epoch_s:.1f} s per epoch", flush=True)

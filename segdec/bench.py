@@ -430,7 +430,10 @@ class BenchResults:
             "repetition (median of the per-repetition ratios). Peak memory: "
             + ("CUDA allocator peak." if self.machine["device"].startswith("cuda") else
                "growth of the process's resident-set high-water mark (VmHWM, reset before each "
-               "call) -- an approximation, as the allocator may reuse memory freed earlier."),
+               "call) -- an approximation, as the allocator may reuse memory freed earlier"
+               + (": with freed memory kept for reuse it reuses nearly all of it, so these "
+                  "understate; SEGDEC_KEEP_FREED_MEMORY=0 segdec bench measures them."
+                  if self.machine.get("freed memory kept for reuse") == "True" else ".")),
             "", shown.to_markdown(index=False, floatfmt=".3g"), "",
             "## Data pipeline (decode, resize, mask downsampling; synthetic 1600x256 JPEGs)", "",
             self.loader.to_markdown(index=False, floatfmt=".1f"), "",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -157,9 +158,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         write_accuracy,
         write_results,
     )
-    from segdec.runtime import resolve_device
+    from segdec.runtime import KEEP_FREED_MEMORY_ENV, resolve_device
 
-    command = "segdec " + " ".join(args.argv)
+    # The allocator setting changes what the bench measures: the command that made a file says it.
+    setting = os.environ.get(KEEP_FREED_MEMORY_ENV)
+    command = (f"{KEEP_FREED_MEMORY_ENV}={setting} " if setting is not None else "") + \
+        "segdec " + " ".join(args.argv)
     if args.accuracy:
         with tempfile.TemporaryDirectory() as work_dir:
             frame = accuracy_check(resolve_device(args.device), work_dir)
