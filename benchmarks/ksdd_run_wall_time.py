@@ -6,6 +6,7 @@ RUN is a record under figures/ksdd/runs (e.g. fold0/FS-A+T+W); SETTING is one of
   plain   the plain oneDNN dilated convolution, glibc's default allocator
   fast    the space-to-batch atrous weight gradient, glibc's default allocator
   kept    the space-to-batch atrous weight gradient, freed memory kept for reuse (the default)
+  bf16    kept, trained under bf16 autocast (precision: bf16; oneDNN's own dilated convolution)
 EPOCHS shortens the run (default: the record's). Run from the project root with the real
 KolektorSDD at ../shared/data/ksdd; prints the wall time, the test AP and the epochs' mean time.
 """
@@ -14,7 +15,7 @@ import sys
 import time
 
 RUN, SETTING = sys.argv[1], sys.argv[2]
-os.environ["SEGDEC_KEEP_FREED_MEMORY"] = "1" if SETTING == "kept" else "0"
+os.environ["SEGDEC_KEEP_FREED_MEMORY"] = "1" if SETTING in ("kept", "bf16") else "0"
 
 from segdec.config import RunConfig  # noqa: E402  (after the allocator setting)
 from segdec.model import AtrousConv2d  # noqa: E402
@@ -23,6 +24,8 @@ from segdec.train import train  # noqa: E402
 AtrousConv2d.space_to_batch_gradient = SETTING != "plain"
 config = RunConfig.from_file(f"figures/ksdd/runs/{RUN}/config.yaml").replace(
     out_dir=f"/tmp/walltime/{RUN}/{SETTING}", data_root="../shared/data/ksdd")
+if SETTING == "bf16":
+    config = config.replace(precision="bf16")
 if len(sys.argv) > 3:
     config = config.replace(epochs=int(sys.argv[3]))
 started = time.perf_counter()
@@ -32,4 +35,4 @@ import pandas as pd  # noqa: E402
 
 epoch_s = pd.read_csv(f"{config.out_dir}/history.csv").seconds.mean()
 print(f"{RUN} {SETTING} ({config.epochs} epochs): {seconds:.0f} s, test AP {metrics['ap']:.4f}, "
-      f"{epoch_s:.1f} s per epoch", flush=True)
+      f"pixel AP 1/8 {metrics['pixel_ap_1_8']:.3f}, {epoch_s:.1f} s per epoch", flush=True)

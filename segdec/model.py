@@ -124,7 +124,9 @@ class AtrousConv2d(nn.Conv2d):
                 and self.weight.requires_grad and self.bias is None
                 and self.kernel_size == (3, 3) and d in SPACE_TO_BATCH_DILATIONS
                 and self.padding == (d, d) and self.stride == (1, 1) and self.groups == 1
-                and x.device.type == "cpu"):
+                and x.device.type == "cpu" and not torch.is_autocast_enabled("cpu")):
+            # Under autocast (bf16 on a CPU) oneDNN's own path runs: the dense weight gradient
+            # would mix the saved fp32 input with a bf16 gradient.
             return _AtrousConvolution.apply(x, self.weight, d)
         return super().forward(x)
 

@@ -176,6 +176,22 @@ def test_atrous_convolution_equals_the_plain_dilated_one(shape):
     torch.testing.assert_close(fast.weight.grad, weight_ref.grad, rtol=0, atol=1e-12)
 
 
+def test_atrous_convolution_trains_under_bf16_autocast():
+    """bf16 on a CPU (the "auto" precision where AMX is present) takes oneDNN's own path, with
+    the plain dilated convolution's weight gradient; the space-to-batch path would fail."""
+    torch.manual_seed(0)
+    fast = AtrousConv2d(4, 6, 3, padding=2, dilation=2, bias=False)
+    plain = torch.nn.Conv2d(4, 6, 3, padding=2, dilation=2, bias=False)
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(1, 4, 16, 24)
+    for conv in (fast, plain):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = conv(x)
+        assert out.dtype == torch.bfloat16
+        out.float().square().sum().backward()
+    assert torch.equal(fast.weight.grad, plain.weight.grad)
+
+
 def test_space_to_batch_interleaves_and_zero_pads():
     x = torch.arange(15.0).view(1, 1, 3, 5)
     parts = space_to_batch(x, 2)
