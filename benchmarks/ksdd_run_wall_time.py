@@ -5,29 +5,31 @@
 RUN is a record under figures/ksdd/runs (e.g. fold0/FS-A+T+W); SETTING is one of
   plain   the plain oneDNN dilated convolution, glibc's default allocator
   fast    the space-to-batch atrous weight gradient, glibc's default allocator
-  kept    the space-to-batch atrous weight gradient, freed memory kept for reuse (the default)
+  kept    the space-to-batch atrous weight gradient, freed memory kept for reuse
+  dilated the plain oneDNN dilated convolution, freed memory kept for reuse
   bf16    kept, trained under bf16 autocast (precision: bf16; oneDNN's own dilated convolution)
 EPOCHS shortens the run (default: the record's). Run from the project root with the real
 KolektorSDD at ../shared/data/ksdd; prints the wall time, the test AP and the epochs' mean time.
 """
 import os
+import shutil
 import sys
 import time
 
 RUN, SETTING = sys.argv[1], sys.argv[2]
-os.environ["SEGDEC_KEEP_FREED_MEMORY"] = "1" if SETTING in ("kept", "bf16") else "0"
+os.environ["SEGDEC_KEEP_FREED_MEMORY"] = "0" if SETTING in ("plain", "fast") else "1"
 
 from segdec.config import RunConfig  # noqa: E402  (after the allocator setting)
 from segdec.model import AtrousConv2d  # noqa: E402
 from segdec.train import train  # noqa: E402
 
-AtrousConv2d.space_to_batch_gradient = SETTING != "plain"
+AtrousConv2d.space_to_batch_gradient = SETTING not in ("plain", "dilated")
 config = RunConfig.from_file(f"figures/ksdd/runs/{RUN}/config.yaml").replace(
-    out_dir=f"/tmp/walltime/{RUN}/{SETTING}", data_root="../shared/data/ksdd")
-if SETTING == "bf16":
-    config = config.replace(precision="bf16")
+    data_root="../shared/data/ksdd", precision="bf16" if SETTING == "bf16" else "fp32")
 if len(sys.argv) > 3:
     config = config.replace(epochs=int(sys.argv[3]))
+config = config.replace(out_dir=f"/tmp/walltime/{RUN}/{SETTING}-{config.epochs}")
+shutil.rmtree(config.out_dir, ignore_errors=True)  # a scratch run: timed afresh each time
 started = time.perf_counter()
 metrics = train(config, progress=False)
 seconds = time.perf_counter() - started

@@ -9,7 +9,6 @@ rate by the rate of a large ``torch.mm`` in the same dtype, measured by the benc
 from __future__ import annotations
 
 import os
-import platform
 import resource
 import statistics
 import tempfile
@@ -34,7 +33,13 @@ from segdec.evaluate import evaluate_run
 from segdec.io import atomic_write, write_text
 from segdec.loss import SegDecLoss
 from segdec.model import SegDecNet, build_model, use_space_to_batch
-from segdec.runtime import autocast_dtype, cpu_has_fast_bf16, keep_freed_memory
+from segdec.runtime import (
+    autocast_dtype,
+    cpu_has_fast_bf16,
+    cpu_has_native_bf16,
+    cpu_name,
+    keep_freed_memory,
+)
 from segdec.train import train, training_step
 
 ACCURACY_IMAGES, ACCURACY_SIZE = 60, (320, 64)  # the demo's defaults (WIDTH, HEIGHT)
@@ -170,21 +175,14 @@ def matmul_peak_gflops(dtype: torch.dtype, device: torch.device, repeats: int = 
 
 
 def machine_description(device: torch.device) -> dict[str, str]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     info = {
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cpu cores": str(os.cpu_count()),
         "torch threads": str(torch.get_num_threads()),
         "torch": torch.__version__,
         "cpu capability": torch.backends.cpu.get_cpu_capability(),
         "AMX (fast bf16 on CPU)": str(cpu_has_fast_bf16()),
+        "bf16 in hardware (avx512_bf16 or AMX)": str(cpu_has_native_bf16()),
         "device": str(device),
         # segdec.runtime.keep_freed_memory; SEGDEC_KEEP_FREED_MEMORY=0 measures glibc's default
         "freed memory kept for reuse": str(keep_freed_memory()),
@@ -296,9 +294,12 @@ def profile_table(network: str, height: int, width: int, variant: Variant, batch
 def variants(device: torch.device, settings: BenchSettings) -> dict[str, list[Variant]]:
     """The original runs as the fp32 baseline; the paper's network in fp32 (with the fast atrous
     weight gradient, the default, and without it: the "before"), channels_last and the default
-    "auto" precision where that differs from fp32 (plus compiled, on request)."""
+    "auto" precision where that differs from fp32, or bf16 where the CPU has it in hardware
+    (plus compiled, on request)."""
     paper = [Variant(), Variant(space_to_batch=False), Variant(channels_last=True)]
     fast = autocast_dtype("auto", device)
+    if fast is None and device.type == "cpu" and cpu_has_native_bf16():
+        fast = torch.bfloat16
     if fast is not None:
         paper += [Variant(DTYPE_NAMES[fast]), Variant(DTYPE_NAMES[fast], channels_last=True)]
     if settings.compile:

@@ -118,17 +118,33 @@ class AtrousConv2d(nn.Conv2d):
 
     space_to_batch_gradient = True  # set False (use_space_to_batch) for the plain oneDNN path
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def uses_space_to_batch(self, device_type: str, autocast: bool) -> bool:
+        """Whether training takes the space-to-batch weight gradient: a CPU without autocast (under
+        it the dense weight gradient would mix the saved fp32 input with a bf16 gradient), a
+        bias-free 3x3 kernel with a dilation in SPACE_TO_BATCH_DILATIONS, padded to keep size."""
         d = self.dilation[0]
-        if (self.space_to_batch_gradient and torch.is_grad_enabled()
-                and self.weight.requires_grad and self.bias is None
+        return (self.space_to_batch_gradient and self.weight.requires_grad and self.bias is None
                 and self.kernel_size == (3, 3) and d in SPACE_TO_BATCH_DILATIONS
                 and self.padding == (d, d) and self.stride == (1, 1) and self.groups == 1
-                and x.device.type == "cpu" and not torch.is_autocast_enabled("cpu")):
-            # Under autocast (bf16 on a CPU) oneDNN's own path runs: the dense weight gradient
-            # would mix the saved fp32 input with a bf16 gradient.
-            return _AtrousConvolution.apply(x, self.weight, d)
+                and device_type == "cpu" and not autocast)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and self.uses_space_to_batch(
+                x.device.type, torch.is_autocast_enabled("cpu")):
+            return _AtrousConvolution.apply(x, self.weight, self.dilation[0])
         return super().forward(x)
+
+
+def atrous_weight_gradient(model: nn.Module, device_type: str, autocast: bool) -> str:
+    """How training on this device computes the dilation-2 weight gradients of ``model``:
+    "space_to_batch", "dilated" (oneDNN's or cuDNN's own kernel), or "none" (no atrous kernel)."""
+    atrous = [m for m in model.modules()
+              if isinstance(m, AtrousConv2d) and m.dilation[0] in SPACE_TO_BATCH_DILATIONS]
+    if not atrous:
+        return "none"
+    if any(m.uses_space_to_batch(device_type, autocast) for m in atrous):
+        return "space_to_batch"
+    return "dilated"
 
 
 def use_space_to_batch(model: nn.Module, enabled: bool) -> nn.Module:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import platform
+from pathlib import Path
 
 import torch
 
@@ -26,6 +28,41 @@ def cpu_has_fast_bf16() -> bool:
     """AMX tiles make bf16 convolutions several times faster than fp32; without them (AVX2, plain
     AVX-512) oneDNN's bf16 path is emulated and far slower than fp32 (``segdec bench`` shows it)."""
     return torch.backends.mkldnn.is_available() and torch.cpu._is_amx_tile_supported()
+
+
+def cpu_has_native_bf16() -> bool:
+    """bf16 dot products in hardware (``avx512_bf16`` or AMX) rather than emulated in fp32."""
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe_runtime(device: torch.device, dtype: torch.dtype | None,
+                     atrous_weight_gradient: str) -> dict[str, str | int | bool]:
+    """What decides a run's numbers besides its configuration: a run repeats to the last digit
+    only with the same device, precision, atrous gradient path, CPU kind and thread count."""
+    info: dict[str, str | int | bool] = {
+        "device": str(device),
+        "precision": {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype],
+        "atrous_weight_gradient": atrous_weight_gradient,
+        "cpu": cpu_name(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_native_bf16": cpu_has_native_bf16(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "freed_memory_kept": keep_freed_memory(),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:

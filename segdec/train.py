@@ -1,13 +1,16 @@
 """Training of one run, writing a self-describing run directory.
 
 The run directory holds ``config.yaml`` (resolved), ``split.csv``, ``history.csv``,
-``metrics.json``, ``predictions.csv``, ``segmentation_maps.npz`` and ``checkpoints/{best,last}.pt``.
+``metrics.json``, ``predictions.csv``, ``segmentation_maps.npz``, ``checkpoints/{best,last}.pt``
+and ``runtime.json`` (the device, precision, atrous gradient path, CPU and threads it ran with).
 Every file is written atomically; ``last.pt`` carries the optimiser, sampler and random-number
-states, so a resumed run ends exactly where an uninterrupted one would (on CPU).
+states, so a resumed run ends exactly where an uninterrupted one would (on the same CPU kind and
+thread count).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -25,10 +28,10 @@ from segdec.data.check import check_samples
 from segdec.data.prepare import loader, prepare_data
 from segdec.data.splits import save_split
 from segdec.evaluate import evaluate_run, image_metrics, predict_loader
-from segdec.io import atomic_write
+from segdec.io import atomic_write, write_json
 from segdec.loss import LossTerms, SegDecLoss, loss_weights
-from segdec.model import SegDecNet
-from segdec.runtime import autocast_dtype, keep_freed_memory, resolve_device
+from segdec.model import SegDecNet, atrous_weight_gradient
+from segdec.runtime import autocast_dtype, describe_runtime, keep_freed_memory, resolve_device
 from segdec.sampling import EpochOrder, NegativeSampler
 
 # Keys of the run configuration that may differ between an interrupted run and its resumption.
@@ -136,6 +139,13 @@ def _check_resumable(saved: dict, config: RunConfig, path: Path) -> None:
         )
 
 
+def _record_runtime(run_dir: Path, start_epoch: int, runtime: dict) -> None:
+    """``runtime.json``: how each stretch of the run was computed (a resumed run appends one)."""
+    path = run_dir / "runtime.json"
+    stretches = json.loads(path.read_text()) if start_epoch > 0 and path.is_file() else []
+    write_json(path, [*stretches, {"from_epoch": start_epoch, **runtime}])
+
+
 def _remove_stale_temporaries(run_dir: Path) -> None:
     """Atomic writes leave ``.NAME.*.tmp`` only when killed mid-write; nothing else uses them."""
     for stale in [*run_dir.glob(".*.tmp"), *run_dir.glob("checkpoints/.*.tmp")]:
@@ -197,6 +207,8 @@ def train(
     step = torch.compile(model) if config.compile else model
     dtype = autocast_dtype(config.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    _record_runtime(run_dir, start_epoch, describe_runtime(
+        device, dtype, atrous_weight_gradient(model, device.type, dtype is not None)))
     epoch_order = EpochOrder()
     train_loader = loader(data.train, config, device, epoch_order)
     val_loader = loader(data.val, config, device)

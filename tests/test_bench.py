@@ -57,3 +57,14 @@ def test_tiny_bench_writes_csv_and_markdown(tmp_path):
     for heading in ("## Machine", "## Targets", "## Networks", "## Data pipeline", "torch.mm",
                     "## Profile", "convolution"):
         assert heading in text
+
+
+def test_bf16_is_timed_where_the_cpu_has_it_in_hardware(monkeypatch):
+    from segdec import bench, runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: False)  # "auto" is fp32 here
+    cpu, settings = torch.device("cpu"), BenchSettings()
+    for native, precisions in ((False, {"fp32"}), (True, {"fp32", "bf16"})):
+        monkeypatch.setattr(bench, "cpu_has_native_bf16", lambda native=native: native)
+        paper = bench.variants(cpu, settings)["paper"]
+        assert {v.precision for v in paper} == precisions

@@ -10,6 +10,7 @@ from segdec.model import (
     FeatureNorm,
     ReleasedNorm,
     SqueezeExcite,
+    atrous_weight_gradient,
     build_model,
     count_parameters,
     space_to_batch,
@@ -190,6 +191,15 @@ def test_atrous_convolution_trains_under_bf16_autocast():
         assert out.dtype == torch.bfloat16
         out.float().square().sum().backward()
     assert torch.equal(fast.weight.grad, plain.weight.grad)
+
+
+def test_runs_record_which_atrous_weight_gradient_they_trained_with():
+    model = use_space_to_batch(build_model(), True)
+    assert atrous_weight_gradient(model, "cpu", autocast=False) == "space_to_batch"
+    assert atrous_weight_gradient(model, "cpu", autocast=True) == "dilated"
+    assert atrous_weight_gradient(model, "cuda", autocast=False) == "dilated"
+    assert atrous_weight_gradient(use_space_to_batch(model, False), "cpu", False) == "dilated"
+    assert atrous_weight_gradient(build_model(atrous=False), "cpu", False) == "none"
 
 
 def test_space_to_batch_interleaves_and_zero_pads():

@@ -18,7 +18,8 @@ from segdec.sampling import EpochOrder, NegativeSampler
 from segdec.train import train
 
 RUN_FILES = ["config.yaml", "split.csv", "history.csv", "metrics.json", "predictions.csv",
-             "errors.png", "segmentation_maps.npz", "checkpoints/best.pt", "checkpoints/last.pt"]
+             "errors.png", "segmentation_maps.npz", "checkpoints/best.pt", "checkpoints/last.pt",
+             "runtime.json"]
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,10 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_severstal, tmp_path):
         train(interrupted, progress=False)
     resumed = train(interrupted, resume=True, progress=False)
     assert resumed == straight
+    stretches = json.loads((tmp_path / "interrupted" / "runtime.json").read_text())
+    assert [s["from_epoch"] for s in stretches] == [0, 2]
+    assert stretches[1]["precision"] == "fp32" and stretches[1]["device"] == "cpu"
+    assert stretches[1]["torch_threads"] == torch.get_num_threads()
     a = pd.read_csv(tmp_path / "straight" / "history.csv").drop(columns="seconds")
     b = pd.read_csv(tmp_path / "interrupted" / "history.csv").drop(columns="seconds")
     pd.testing.assert_frame_equal(a, b)
