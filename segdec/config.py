@@ -26,6 +26,7 @@ BALANCES = ("decay", "linear", "constant")
 TIE_BREAKS = ("first", "loss")
 SEG_LOSSES = ("mse", "bce")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+ATROUS_GRADIENTS = ("auto", "space_to_batch", "dilated")
 RECIPES = ("published", "none")  # "none": Severstal's Table 4 values for every dataset
 # Short spellings; "--data" would otherwise be an ambiguous prefix of --dataset and --data-root.
 OPTION_ALIASES = {"data_root": ("--data",)}
@@ -93,6 +94,10 @@ class RunConfig(ModelConfig):
     precision: str = option("auto", "optimisation", "autocast precision (auto: bf16 on GPUs "
                             "and AMX CPUs, else fp32)", PRECISIONS)
     channels_last: bool = option(False, "optimisation", "channels_last memory format")
+    atrous_gradient: str = option("auto", "optimisation", "weight gradient of the dilation-2 "
+                                  "convolutions on a CPU: space_to_batch (faster with AVX2), "
+                                  "dilated (oneDNN's own, faster with AVX-512); auto: by the CPU",
+                                  ATROUS_GRADIENTS)
     compile: bool = option(False, "optimisation", "torch.compile the network")
     num_workers: int = option(0, "optimisation", "data-loading processes")
     validate_every: int = option(5, "optimisation", "epochs between validations")

@@ -30,6 +30,23 @@ def cpu_has_fast_bf16() -> bool:
     return torch.backends.mkldnn.is_available() and torch.cpu._is_amx_tile_supported()
 
 
+def space_to_batch_pays() -> bool:
+    """Whether the space-to-batch weight gradient beats oneDNN's dilated kernel on this CPU.
+
+    Measured (``benchmarks/results.md``): with AVX2 kernels it is faster (1.07-1.74x per step),
+    with AVX-512 ones oneDNN's own is (1.08-1.23x). Elsewhere, unmeasured, the framework's own.
+    ``ATEN_CPU_CAPABILITY`` (with ``ONEDNN_MAX_CPU_ISA``) moves a machine between the two.
+    """
+    return torch.backends.cpu.get_cpu_capability() == "AVX2"
+
+
+def takes_space_to_batch(atrous_gradient: str) -> bool:
+    """A run configuration's ``atrous_gradient`` ("auto", "space_to_batch", "dilated")."""
+    if atrous_gradient == "auto":
+        return space_to_batch_pays()
+    return atrous_gradient == "space_to_batch"
+
+
 def cpu_has_native_bf16() -> bool:
     """bf16 dot products in hardware (``avx512_bf16`` or AMX) rather than emulated in fp32."""
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()

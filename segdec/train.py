@@ -30,8 +30,14 @@ from segdec.data.splits import save_split
 from segdec.evaluate import evaluate_run, image_metrics, predict_loader
 from segdec.io import atomic_write, write_json
 from segdec.loss import LossTerms, SegDecLoss, loss_weights
-from segdec.model import SegDecNet, atrous_weight_gradient
-from segdec.runtime import autocast_dtype, describe_runtime, keep_freed_memory, resolve_device
+from segdec.model import SegDecNet, atrous_weight_gradient, use_space_to_batch
+from segdec.runtime import (
+    autocast_dtype,
+    describe_runtime,
+    keep_freed_memory,
+    resolve_device,
+    takes_space_to_batch,
+)
 from segdec.sampling import EpochOrder, NegativeSampler
 
 # Keys of the run configuration that may differ between an interrupted run and its resumption.
@@ -183,6 +189,7 @@ def train(
 
     torch.manual_seed(config.seed)
     model = SegDecNet(model_config(config)).to(device)
+    use_space_to_batch(model, takes_space_to_batch(config.atrous_gradient))
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate,

@@ -164,6 +164,7 @@ def test_atrous_convolution_equals_the_plain_dilated_one(shape):
     """Forward, input and weight gradients of the space-to-batch path, on even and odd sizes."""
     torch.manual_seed(0)
     fast = AtrousConv2d(shape[1], 7, 3, padding=2, dilation=2, bias=False).double()
+    fast.space_to_batch_gradient = True  # on whichever CPU (auto takes it only with AVX2)
     x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
     grad = torch.randn(shape[0], 7, *shape[2:], dtype=torch.float64)
     out = fast(x)
@@ -182,6 +183,7 @@ def test_atrous_convolution_trains_under_bf16_autocast():
     the plain dilated convolution's weight gradient; the space-to-batch path would fail."""
     torch.manual_seed(0)
     fast = AtrousConv2d(4, 6, 3, padding=2, dilation=2, bias=False)
+    fast.space_to_batch_gradient = True
     plain = torch.nn.Conv2d(4, 6, 3, padding=2, dilation=2, bias=False)
     plain.load_state_dict(fast.state_dict())
     x = torch.randn(1, 4, 16, 24)

@@ -1,4 +1,5 @@
-"""The process-level runtime settings: freed memory kept for reuse (glibc only)."""
+"""The process-level runtime settings: freed memory kept for reuse (glibc only), the atrous
+gradient path by CPU."""
 
 import os
 import subprocess
@@ -46,3 +47,17 @@ def test_freed_memory_goes_back_to_the_os_when_switched_off():
     kept, held = probe("0")
     assert kept == "False"
     assert held < 10  # glibc unmapped the block on free
+
+
+@pytest.mark.parametrize(("capability", "auto"), [("AVX2", True), ("AVX512", False),
+                                                  ("DEFAULT", False)])
+def test_atrous_gradient_auto_takes_space_to_batch_only_where_it_was_measured_faster(
+        monkeypatch, capability, auto):
+    import torch
+
+    from segdec import runtime
+
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    assert runtime.takes_space_to_batch("auto") is auto
+    assert runtime.takes_space_to_batch("space_to_batch") is True
+    assert runtime.takes_space_to_batch("dilated") is False
