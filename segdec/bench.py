@@ -32,13 +32,15 @@ from segdec.demo import demo_config, ensure_synthetic
 from segdec.evaluate import evaluate_run
 from segdec.io import atomic_write, write_text
 from segdec.loss import SegDecLoss
-from segdec.model import SegDecNet, build_model, use_space_to_batch
+from segdec.model import SegDecNet, atrous_weight_gradient, build_model, use_space_to_batch
 from segdec.runtime import (
     autocast_dtype,
     cpu_has_fast_bf16,
     cpu_has_native_bf16,
     cpu_name,
     keep_freed_memory,
+    space_to_batch_pays,
+    takes_space_to_batch,
 )
 from segdec.train import train, training_step
 
@@ -51,7 +53,7 @@ QUICK_SIZES = (("DAGM/4", 128, 128), ("KolektorSDD/4", 352, 128), ("Severstal/4"
 DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 CSV_COLUMNS = [
     "network", "dataset", "height", "width", "batch_size", "precision", "channels_last",
-    "compiled", "space_to_batch", "forward_s", "step_s", "forward_gflop", "step_gflop",
+    "compiled", "atrous_gradient", "forward_s", "step_s", "forward_gflop", "step_gflop",
     "forward_gflops", "step_gflops", "step_share_of_peak", "train_images_per_s", "forward_peak_mib",
     "step_peak_mib",
 ]
@@ -77,14 +79,14 @@ class Variant:
     precision: str = "fp32"  # a RunConfig precision: fp32, bf16 or fp16
     channels_last: bool = False
     compiled: bool = False
-    space_to_batch: bool = True  # False: the plain oneDNN dilated convolutions (the "before")
+    atrous_gradient: str = "auto"  # a RunConfig atrous_gradient: auto, space_to_batch, dilated
 
-    @property
-    def label(self) -> str:
-        parts = [self.precision]
-        parts += ["channels_last"] * self.channels_last + ["compiled"] * self.compiled
-        parts += ["plain dilated conv"] * (not self.space_to_batch)
-        return "+".join(parts)
+
+def variant_label(precision: str, channels_last: bool, compiled: bool,
+                  atrous_gradient: str) -> str:
+    """``fp32+dilated``: the precision, the options and the atrous weight gradient's path."""
+    parts = [precision] + ["channels_last"] * channels_last + ["compiled"] * compiled
+    return "+".join(parts + [atrous_gradient] * (atrous_gradient != "none"))
 
 
 # ---- measuring helpers --------------------------------------------------------------------------
@@ -183,6 +185,9 @@ def machine_description(device: torch.device) -> dict[str, str]:
         "cpu capability": torch.backends.cpu.get_cpu_capability(),
         "AMX (fast bf16 on CPU)": str(cpu_has_fast_bf16()),
         "bf16 in hardware (avx512_bf16 or AMX)": str(cpu_has_native_bf16()),
+        # segdec.runtime.space_to_batch_pays: the path a run's atrous_gradient "auto" takes
+        "atrous gradient (auto)": ("space_to_batch" if device.type == "cpu"
+                                   and takes_space_to_batch("auto") else "dilated"),
         "device": str(device),
         # segdec.runtime.keep_freed_memory; SEGDEC_KEEP_FREED_MEMORY=0 measures glibc's default
         "freed memory kept for reuse": str(keep_freed_memory()),
@@ -214,7 +219,8 @@ def runners(network: str, height: int, width: int, variant: Variant, batch_size:
             device: torch.device) -> tuple[nn.Module, Callable[[], None], Callable[[], None]]:
     """(model, forward, training step) of one network and variant on a synthetic batch."""
     torch.manual_seed(0)
-    model = use_space_to_batch(build_model(*NETWORKS[network]).to(device), variant.space_to_batch)
+    model = use_space_to_batch(build_model(*NETWORKS[network]).to(device),
+                               takes_space_to_batch(variant.atrous_gradient))
     if variant.channels_last:
         model = model.to(memory_format=torch.channels_last)
     run = torch.compile(model) if variant.compiled else model
@@ -244,6 +250,8 @@ def bench_network(network: str, dataset: str, height: int, width: int, variant: 
                   settings: BenchSettings, device: torch.device) -> dict:
     """Forward and training-step time, FLOPs, achieved rate and peak memory of one variant."""
     model, forward, step = runners(network, height, width, variant, settings.batch_size, device)
+    dtype = autocast_dtype(variant.precision, device)
+    path = atrous_weight_gradient(model, device.type, dtype is not None)
     # The first call of each (FLOPs counted, peak memory taken) is also its warm-up.
     model.eval()
     forward_mib, forward_flops = measure_once(forward, device)
@@ -255,7 +263,7 @@ def bench_network(network: str, dataset: str, height: int, width: int, variant: 
     # Each repetition is paired with a torch.mm timed right after it: on a shared machine the
     # share of peak is a ratio of two rates measured under the same load.
     step_times, shares = [], []
-    mm_dtype = autocast_dtype(variant.precision, device) or torch.float32
+    mm_dtype = dtype or torch.float32
     for _ in range(settings.repeats):
         step_times.append(median_seconds(step, device, 0, 1))
         shares.append(step_flops / step_times[-1] / 1e9 / matmul_peak_gflops(mm_dtype, device, 1))
@@ -265,7 +273,7 @@ def bench_network(network: str, dataset: str, height: int, width: int, variant: 
         "network": network, "dataset": dataset, "height": height, "width": width,
         "batch_size": settings.batch_size, "precision": variant.precision,
         "channels_last": variant.channels_last, "compiled": variant.compiled,
-        "space_to_batch": variant.space_to_batch,
+        "atrous_gradient": path,
         "forward_s": forward_s, "step_s": step_s,
         "forward_gflop": forward_flops / 1e9, "step_gflop": step_flops / 1e9,
         "forward_gflops": forward_flops / forward_s / 1e9, "step_gflops": step_gflops,
@@ -292,11 +300,14 @@ def profile_table(network: str, height: int, width: int, variant: Variant, batch
 
 
 def variants(device: torch.device, settings: BenchSettings) -> dict[str, list[Variant]]:
-    """The original runs as the fp32 baseline; the paper's network in fp32 (with the fast atrous
-    weight gradient, the default, and without it: the "before"), channels_last and the default
-    "auto" precision where that differs from fp32, or bf16 where the CPU has it in hardware
-    (plus compiled, on request)."""
-    paper = [Variant(), Variant(space_to_batch=False), Variant(channels_last=True)]
+    """The original runs as the fp32 baseline; the paper's network in fp32 (with this CPU's
+    default atrous weight gradient and with the other one), channels_last and the default "auto"
+    precision where that differs from fp32, or bf16 where the CPU has it in hardware (plus
+    compiled, on request)."""
+    paper = [Variant(), Variant(channels_last=True)]
+    if device.type == "cpu":  # elsewhere there is one path, cuDNN's dilated kernel
+        paper.insert(1, Variant(atrous_gradient="dilated" if space_to_batch_pays()
+                                else "space_to_batch"))
     fast = autocast_dtype("auto", device)
     if fast is None and device.type == "cpu" and cpu_has_native_bf16():
         fast = torch.bfloat16
@@ -370,16 +381,15 @@ class BenchResults:
         for _, ref in base.iterrows():
             same = paper[(paper.height == ref.height) & (paper.width == ref.width)]
             default = (same.precision == "fp32") & ~same.channels_last & ~same.compiled
-            fp32 = same[default & same.space_to_batch].iloc[0]
-            plain = same[default & ~same.space_to_batch].iloc[0]
+            auto = self.machine["atrous gradient (auto)"]
+            fp32 = same[default & (same.atrous_gradient == auto)].iloc[0]
+            others = same[default & (same.atrous_gradient != auto)]
             best_step = same.loc[same.step_s.idxmin()]
             best_fwd = same.loc[same.forward_s.idxmin()]
             where = f"{ref.dataset} {ref.height}x{ref.width}"
             rows += [
                 (where, "FLOP ratio original/paper (speed-up at equal efficiency)",
                  ref.step_gflop / fp32.step_gflop, None),
-                (where, "paper fp32 step: fast atrous gradient over plain dilated conv",
-                 plain.step_s / fp32.step_s, None),
                 (where, "paper fp32 step speed-up over original fp32 step",
                  ref.step_s / fp32.step_s, 5.5 if ref.dataset.startswith("DAGM") else None),
                 (where, f"paper best step ({_variant(best_step)}) speed-up over original fp32",
@@ -388,11 +398,16 @@ class BenchResults:
                  ref.forward_s / best_fwd.forward_s, None),
                 (where, "original fp32 step: share of fp32 matmul peak",
                  ref.step_share_of_peak, None),
-                (where, "paper fp32 step (plain dilated conv): share of fp32 matmul peak",
-                 plain.step_share_of_peak, None),
                 (where, "paper fp32 step: share of fp32 matmul peak",
                  fp32.step_share_of_peak, 0.65),
             ]
+            for _, other in others.iterrows():
+                rows += [
+                    (where, f"paper fp32 step: auto atrous gradient ({auto}) over "
+                     f"{other.atrous_gradient}", other.step_s / fp32.step_s, None),
+                    (where, f"paper fp32 step ({other.atrous_gradient}): share of fp32 matmul "
+                     "peak", other.step_share_of_peak, None),
+                ]
             loaded = self.loader[(self.loader.height == ref.height)
                                  & (self.loader.width == ref.width) & (self.loader.workers == 2)]
             for _, row in loaded.iterrows():
@@ -410,7 +425,7 @@ class BenchResults:
         norms = "\n".join(f"| {k} | {v:.1f} |" for k, v in self.norms.items())
         shown = self.networks.copy()
         shown.insert(2, "variant", [_variant(r) for _, r in shown.iterrows()])
-        shown = shown.drop(columns=["precision", "channels_last", "compiled"])
+        shown = shown.drop(columns=["precision", "channels_last", "compiled", "atrous_gradient"])
         return "\n".join([
             "# segdec bench", "",
             f"Produced by `{command}` in {self.seconds:.0f} s; batch size "
@@ -452,8 +467,8 @@ class BenchResults:
 
 
 def _variant(row: pd.Series) -> str:
-    return Variant(row.precision, bool(row.channels_last), bool(row.compiled),
-                   bool(row.space_to_batch)).label
+    return variant_label(row.precision, bool(row.channels_last), bool(row.compiled),
+                         row.atrous_gradient)
 
 
 def run_bench(settings: BenchSettings, device: torch.device,
@@ -482,7 +497,7 @@ def run_bench(settings: BenchSettings, device: torch.device,
                 for variant in kinds:
                     rows.append(bench_network(network, dataset, height, width, variant, settings,
                                               device))
-                    log(f"{dataset} {height}x{width} {network} {variant.label}: "
+                    log(f"{dataset} {height}x{width} {network} {_variant(pd.Series(rows[-1]))}: "
                         f"forward {rows[-1]['forward_s']:.3f} s, step {rows[-1]['step_s']:.3f} s")
             loader_rows += bench_loader(root, height, width, settings)
             measure_peaks()

@@ -48,11 +48,14 @@ def test_tiny_bench_writes_csv_and_markdown(tmp_path):
     frame = pd.read_csv(tmp_path / "results.csv")
     assert list(frame.columns) == CSV_COLUMNS
     assert set(frame.network) == {"original", "paper"}
-    assert set(frame.space_to_batch[frame.network == "paper"]) == {True, False}
+    assert set(frame.atrous_gradient[frame.network == "paper"]) == {"space_to_batch", "dilated"}
+    assert set(frame.atrous_gradient[frame.network == "original"]) == {"none"}
     assert (frame.forward_gflop > 0).all() and (frame.step_gflop > frame.forward_gflop).all()
     ratios = results.ratios()
     assert ratios["size"].eq("Severstal/16 64x96").all() and ratios.value.gt(0).all()
-    assert "paper fp32 step: fast atrous gradient over plain dilated conv" in set(ratios.ratio)
+    auto = results.machine["atrous gradient (auto)"]
+    other = {"space_to_batch": "dilated", "dilated": "space_to_batch"}[auto]
+    assert f"paper fp32 step: auto atrous gradient ({auto}) over {other}" in set(ratios.ratio)
     text = path.read_text()
     for heading in ("## Machine", "## Targets", "## Networks", "## Data pipeline", "torch.mm",
                     "## Profile", "convolution"):
