@@ -8,24 +8,26 @@ RUN is a record under figures/ksdd/runs (e.g. fold0/FS-A+T+W); SETTING is one of
   kept    the space-to-batch atrous weight gradient, freed memory kept for reuse
   dilated the plain oneDNN dilated convolution, freed memory kept for reuse
   bf16    kept, trained under bf16 autocast (precision: bf16; oneDNN's own dilated convolution)
+The atrous path is the run configuration's atrous_gradient (recorded in the run's runtime.json).
 EPOCHS shortens the run (default: the record's). Run from the project root with the real
 KolektorSDD at ../shared/data/ksdd; prints the wall time, the test AP and the epochs' mean time.
 """
+import json
 import os
 import shutil
 import sys
 import time
+from pathlib import Path
 
 RUN, SETTING = sys.argv[1], sys.argv[2]
 os.environ["SEGDEC_KEEP_FREED_MEMORY"] = "0" if SETTING in ("plain", "fast") else "1"
 
 from segdec.config import RunConfig  # noqa: E402  (after the allocator setting)
-from segdec.model import AtrousConv2d  # noqa: E402
 from segdec.train import train  # noqa: E402
 
-AtrousConv2d.space_to_batch_gradient = SETTING not in ("plain", "dilated")
 config = RunConfig.from_file(f"figures/ksdd/runs/{RUN}/config.yaml").replace(
-    data_root="../shared/data/ksdd", precision="bf16" if SETTING == "bf16" else "fp32")
+    data_root="../shared/data/ksdd", precision="bf16" if SETTING == "bf16" else "fp32",
+    atrous_gradient="dilated" if SETTING in ("plain", "dilated") else "space_to_batch")
 if len(sys.argv) > 3:
     config = config.replace(epochs=int(sys.argv[3]))
 config = config.replace(out_dir=f"/tmp/walltime/{RUN}/{SETTING}-{config.epochs}")
@@ -36,5 +38,7 @@ seconds = time.perf_counter() - started
 import pandas as pd  # noqa: E402
 
 epoch_s = pd.read_csv(f"{config.out_dir}/history.csv").seconds.mean()
+(runtime,) = json.loads(Path(config.out_dir, "runtime.json").read_text())
 print(f"{RUN} {SETTING} ({config.epochs} epochs): {seconds:.0f} s, test AP {metrics['ap']:.4f}, "
-      f"pixel AP 1/8 {metrics['pixel_ap_1_8']:.3f}, {epoch_s:.1f} s per epoch", flush=True)
+      f"pixel AP 1/8 {metrics['pixel_ap_1_8']:.3f}, {epoch_s:.1f} s per epoch; "
+      f"{runtime['precision']}, atrous gradient {runtime['atrous_weight_gradient']}", flush=True)
