@@ -8,6 +8,8 @@ RUN is a record under figures/ksdd/runs (e.g. fold0/FS-A+T+W); SETTING is one of
   kept    the space-to-batch atrous weight gradient, freed memory kept for reuse
   dilated the plain oneDNN dilated convolution, freed memory kept for reuse
   bf16    kept, trained under bf16 autocast (precision: bf16; oneDNN's own dilated convolution)
+  compiled  dilated, the network torch.compile'd (compile: true; inductor's on-disk cache is
+          warm from the second run on)
 The atrous path is the run configuration's atrous_gradient (recorded in the run's runtime.json).
 EPOCHS shortens the run (default: the record's). Run from the project root with the real
 KolektorSDD at ../shared/data/ksdd; prints the wall time, the test AP and the epochs' mean time.
@@ -27,7 +29,8 @@ from segdec.train import train  # noqa: E402
 
 config = RunConfig.from_file(f"figures/ksdd/runs/{RUN}/config.yaml").replace(
     data_root="../shared/data/ksdd", precision="bf16" if SETTING == "bf16" else "fp32",
-    atrous_gradient="dilated" if SETTING in ("plain", "dilated") else "space_to_batch")
+    atrous_gradient="dilated" if SETTING in ("plain", "dilated", "compiled") else "space_to_batch",
+    compile=SETTING == "compiled")
 if len(sys.argv) > 3:
     config = config.replace(epochs=int(sys.argv[3]))
 config = config.replace(out_dir=f"/tmp/walltime/{RUN}/{SETTING}-{config.epochs}")
