@@ -1,11 +1,13 @@
-"""KolektorSDD accuracy of runs trained under another precision against the committed fp32 runs.
+"""KolektorSDD accuracy of runs trained on another numerical path against the committed runs.
 
-    python benchmarks/ksdd_precision.py ROOT PRECISION
+    python benchmarks/ksdd_precision.py ROOT SETTING [SETTING ...]
 
-ROOT holds runs made by ``benchmarks/ksdd_run_wall_time.py RUN SETTING`` (``ROOT/RUN/SETTING-N``,
-the batch's configurations with only the precision changed); each is set beside its committed
-fp32 record in figures/ksdd/runs: test AP per fold, the folds joined as Božič reports them, and
-the segmentation map's pixel AP at 1/8 resolution. Prints a markdown table.
+ROOT holds runs made by ``benchmarks/ksdd_run_wall_time.py RUN SETTING`` (``ROOT/RUN/DIR``: the
+batch's configurations with only the precision or the atrous gradient path changed); each
+SETTING names such a DIR (``bf16``, ``dilated-25``). Every run is set beside its committed
+record in figures/ksdd/runs (fp32, space-to-batch gradient): test AP per fold, the folds joined
+as Božič reports KolektorSDD, and the map's pixel AP at 1/8 resolution (mean over folds). Prints
+a markdown table.
 """
 import sys
 from pathlib import Path
@@ -14,27 +16,37 @@ import pandas as pd
 
 from segdec.report import collect_runs, join_folds
 
-ROOT, PRECISION = Path(sys.argv[1]), sys.argv[2]
+ROOT, SETTINGS = Path(sys.argv[1]), sys.argv[2:]
 RECORDS = Path("figures/ksdd/runs")
 
 
-def runs_of(root: Path, names: set[str] | None = None) -> pd.DataFrame:
+def finished_runs(root: Path) -> pd.DataFrame:
     runs = collect_runs(root)
-    runs["name"] = [str(Path(d).relative_to(root)).split("/")[1] if root != RECORDS
-                    else Path(d).name for d in runs.run_dir]
-    runs = runs[runs.finished]
-    return runs if names is None else runs[runs.name.isin(names)]
+    return runs[runs.finished.astype(bool)]
 
 
-other = runs_of(ROOT)
-fp32 = runs_of(RECORDS, set(other.name))
+def setting_runs(setting: str) -> pd.DataFrame:
+    """Runs under ROOT/foldK/RUN/setting, named by RUN."""
+    runs = finished_runs(ROOT)
+    parts = [Path(d).relative_to(ROOT).parts for d in runs.run_dir]
+    runs = runs.assign(name=[p[1] for p in parts], setting=[p[-1] for p in parts])
+    return runs[runs.setting == setting]
+
+
+compared = {setting: setting_runs(setting) for setting in SETTINGS}
+names = sorted(set().union(*(set(runs.name) for runs in compared.values())))
+records = finished_runs(RECORDS)
+records = records.assign(name=[Path(d).name for d in records.run_dir])
+groups = {"committed (fp32, space_to_batch)": records, **compared}
 rows = []
-for name in sorted(set(other.name)):
-    for precision, runs in (("fp32", fp32), (PRECISION, other)):
+for name in names:
+    for label, runs in groups.items():
         group = runs[runs.name == name]
+        if group.empty:
+            continue
         joined = join_folds(group).iloc[0]
         per_fold = dict(zip(group.fold.astype(int), group.ap, strict=True))
-        rows.append({"run": name, "precision": precision,
+        rows.append({"run": name, "trained": label,
                      **{f"AP fold {f}": per_fold.get(f) for f in (0, 1, 2)},
                      "AP joined": joined.ap if len(group) == 3 else None,
                      "pixel AP 1/8 (fold mean)": joined.pixel_ap_1_8})
