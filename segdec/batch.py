@@ -1,12 +1,14 @@
 """Papermill batches: one ``02_train`` notebook per run, then the report notebooks.
 
 A batch file (YAML) names the batch, the runs' shared run-configuration ``defaults``, the
-``runs`` (``name``, optional ``tags``, any ``RunConfig`` field as an override) and the
+``runs`` (``name``, optional ``tags`` and ``seeds``, any ``RunConfig`` field as an override) and the
 ``reports`` to execute afterwards (``notebook`` + ``parameters``). Each run trains into
 ``<runs_dir>/<name>`` and its executed notebook lands in ``<batch file's folder>/out/<batch>/``.
 
 A run whose ``metrics.json`` exists is skipped and an interrupted one resumes from its last
-checkpoint, so a killed batch started again runs only what is missing. A run that raises is
+checkpoint, so a killed batch started again runs only what is missing. A finished run whose saved
+``config.yaml`` differs from the batch file's settings is stale: it is reported, not skipped and
+not overwritten. A run that raises is
 recorded and the others go on; the summary lists every failure and the exit code is non-zero.
 Runs fan out over local processes (one per GPU when there are several) or over a Dask cluster.
 """
@@ -40,6 +42,10 @@ SYNTHETIC_KEYS = {"n_pos", "n_neg", "size", "seed"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*(/[A-Za-z0-9][A-Za-z0-9_.+-]*)*$")
 
 
+# Settings that do not change what a run computes: a finished run is not stale for them.
+UNCOMPARED_FIELDS = {"out_dir", "notes", "num_workers"}
+
+
 @dataclass(frozen=True)
 class BatchRun:
     name: str
@@ -48,6 +54,32 @@ class BatchRun:
     @property
     def finished(self) -> bool:
         return (Path(self.config.out_dir) / "metrics.json").is_file()
+
+    def changed_settings(self) -> dict[str, tuple[Any, Any]]:
+        """Settings where the finished run in ``out_dir`` differs from this batch's: field ->
+        (trained with, asked for). Fields the saved run lacks (added to segdec later) and fields
+        left to derive from the data (None here) are not compared."""
+        saved_path = Path(self.config.out_dir) / "config.yaml"
+        if not saved_path.is_file():
+            return {}
+        saved = yaml.safe_load(saved_path.read_text()) or {}
+        return {name: (saved[name], wanted) for name, wanted in self.config.to_dict().items()
+                if name in saved and name not in UNCOMPARED_FIELDS and wanted is not None
+                and saved[name] != wanted}
+
+    @property
+    def status(self) -> str:
+        """``finished``, ``stale`` (finished with other settings) or ``to run``."""
+        if not self.finished:
+            return "to run"
+        return "stale" if self.changed_settings() else "finished"
+
+    def stale_message(self) -> str:
+        changes = ", ".join(f"{name} {old!r} -> {new!r}"
+                            for name, (old, new) in self.changed_settings().items())
+        return (f"{self.config.out_dir} holds a finished run with other settings ({changes}); "
+                "move or delete that folder to train it anew, or restore the batch file's "
+                "settings")
 
     def parameters(self) -> dict[str, Any]:
         """Every run-configuration field, explicitly, and ``resume`` to continue a killed run."""
@@ -114,13 +146,14 @@ def load_batch(path: str | Path) -> Batch:
     runs_dir = Path(spec.get("runs_dir", f"runs/{name}"))
     defaults = spec.get("defaults") or {}
     runs, seen, invalid = [], set(), {}
-    for index, entry in enumerate(spec.get("runs") or [], start=1):
+    entries = [run for entry in spec.get("runs") or [] for run in _expand_seeds(entry)]
+    for index, entry in enumerate(entries, start=1):
         # One bad entry is that run's failure, not the batch's: the others still run.
         try:
             run = _read_run(path, index, entry, defaults, runs_dir)
         except ValueError as err:
-            name = entry.get("name") if isinstance(entry, dict) else None
-            invalid[str(name or f"run {index}")] = str(err)
+            run_name = entry.get("name") if isinstance(entry, dict) else None
+            invalid[str(run_name or f"run {index}")] = str(err)
             continue
         if run.name in seen:
             raise ValueError(f"{path}: run name {run.name!r} appears twice")
@@ -150,6 +183,22 @@ def load_batch(path: str | Path) -> Batch:
                  runs=runs, reports=reports, synthetic=synthetic, invalid=invalid)
 
 
+def _expand_seeds(entry: Any) -> list[Any]:
+    """A run with ``seeds: [s0, s1, ...]`` is one run per seed: the first keeps the name, the
+    others add ``-seed<s>``; each gets its ``seed`` and a ``seed`` tag."""
+    if not isinstance(entry, dict) or "seeds" not in entry:
+        return [entry]
+    entry = dict(entry)
+    seeds = entry.pop("seeds")
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        raise ValueError(f"run {entry.get('name')!r}: seeds must be a list of whole numbers, "
+                         f"not {seeds!r}")
+    name = str(entry.get("name"))
+    return [{**entry, "name": name if i == 0 else f"{name}-seed{seed}", "seed": seed,
+             "tags": {**(entry.get("tags") or {}), "seed": seed}} for i, seed in enumerate(seeds)]
+
+
 def _read_run(path: Path, index: int, entry: Any, defaults: dict, runs_dir: Path) -> BatchRun:
     if not isinstance(entry, dict) or "name" not in entry:
         raise ValueError(f"{path}: run {index} needs a name (and run-configuration overrides)")
@@ -172,7 +221,7 @@ def plan(runs: list[BatchRun]) -> pd.DataFrame:
         return "all" if value is None else value
 
     return pd.DataFrame([
-        {"run": r.name, "status": "finished" if r.finished else "to run",
+        {"run": r.name, "status": r.status,
          "mode": r.config.supervision, "n_all": count(r.config.n_all),
          "n_seg": count(r.config.n_seg),
          "epochs": r.config.epochs, "beta": r.config.beta, "balance": r.config.balance,
@@ -230,12 +279,18 @@ def execute_runs(batch: Batch, runs: list[BatchRun], workers: int | None = None,
                  scheduler: str | None = None,
                  log: Callable[[str], None] = _print) -> list[Result]:
     """Execute the unfinished ``runs``; skipped and failed runs are results too, in any order."""
-    results = [Result(r.name, "skipped") for r in runs if r.finished]
-    todo = [r for r in runs if not r.finished]
+    statuses = {r.name: r.status for r in runs}
+    results = [Result(r.name, "skipped") for r in runs if statuses[r.name] == "finished"]
+    stale = [Result(r.name, "failed", error=r.stale_message()) for r in runs
+             if statuses[r.name] == "stale"]
+    todo = [r for r in runs if statuses[r.name] == "to run"]
     jobs = [(batch.train_notebook.resolve(), (batch.out_dir / f"{r.name}.ipynb").resolve(),
              r.parameters(), r.name, os.getcwd()) for r in todo]
     for result in results:
         log(f"{result.name}: already finished, skipped")
+    for result in stale:
+        log(f"{result.name}: stale, not run: {result.error}")
+    results += stale
 
     def collect(result: Result) -> None:
         results.append(result)
@@ -328,8 +383,11 @@ def run_batch(path: str | Path, only: list[str] | None = None, dry_run: bool = F
         log(f"{result.name}: cannot run: {result.error}")
     if dry_run:
         log(plan(runs).to_string(index=False))
+        stale = [run for run in runs if run.status == "stale"]
+        for run in stale:
+            log(f"{run.name}: stale: {run.stale_message()}")
         log(f"{len(runs)} runs; reports: {', '.join(str(r.notebook) for r in batch.reports)}")
-        return 1 if invalid else 0
+        return 1 if invalid or stale else 0
     started = time.perf_counter()
     prepare_synthetic(batch)
     results = invalid + execute_runs(batch, runs, workers, scheduler, log) + execute_reports(

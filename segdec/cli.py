@@ -58,8 +58,9 @@ def cmd_split(args: argparse.Namespace) -> int:
     from segdec.data.splits import make_split, save_split
 
     config = _base_config(args)
-    split = make_split(load_samples(config), config.n_all, config.n_seg, config.seed,
-                       config.n_test, config.n_val, config.n_train_negatives)
+    split = make_split(load_samples(config), config.n_all, config.n_seg,
+                       config.effective_split_seed, config.n_test, config.n_val,
+                       config.n_train_negatives)
     save_split(split, args.out)
     counts = split.groupby(["subset", "label"]).agg(
         images=("image", "size"), pixel_labelled=("has_pixel_label", "sum"))

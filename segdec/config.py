@@ -28,6 +28,8 @@ SEG_LOSSES = ("mse", "bce")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 ATROUS_GRADIENTS = ("auto", "space_to_batch", "dilated")
 RECIPES = ("published", "none")  # "none": Severstal's Table 4 values for every dataset
+# Fields whose None means "derive": from the dataset's recipe, or from the architecture.
+DERIVED_FIELDS = (*RECIPE_FIELDS, "seg_to_decision")
 # Short spellings; "--data" would otherwise be an ambiguous prefix of --dataset and --data-root.
 OPTION_ALIASES = {"data_root": ("--data",)}
 OPTION_GROUPS = ("data", "model", "loss", "optimisation", "outputs")
@@ -89,7 +91,11 @@ class RunConfig(ModelConfig):
                                          "summed over the batch)")
     batch_size: int | None = option(None, "optimisation", "images per SGD step")
     momentum: float = option(0.0, "optimisation", "SGD momentum")
-    seed: int = option(0, "optimisation", "seed of the split, initialisation and sampling")
+    seed: int = option(0, "optimisation", "seed of the initialisation and sampling order (and "
+                       "of the split, unless split_seed is set)")
+    split_seed: int | None = option(None, "data", "seed of the split: which images are tested, "
+                                    "validated and pixel-labelled (null: the run's seed); fix it "
+                                    "to vary only the training over seeds")
     device: str = option("auto", "optimisation", "auto, cpu, cuda or cuda:N")
     precision: str = option("auto", "optimisation", "autocast precision (auto: bf16 on GPUs "
                             "and AMX CPUs, else fp32)", PRECISIONS)
@@ -112,14 +118,18 @@ class RunConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         self.check_types()
-        unset = [name for name in RECIPE_FIELDS if getattr(self, name) is None]
-        if unset:
+        unset = [name for name in DERIVED_FIELDS if getattr(self, name) is None]
+        if any(name in RECIPE_FIELDS for name in unset):
             published = self.recipe == "published"
             values = recipe(self.dataset if published else "severstal", self.supervision,
                             self.n_all)
             for name in unset:
-                setattr(self, name, values[name])
+                if name in RECIPE_FIELDS:
+                    setattr(self, name, values[name])
         super().__post_init__()  # the architecture's own defaults, after the recipe's
+        # Which fields were derived, so that a changed dataset, mode or architecture derives
+        # them afresh (replace, from_args) instead of keeping values meant for the old settings.
+        self._derived = frozenset(unset)
         self.validate()
 
     # ---- derived values -------------------------------------------------------------------
@@ -127,6 +137,10 @@ class RunConfig(ModelConfig):
     def supervision(self) -> str:
         """WS, MS or FS, from how many positives carry pixel labels."""
         return supervision_mode(self.n_all, self.n_seg)
+
+    @property
+    def effective_split_seed(self) -> int:
+        return self.seed if self.split_seed is None else self.split_seed
 
     def check_types(self) -> None:
         """Every field holds its annotated type (an int where a float is asked for becomes one);
@@ -203,8 +217,16 @@ class RunConfig(ModelConfig):
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
 
+    def unresolved(self) -> dict[str, Any]:
+        """The fields as given: those the recipe or the architecture filled in are None again."""
+        values = self.to_dict()
+        values.update(dict.fromkeys(self._derived))
+        return values
+
     def replace(self, **changes: Any) -> RunConfig:
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes``; fields the recipe filled are derived again from the result
+        (``dataclasses.replace`` would keep, say, FS's learning rate for a WS copy)."""
+        return type(self)(**{**self.unresolved(), **changes})
 
     def save(self, path: str | Path) -> Path:
         return write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
@@ -249,7 +271,7 @@ class RunConfig(ModelConfig):
         # Text fields take the option as typed (--out-dir 2024 is a folder, not a number).
         overrides = {k: v if _strip_optional(types[k]) is str or not isinstance(v, str)
                      else yaml.safe_load(v) for k, v in vars(args).items() if k in types}
-        values = base.to_dict() if base else {}
+        values = base.unresolved() if base else {}
         values.update(overrides)
         return cls.from_dict(values)
 

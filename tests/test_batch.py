@@ -188,13 +188,21 @@ def test_ksdd_companion_batch_reads():
         (a, t, w) for a in (False, True) for t in (False, True) for w in (False, True)
         if (a, t, w) != (False, False, True)  # W alone is not a Table 6 row
     }
-    # Table 6's KSDD column: 7 A/T/W rows and the released network on fold 0, in 3 modes;
-    # the paper's method (with and without gradient adjustment) and the released network on
-    # every fold.
+    # Table 6's KSDD column: 7 A/T/W rows and the released network on fold 0, in 3 modes; the
+    # paper's method (with and without gradient adjustment) and the released network on every
+    # fold with 3 seeds; Figure 8's L_p = 10, 15, 20 without gradient adjustment, 3 seeds.
     by_fold = {fold: [c for c in configs if c.fold == fold] for fold in range(3)}
-    assert len(by_fold[0]) == 9 * 3 and len(by_fold[1]) == len(by_fold[2]) == 3 * 3
-    assert {c.architecture for c in by_fold[1]} == {"described", "released"}
-    assert sorted(c.gradient_adjustment for c in by_fold[1]) == [False] * 3 + [True] * 6
+    assert [len(by_fold[fold]) for fold in range(3)] == [6 * 3 + 3 * 3 * 3 + 3 * 3, 36, 36]
+    assert sorted((c.architecture, c.gradient_adjustment, c.seed) for c in by_fold[1]) == sorted(
+        (arch, ga, seed) for arch, ga, n in (("described", True, 3), ("described", False, 6),
+                                             ("released", True, 3))
+        for seed in (0, 1, 2) for _ in range(n))
+    assert sorted(-1 if c.n_seg is None else c.n_seg for c in by_fold[2]
+                  if not c.gradient_adjustment) == sorted([-1, 0, 5, 10, 15, 20] * 3)
+    assert {(c.seed, c.effective_split_seed) for c in configs} == {(0, 0), (1, 0), (2, 0)}
+    seeded = {r.name: r.config.seed for r in batch.runs if r.name.startswith("fold2/WS-released")}
+    assert seeded == {"fold2/WS-released": 0, "fold2/WS-released-seed1": 1,
+                      "fold2/WS-released-seed2": 2}
     assert {c.seg_to_decision for c in configs if c.architecture == "released"} == {"logit"}
     assert {c.seg_to_decision for c in configs if c.architecture == "described"} == {
         "probability"}

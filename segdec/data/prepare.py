@@ -107,8 +107,8 @@ def prepare_data(config: RunConfig, run_split: Path | None = None) -> tuple[RunC
     elif config.split_csv:
         split = load_split(config.split_csv, samples)
     else:
-        split = make_split(samples, config.n_all, config.n_seg, config.seed, config.n_test,
-                           config.n_val, config.n_train_negatives)
+        split = make_split(samples, config.n_all, config.n_seg, config.effective_split_seed,
+                           config.n_test, config.n_val, config.n_train_negatives)
     if config.split_csv:
         config = _counts_of_split(split, config, run_split or config.split_csv)
     parts = {name: subset(split, samples, name) for name in ("train", "val", "test")}
