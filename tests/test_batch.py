@@ -85,6 +85,46 @@ def test_bad_batch_files_name_the_problem(tmp_path, spec, message):
         load_batch(path)
 
 
+def test_a_rejected_run_keeps_the_batch_name_and_its_folders(tmp_path):
+    """A rejected run's name must not become the batch's (its notebooks would land there)."""
+    batch = load_batch(write_batch(tmp_path / "b.yaml", [
+        {"name": "ok"}, {"name": "../../ESCAPED", "n_all": 3}, {"name": "bad", "n_seg": -1}]))
+    assert batch.name == "t" and batch.out_dir == tmp_path / "out" / "t"
+    assert sorted(batch.invalid) == ["../../ESCAPED", "bad"]
+
+
+def test_seeds_expand_a_run_into_one_per_seed(tmp_path):
+    batch = load_batch(write_batch(tmp_path / "b.yaml", [
+        {"name": "f0/MS5", "seeds": [0, 4], "n_seg": 2, "tags": {"method": "x"}}],
+        split_seed=0))
+    assert [(r.name, r.config.seed, r.config.effective_split_seed, r.config.notes)
+            for r in batch.runs] == [("f0/MS5", 0, 0, {"method": "x", "seed": 0}),
+                                     ("f0/MS5-seed4", 4, 0, {"method": "x", "seed": 4})]
+    with pytest.raises(ValueError, match="seeds must be a list of whole numbers"):
+        load_batch(write_batch(tmp_path / "c.yaml", [{"name": "a", "seeds": 2}]))
+
+
+def test_a_finished_run_with_other_settings_is_stale_not_skipped(tmp_path, capsys):
+    """Editing a finished run's settings in the batch file must not pass as 'finished'."""
+    path = write_batch(tmp_path / "b.yaml", [{"name": "a"}, {"name": "b"}], epochs=3)
+    for run in load_batch(path).runs:
+        Path(run.config.out_dir).mkdir(parents=True)
+        run.config.save(Path(run.config.out_dir) / "config.yaml")
+        (Path(run.config.out_dir) / "metrics.json").write_text("{}")
+    edited = write_batch(tmp_path / "b.yaml", [{"name": "a", "learning_rate": 0.5},
+                                               {"name": "b", "notes": {"new": "tag"}}], epochs=4)
+    runs = {r.name: r for r in load_batch(edited).runs}
+    assert runs["a"].changed_settings() == {"epochs": (3, 4), "learning_rate": (0.1, 0.5)}
+    assert runs["b"].changed_settings() == {"epochs": (3, 4)}
+    assert run_batch(edited, dry_run=True) == 1
+    assert "a: stale:" in capsys.readouterr().out
+    assert run_batch(edited) == 1
+    out = capsys.readouterr().out
+    assert "b: stale, not run" in out and "move or delete that folder" in out
+    assert "already finished" not in out
+    assert yaml.safe_load((tmp_path / "runs" / "a" / "config.yaml").read_text())["epochs"] == 3
+
+
 def test_only_selects_by_pattern(tmp_path):
     batch = load_batch(write_batch(tmp_path / "b.yaml", [{"name": "ws-1"}, {"name": "fs-1"}]))
     assert [r.name for r in batch.select(["fs-*"])] == ["fs-1"]

@@ -153,3 +153,50 @@ def test_the_lock_file_pins_every_dependency():
               if line and not line.startswith("#")}
     assert {name(r) for r in wanted} <= set(pinned)
     assert pinned["torch"] == "2.13.0"
+
+
+def _from_command_line(tmp_path, yaml_text: str, *options: str) -> RunConfig:
+    from segdec.cli import _base_config
+
+    (tmp_path / "run.yaml").write_text(yaml_text)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config")
+    parser.add_argument("--resume", action="store_true")
+    RunConfig.add_arguments(parser)
+    return _base_config(parser.parse_args(["--config", str(tmp_path / "run.yaml"), *options]))
+
+
+def test_the_recipe_follows_the_final_settings_not_the_config_file(tmp_path):
+    """Options over a --config file change the mode, N_all or dataset: the recipe fields the
+    file left unset are derived from the result, as if everything had been given at once."""
+    ksdd_ms = "dataset: ksdd\nn_all: null\nn_seg: 5\n"
+    ws = _from_command_line(tmp_path, ksdd_ms, "--n-seg", "0")
+    assert (ws.learning_rate, ws.delta) == (0.01, 1.0)
+    ms = _from_command_line(tmp_path, ksdd_ms)
+    assert (ms.learning_rate, ms.delta) == (1.0, 0.01)
+    large = _from_command_line(tmp_path, "dataset: severstal\nn_all: 300\n", "--n-all", "3000")
+    assert (large.epochs, large.beta) == (40, 0.02)
+    folder = _from_command_line(tmp_path, "dataset: severstal\n", "--dataset", "folder")
+    assert (folder.epochs, folder.gradient_adjustment, folder.tie_break) == (25, False, "loss")
+    plain = _from_command_line(tmp_path, "dataset: ksdd\n", "--recipe", "none")
+    assert (plain.epochs, plain.learning_rate, plain.gradient_adjustment) == (90, 0.1, True)
+    # What the file sets explicitly stays, whatever the options change.
+    kept = _from_command_line(tmp_path, "dataset: ksdd\nn_seg: 5\nlearning_rate: 0.3\n",
+                              "--n-seg", "0")
+    assert (kept.learning_rate, kept.delta) == (0.3, 1.0)
+
+
+def test_replace_derives_the_recipe_and_architecture_fields_afresh():
+    ms = RunConfig(dataset="ksdd", n_all=None, n_seg=5)
+    assert (ms.replace(n_seg=0).learning_rate, ms.replace(n_seg=0).delta) == (0.01, 1.0)
+    assert ms.replace(n_seg=0, learning_rate=0.5).learning_rate == 0.5
+    assert ms.replace(architecture="released").seg_to_decision == "logit"
+    assert ms.replace(dataset="dagm").epochs == 70
+    explicit = RunConfig(dataset="ksdd", n_all=None, n_seg=5, delta=0.2)
+    assert explicit.replace(n_seg=0).delta == 0.2
+    assert ms.replace(out_dir="elsewhere").to_dict() == {**ms.to_dict(), "out_dir": "elsewhere"}
+
+
+def test_split_seed_holds_the_split_while_the_seed_varies():
+    assert RunConfig(seed=3).effective_split_seed == 3
+    assert RunConfig(seed=3, split_seed=0).effective_split_seed == 0
