@@ -339,9 +339,16 @@ def execute_runs(batch: Batch, runs: list[BatchRun], workers: int | None = None,
     return results
 
 
-def execute_reports(batch: Batch, log: Callable[[str], None] = _print) -> list[Result]:
+def execute_reports(batch: Batch, log: Callable[[str], None] = _print,
+                    only: list[str] | None = None) -> list[Result]:
+    """Execute the reports (with ``only``, those whose names match a shell-style pattern)."""
+    chosen = [r for r in batch.reports
+              if not only or any(fnmatch.fnmatchcase(r.name, p) for p in only)]
+    if only and not chosen:
+        raise ValueError(f"no report of {batch.source} matches {', '.join(only)}; its reports: "
+                         f"{', '.join(r.name for r in batch.reports)}")
     results = []
-    for item in batch.reports:
+    for item in chosen:
         output = batch.out_dir / f"{item.name}.ipynb"
         result = execute_notebook(item.notebook.resolve(), output.resolve(), item.parameters,
                                   item.name, os.getcwd())
@@ -367,12 +374,13 @@ def run_batch(path: str | Path, only: list[str] | None = None, dry_run: bool = F
               workers: int | None = None, scheduler: str | None = None,
               log: Callable[[str], None] = _print, reports_only: bool = False) -> int:
     """The ``segdec batch`` command: 0 when every run and report succeeded, else 1. With
-    ``reports_only``, render the reports from the runs finished so far and train nothing."""
+    ``reports_only``, render the reports from the runs finished so far and train nothing (with
+    ``only``, the reports whose names match)."""
     batch = load_batch(path)
     if reports_only:
         done = sum(run.finished for run in batch.runs)
         log(f"reports from the {done} of {len(batch.runs)} runs finished so far")
-        failed = [r for r in execute_reports(batch, log) if r.status == "failed"]
+        failed = [r for r in execute_reports(batch, log, only) if r.status == "failed"]
         for result in failed:
             log(f"FAILED {result.name}: {result.error}")
         return 1 if failed else 0

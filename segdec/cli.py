@@ -148,6 +148,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_records(args: argparse.Namespace) -> int:
+    from segdec.records import copy_records
+
+    copied, present = copy_records(args.runs, args.dest)
+    print(f"{len(copied)} run records copied to {args.dest}, {len(present)} already there")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -269,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
         "batch", help="execute a papermill batch (papermill_runs/*.yaml), then its reports")
     batch.add_argument("file", type=Path, help="batch file, e.g. papermill_runs/demo.yaml")
     batch.add_argument("--only", action="append", metavar="NAME",
-                       help="run only the runs matching this name or shell pattern (repeatable)")
+                       help="run only the runs matching this name or shell pattern (repeatable); "
+                       "with --reports-only, the reports so named")
     batch.add_argument("--dry-run", action="store_true", help="list the runs and stop")
     batch.add_argument("--reports-only", action="store_true",
                        help="render the reports from the runs finished so far; train nothing")
@@ -284,6 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--out-dir", type=Path, help="also write NAME.csv and NAME.md here")
     summary.add_argument("--name", default="runs", help="file name of the table (default: runs)")
     summary.set_defaults(func=cmd_summary)
+
+    records = commands.add_parser(
+        "records", help="copy finished runs' image-free records (config, split, history, "
+        "metrics, predictions) for committing, e.g. runs/ksdd -> figures/ksdd/runs")
+    records.add_argument("runs", type=Path, help="a batch's runs_dir")
+    records.add_argument("dest", type=Path, help="where the records go (same relative paths)")
+    records.set_defaults(func=cmd_records)
 
     bench = commands.add_parser("bench", help="time the paper's network against the original")
     bench.add_argument("--quick", action="store_true",

@@ -26,6 +26,13 @@ from segdec.io import atomic_write, write_text
 MODES = ("WS", "MS", "FS")
 IMPROVED, BASELINE = "A+T+W", "none"  # the paper's network and Božič's
 RELEASED = "none (released)"  # Božič's network as his code builds it (architecture: released)
+# Table 6's KolektorSDD MS column does not say its L_p; this project compares it with L_p = 5,
+# the fewest masks of Božič's KolektorSDD sweep, so Figure 8 draws it there.
+PAPER_KSDD_MS_L_P = 5
+# How figures name the networks (the tables keep the short labels).
+NETWORK_NAMES = {IMPROVED: "paper's network (A+T+W)",
+                 f"{IMPROVED}, no GA": "paper's network, gradient adjustment off",
+                 RELEASED: "Božič's network as released", BASELINE: "Božič's network as described"}
 METRICS = ["auc", "ap", "f_measure", "fp", "fn"]
 PIXEL_METRICS = ["pixel_ap", "pixel_f", "pixel_iou", "pixel_ap_1_8", "pixel_f_1_8",
                  "pixel_iou_1_8"]
@@ -60,6 +67,7 @@ def read_run(run_dir: str | Path) -> dict:
         "n_all": n_all, "l_p": l_p, "n_seg": "all" if config.n_seg is None else config.n_seg,
         "fold": config.fold if config.dataset == "ksdd" else None,
         "validation": "test set" if config.n_val == 0 else "held-out split",
+        "input_size": f"{config.input_width}x{config.input_height}", "seed": config.seed,
         "epochs": config.epochs, "attention": config.attention, "atrous": config.atrous,
         "decay": decay, "architecture": config.architecture,
         "gradient_adjustment": config.gradient_adjustment,
@@ -91,14 +99,16 @@ SETTING = ["dataset", "mode", "n_seg", "network", "attention", "atrous", "decay"
 
 
 def join_folds(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per setting, its folds joined as Božič reports KolektorSDD: the test predictions
-    of every fold concatenated (each image once) for AP, AUC, F, FP and FN, beside the per-fold
-    AP's mean and spread. Pixel metrics are the folds' mean. A setting run on one fold (or a
-    dataset without folds) keeps that run's numbers; ``folds`` says which were joined."""
+    """One row per setting and seed, its folds joined as Božič reports KolektorSDD: the test
+    predictions of every fold concatenated (each image once) for AP, AUC, F, FP and FN, beside
+    the per-fold AP's mean and spread. Pixel metrics are the folds' mean. A setting run on one
+    fold (or a dataset without folds) keeps that run's numbers; ``folds`` says which were
+    joined."""
     rows = []
-    for key, group in finished(runs).groupby(SETTING, sort=False, dropna=False):
+    keys = [*SETTING, "seed"]
+    for key, group in finished(runs).groupby(keys, sort=False, dropna=False):
         group = group.sort_values("fold")
-        row = dict(zip(SETTING, key, strict=True))
+        row = dict(zip(keys, key, strict=True))
         if len(group) == 1:
             joined = group.iloc[0][METRICS].to_dict()
         else:
@@ -115,6 +125,24 @@ def join_folds(runs: pd.DataFrame) -> pd.DataFrame:
             **{k: pd.to_numeric(group[k], errors="coerce").mean() for k in PIXEL_METRICS},
         })
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def over_seeds(joined: pd.DataFrame) -> pd.DataFrame:
+    """One row per setting and fold set (``join_folds``'s rows): each metric's mean over the
+    seeds, the joined AP's standard deviation over seeds (ddof 1; NaN for one seed) and every
+    seed's joined AP, so that a difference can be read against the spread of seeds."""
+    keys = [*SETTING, "folds"]
+    rows = []
+    for key, group in joined.groupby(keys, sort=False, dropna=False):
+        group = group.sort_values("seed")
+        means = group[[*METRICS, "ap_fold_mean", "ap_fold_std", *PIXEL_METRICS]].apply(
+            pd.to_numeric, errors="coerce").mean()
+        rows.append({**dict(zip(keys, key, strict=True)), "n_all": group["n_all"].iloc[0],
+                     "l_p": group["l_p"].iloc[0], "seeds": len(group),
+                     "seed_list": ",".join(str(int(s)) for s in group["seed"]),
+                     **means.to_dict(), "ap_sd": group["ap"].std(ddof=1),
+                     "ap_per_seed": list(group["ap"])})
     return pd.DataFrame(rows)
 
 
@@ -166,6 +194,39 @@ def table5(runs: pd.DataFrame, compare_with_paper: bool = True) -> pd.DataFrame:
     return _mode_order(table[columns], "n_all", "l_p").reset_index(drop=True)
 
 
+def _sign_test(differences: pd.Series) -> float:
+    """Two-sided sign test of the non-zero paired differences (1.0 when all tie)."""
+    from scipy.stats import binomtest
+
+    wins, losses = int((differences > 0).sum()), int((differences < 0).sum())
+    return float(binomtest(wins, wins + losses, 0.5).pvalue) if wins + losses else 1.0
+
+
+def describe_pairs(pairs: pd.DataFrame) -> str:
+    """The paired comparisons in words (markdown bullets), generated from the table, with a
+    verdict per row: a sign every pair agrees on, or a difference not separated from noise."""
+    lines = []
+    for row in pairs.itertuples(index=False):
+        a, b = NETWORK_NAMES.get(row.a, row.a), NETWORK_NAMES.get(row.b, row.b)
+        favoured = a if row.a_better > row.b_better else b
+        if row.sign_test_p < 0.05:
+            verdict = (f"separated from seed and fold noise: {max(row.a_better, row.b_better)} "
+                       f"of {row.pairs} pairs favour the {favoured} (sign test p = "
+                       f"{row.sign_test_p:.3f})")
+        else:
+            verdict = (f"not separated from seed and fold noise (sign test p = "
+                       f"{row.sign_test_p:.2f}"
+                       + (f"; {row.pairs} pairs cannot reach p < 0.05" if row.pairs < 6 else "")
+                       + ")")
+        joined = (f"; folds joined, per seed: {row.joined_diff_per_seed} points"
+                  if row.joined_seeds else "")
+        lines.append(f"- **{row.mode}** (L_p {row.n_seg}), {a} minus {b}: "
+                     f"{row.mean_diff:+.1f} AP points on average over {row.pairs} fold-seed "
+                     f"pairs ({row.a_better} for, {row.b_better} against, {row.ties} tied)"
+                     f"{joined}: {verdict}.")
+    return "\n".join(lines)
+
+
 # ---- Figure 8 ---------------------------------------------------------------------------------
 def figure8(runs: pd.DataFrame, compare_with_paper: bool = True,
             baseline: str = BASELINE) -> Figure:
@@ -187,6 +248,62 @@ def figure8(runs: pd.DataFrame, compare_with_paper: bool = True,
              ylim=(max(0.0, bars["ap"].min() - 0.05), 1.0), title="Figure 8: AP per setting")
     axis.tick_params(axis="x", rotation=60)
     axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def figure8_pixel_labels(runs: pd.DataFrame,
+                         networks: tuple[str, ...] = (f"{IMPROVED}, no GA", IMPROVED, RELEASED),
+                         dataset: str = "ksdd") -> Figure:
+    """AP against the number of pixel-labelled positives L_p, as the paper's Figure 8 reads, on
+    a dataset with folds: each seed's folds-joined AP (dots), their mean ± sd over seeds (line
+    and bars), each fold's AP (faint crosses), and the paper's Table 6 values where it has the
+    setting (stars: A+T+W; diamonds: Božič's "none" row). The axis starts at 0."""
+    done = finished(runs)
+    done = done[(done["dataset"] == dataset) & done["network"].isin(networks)]
+    joined = join_folds(done)
+    joined = joined[joined["folds"] == "0,1,2"]
+    if joined.empty:
+        raise ValueError(f"no {dataset} setting of {', '.join(networks)} was run on all 3 folds")
+    summary = over_seeds(joined)
+    figure, axis = plt.subplots(figsize=(7.5, 4.6))
+    for colour, network in zip(sns.color_palette("colorblind"), networks, strict=False):
+        label = NETWORK_NAMES.get(network, network)
+        points, curve = joined[joined["network"] == network], summary[summary["network"] == network]
+        if curve.empty:
+            continue
+        curve = curve.sort_values("l_p")
+        seeds = int(curve["seeds"].max())
+        axis.errorbar(curve["l_p"], curve["ap"], yerr=curve["ap_sd"].fillna(0), color=colour,
+                      marker="o", capsize=3, label=f"{label}: mean ± sd of "
+                      f"{seeds} seed{'s' if seeds > 1 else ''}")
+        axis.scatter(points["l_p"], points["ap"], color=colour, s=14, alpha=0.6)
+        folds = done[(done["network"] == network)]
+        axis.scatter(folds["l_p"], folds["ap"], color=colour, marker="x", s=12, alpha=0.3,
+                     linewidths=0.8)
+    reference = paper.table6()
+    reference = reference[reference["dataset"] == dataset]
+    fs_l_p = summary.loc[summary["mode"] == "FS", "l_p"].max()
+    x_of = {"WS": 0, "MS": PAPER_KSDD_MS_L_P, "FS": fs_l_p}
+    for switches, marker, name in (
+            ((True, True, True), "*", f"paper, A+T+W (Table 6; MS drawn at {PAPER_KSDD_MS_L_P})"),
+            ((False, False, False), "D", "paper, Božič's (Table 6's none row)")):
+        rows = reference[(reference["attention"] == switches[0])
+                         & (reference["atrous"] == switches[1])
+                         & (reference["decay"] == switches[2])]
+        axis.scatter([x_of[m] for m in rows["mode"]], rows["ap"] / 100, marker=marker, s=70,
+                     facecolor="none", edgecolor="black", label=name, zorder=3)
+    axis.scatter([], [], color="grey", s=14, label="dots: one seed, folds joined")
+    axis.scatter([], [], color="grey", marker="x", s=12, label="crosses: one fold, one seed")
+    sizes = ", ".join(sorted(done["input_size"].unique()))
+    epochs = ", ".join(str(e) for e in sorted(done["epochs"].unique()))
+    ticks = sorted(summary["l_p"].unique())
+    axis.set(xlabel="L_p: pixel-labelled positives (0: WS; the last: all, FS)",
+             ylabel="AP (3 folds' test predictions joined)", ylim=(0, 1.02), xticks=ticks,
+             title=f"AP against pixel labels on real {dataset.upper()} "
+                   f"({sizes}, {epochs} epochs, 3 folds joined)")
+    axis.legend(loc="lower right", fontsize="x-small")
+    axis.grid(alpha=0.3)
     figure.tight_layout()
     return figure
 
@@ -241,26 +358,37 @@ def figure9(runs: pd.DataFrame, mode: str = "FS", n_images: int = 4,
 
 
 # ---- Table 6 ----------------------------------------------------------------------------------
-def table6(runs: pd.DataFrame, dataset: str = "severstal",
-           compare_with_paper: bool = True) -> pd.DataFrame:
+def table6(runs: pd.DataFrame, dataset: str = "severstal", compare_with_paper: bool = True,
+           folds: list[int] | None = None) -> pd.DataFrame:
     """AP (%) per mode and improvement switches for one dataset, beside the paper's.
 
     KolektorSDD's folds are joined (``join_folds``): ``ap`` is the AP of all folds' test
-    predictions together, as the paper's Table 6 reports it, with the per-fold mean and spread
-    and the pixel metrics of the segmentation beside it. Božič's network appears as described
-    and, where run, as released; both sit beside the paper's "none" row.
+    predictions together, as the paper's Table 6 reports it, averaged over seeds (``ap_sd``: the
+    spread over seeds, ``ap_per_seed``: each seed's), with the per-fold mean and spread and the
+    pixel metrics of the segmentation beside it. With ``folds`` only those folds' runs count and
+    only settings run on exactly those folds are rows, so a column never mixes fold sets; the
+    paper's rows then stand beside ours only where we have the setting. Božič's network appears
+    as described and, where run, as released; both sit beside the paper's "none" row.
     """
     keys = ["mode", "attention", "atrous", "decay"]
-    percent = ["ap", "ap_fold_mean", "ap_fold_std"]
-    ours = join_folds(runs)
-    ours = ours[ours["dataset"] == dataset]
-    ours = ours[keys + ["architecture", "gradient_adjustment", "folds", "validation", *percent,
-                        "pixel_ap_1_8", "pixel_iou_1_8", "pixel_ap"]]
-    table = ours.assign(**{k: ours[k] * 100 for k in percent})
+    percent = ["ap", "ap_sd", "ap_fold_mean", "ap_fold_std"]
+    done = finished(runs)
+    done = done[done["dataset"] == dataset]
+    if folds is not None:
+        done = done[done["fold"].isin(folds)]
+    ours = over_seeds(join_folds(done))
+    if folds is not None:
+        ours = ours[ours["folds"] == ",".join(map(str, sorted(folds)))]
+    ours = ours[keys + ["architecture", "gradient_adjustment", "folds", "validation", "seeds",
+                        *percent, "ap_per_seed", "pixel_ap_1_8", "pixel_iou_1_8", "pixel_ap"]]
+    table = ours.assign(**{k: ours[k] * 100 for k in percent},
+                        ap_per_seed=[", ".join(f"{100 * ap:.1f}" for ap in aps)
+                                     for aps in ours["ap_per_seed"]])
     if compare_with_paper:
         reference = paper.table6()
         reference = reference[reference["dataset"] == dataset].drop(columns="dataset")
-        table = table.merge(reference, on=keys, how="outer", suffixes=("", " paper"))
+        table = table.merge(reference, on=keys, how="outer" if folds is None else "left",
+                            suffixes=("", " paper"))
         table["ap diff"] = table["ap"] - table["ap paper"]
     switch_order = {switches: i for i, switches in enumerate(paper.ABLATION_SWITCHES)}
     table = table.assign(switches=[switch_order.get(tuple(s), len(switch_order))
@@ -274,14 +402,57 @@ def table6(runs: pd.DataFrame, dataset: str = "severstal",
         drop=True)
 
 
+# ---- paired comparisons -----------------------------------------------------------------------
+# (network, network it is compared with): the paper's claim, and the project's own finding.
+COMPARISONS = ((IMPROVED, RELEASED), (f"{IMPROVED}, no GA", IMPROVED))
+
+
+def paired_comparisons(runs: pd.DataFrame,
+                       comparisons: tuple[tuple[str, str], ...] = COMPARISONS) -> pd.DataFrame:
+    """Per mode, network A against network B on the same fold and seed (so the same test images,
+    split and sampling seed): the AP differences of the pairs, how many favour each, and the
+    difference of the folds-joined AP per seed. A difference that does not keep its sign across
+    pairs is not separated from seed noise."""
+    done = finished(runs)
+    joined = join_folds(done)
+    pair_keys, rows = ["mode", "n_seg", "fold", "seed"], []
+    for first, second in comparisons:
+        a, b = (done[done["network"] == n][[*pair_keys, "ap"]] for n in (first, second))
+        pairs = a.merge(b, on=pair_keys, suffixes=("_a", "_b"))
+        ja, jb = (joined[(joined["network"] == n) & (joined["folds"] == "0,1,2")]
+                  [["mode", "n_seg", "seed", "ap"]] for n in (first, second))
+        joined_pairs = ja.merge(jb, on=["mode", "n_seg", "seed"], suffixes=("_a", "_b"))
+        for (mode, n_seg), group in pairs.groupby(["mode", "n_seg"]):
+            diff = group["ap_a"] - group["ap_b"]
+            seeds = joined_pairs[(joined_pairs["mode"] == mode) & (joined_pairs["n_seg"] == n_seg)]
+            seeds = seeds.sort_values("seed")
+            joined_diff = seeds["ap_a"] - seeds["ap_b"]
+            rows.append({
+                "mode": mode, "n_seg": n_seg, "a": first, "b": second, "pairs": len(group),
+                "a_better": int((diff > 0).sum()), "b_better": int((diff < 0).sum()),
+                "ties": int((diff == 0).sum()), "sign_test_p": _sign_test(diff),
+                "mean_diff": 100 * diff.mean(),
+                "sd_diff": 100 * diff.std(ddof=1), "joined_seeds": len(seeds),
+                "joined_diff_per_seed": ", ".join(f"{100 * d:+.1f}" for d in joined_diff),
+                "joined_diff_mean": 100 * joined_diff.mean() if len(seeds) else np.nan,
+            })
+    if not rows:
+        raise ValueError("no pairs of runs on the same fold and seed for "
+                         + "; ".join(f"{a} against {b}" for a, b in comparisons))
+    return _mode_order(pd.DataFrame(rows), "a").reset_index(drop=True)
+
+
 # ---- saving -----------------------------------------------------------------------------------
 def save_table(table: pd.DataFrame, out_dir: str | Path, name: str) -> list[Path]:
     """``name.csv`` and ``name.md`` (three decimals) in ``out_dir``."""
     out_dir = Path(out_dir)
     csv = atomic_write(out_dir / f"{name}.csv", lambda tmp: table.to_csv(tmp, index=False))
     shown = table.astype(object).where(table.notna(), None)  # missing values print as "-"
-    markdown = write_text(out_dir / f"{name}.md",
-                          shown.to_markdown(index=False, floatfmt=".3f", missingval="-") + "\n")
+    # Text columns stay text ("86.1" of a per-seed list must not print as 86.100).
+    text = [i for i, column in enumerate(table.columns)
+            if table[column].map(lambda v: isinstance(v, str)).any()]
+    markdown = write_text(out_dir / f"{name}.md", shown.to_markdown(
+        index=False, floatfmt=".3f", missingval="-", disable_numparse=text or False) + "\n")
     return [csv, markdown]
 
 

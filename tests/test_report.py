@@ -99,9 +99,10 @@ def test_figures_render_and_save(tmp_path):
 
 
 def test_save_table_writes_csv_and_markdown(tmp_path):
-    csv, markdown = report.save_table(pd.DataFrame({"ap": [0.91234]}), tmp_path, "t")
+    csv, markdown = report.save_table(pd.DataFrame({"ap": [0.91234], "per_seed": ["86.1"]}),
+                                      tmp_path, "t")
     assert pd.read_csv(csv)["ap"].iloc[0] == 0.91234
-    assert "0.912" in markdown.read_text()
+    assert "| 0.912 | 86.1 " in markdown.read_text()
 
 
 def test_balance_schedules():
@@ -166,19 +167,25 @@ def test_layer_table_grows_the_same_receptive_field_with_fewer_weights():
     assert taps["3x3, dilation 2"][::2, ::2].all() and not taps["3x3, dilation 2"][1::2].any()
 
 
-def test_the_committed_ksdd_table_comes_from_the_committed_run_records():
-    """figures/ksdd/table6_ksdd.csv is what the image-free records in figures/ksdd/runs give."""
+@pytest.mark.parametrize(("name", "render"), [
+    ("table6_ksdd", lambda runs: report.table6(runs, "ksdd", folds=[0, 1, 2])),
+    ("table6_ksdd_fold0", lambda runs: report.table6(runs, "ksdd", folds=[0])),
+    ("table6_ksdd_paired", report.paired_comparisons),
+])
+def test_the_committed_ksdd_tables_come_from_the_committed_run_records(name, render):
+    """figures/ksdd's tables are what the image-free records in figures/ksdd/runs give."""
     from pathlib import Path
 
     figures = Path(__file__).resolve().parents[1] / "figures" / "ksdd"
-    rendered = report.table6(report.collect_runs(figures / "runs"), "ksdd")
-    committed = pd.read_csv(figures / "table6_ksdd.csv", keep_default_na=False,
-                            na_values=[""])
+    rendered = render(report.collect_runs(figures / "runs"))
+    committed = pd.read_csv(figures / f"{name}.csv", keep_default_na=False, na_values=[""])
     assert list(committed.columns) == list(rendered.columns)
-    for column in ("ap", "ap_fold_mean", "pixel_ap_1_8", "ap paper"):
+    assert len(committed) == len(rendered) >= 6
+    numbers = [c for c in rendered.columns if pd.api.types.is_float_dtype(rendered[c])]
+    assert {"mean_diff", "ap"} & set(numbers)
+    for column in numbers:
         np.testing.assert_allclose(committed[column].astype(float),
                                    rendered[column].astype(float), atol=1e-9)
-    assert rendered["ap"].notna().sum() >= 6
 
 
 def test_runs_table_lists_every_finished_run_with_its_tags_and_history(tmp_path):
@@ -206,3 +213,68 @@ def test_summary_command_prints_and_saves_the_runs_table(tmp_path, capsys):
     assert main(["summary", str(tmp_path / "runs"), "--out-dir", str(tmp_path / "out")]) == 0
     assert "ws" in capsys.readouterr().out
     assert pd.read_csv(tmp_path / "out" / "runs.csv")["ap"].tolist() == [0.8]
+
+
+def _seeded_ksdd_runs(root):
+    """Two networks on 3 folds with 2 seeds: the paper's network scores each fold's defect
+    0.9 - 0.1 * seed and its clean image 0.2; the released one 0.3 + 0.3 * fold and 0.5."""
+    for fold in range(3):
+        for seed in (0, 1):
+            for network, defect, clean, extra in (
+                    ("paper", 0.9 - 0.1 * seed, 0.2, {}),
+                    ("released", 0.3 + 0.3 * fold, 0.5,
+                     dict(attention=False, atrous=False, balance="linear",
+                          architecture="released"))):
+                ap = 1.0 if defect > clean else 0.5
+                run_dir = fake_run(root, f"f{fold}/{network}-s{seed}", 8, 0, ap, dataset="ksdd",
+                                   fold=fold, n_val=0, seed=seed, split_seed=0, **extra)
+                pd.DataFrame({"image": [f"kos{fold}/Part0.jpg", f"kos{fold}/Part1.jpg"],
+                              "score": [defect, clean], "label": [1, 0]}).to_csv(
+                    run_dir / "predictions.csv")
+
+
+def test_seeds_are_joined_per_seed_and_summarised_over_seeds(tmp_path):
+    _seeded_ksdd_runs(tmp_path)
+    runs = report.collect_runs(tmp_path)
+    joined = report.join_folds(runs)
+    assert sorted(joined["seed"]) == [0, 0, 1, 1] and set(joined["folds"]) == {"0,1,2"}
+    table = report.table6(runs, "ksdd", folds=[0, 1, 2]).set_index("architecture")
+    assert list(table.index) == ["released", "described"]  # only the settings we ran
+    paper_net = table.loc["described"]
+    assert (paper_net["ap"], paper_net["seeds"], paper_net["ap_per_seed"]) == (
+        100.0, 2, "100.0, 100.0")
+    # released, either seed: defects 0.9, 0.6 above the clean 0.5 x 3, then 0.3: 1, 1, 3/6
+    released_ap = 100 * (1 + 1 + 0.5) / 3
+    assert table.loc["released", "ap"] == pytest.approx(released_ap)
+    assert table.loc["released", "ap_sd"] == 0.0
+    assert table.loc["released", "ap paper"] == 92.65
+    fold0 = report.table6(runs, "ksdd", folds=[0])
+    assert set(fold0["folds"]) == {"0"} and list(fold0["ap"]) == [50.0, 100.0]
+
+
+def test_paired_comparisons_count_the_pairs_of_fold_and_seed(tmp_path):
+    _seeded_ksdd_runs(tmp_path)
+    pairs = report.paired_comparisons(report.collect_runs(tmp_path))
+    row = pairs.iloc[0]  # the paper's network against the released one (no GA runs here)
+    assert len(pairs) == 1 and (row["a"], row["b"], row["mode"]) == ("A+T+W", report.RELEASED,
+                                                                     "WS")
+    # per fold: 1.0 - 0.5 on fold 0 (0.3 < 0.5), 1.0 - 1.0 on folds 1 and 2; both seeds
+    assert row[["pairs", "a_better", "b_better", "ties"]].tolist() == [6, 2, 0, 4]
+    assert row["mean_diff"] == pytest.approx(100 * 1.0 / 6)
+    assert row["sign_test_p"] == pytest.approx(0.5)
+    difference = 100 * (1 - (1 + 1 + 0.5) / 3)
+    assert row["joined_diff_per_seed"] == f"+{difference:.1f}, +{difference:.1f}"
+    text = report.describe_pairs(pairs)
+    assert "2 for, 0 against, 4 tied" in text and "not separated" in text
+
+
+def test_figure8_against_pixel_labels_starts_at_zero_with_the_paper_values(tmp_path):
+    _seeded_ksdd_runs(tmp_path)
+    figure = report.figure8_pixel_labels(report.collect_runs(tmp_path))
+    axis = figure.axes[0]
+    assert axis.get_ylim() == (0, 1.02)
+    labels = [t.get_text() for t in axis.get_legend().get_texts()]
+    assert "paper's network (A+T+W): mean ± sd of 2 seeds" in labels
+    assert any(label.startswith("paper, A+T+W (Table 6") for label in labels)
+    with pytest.raises(ValueError, match="run on all 3 folds"):
+        report.figure8_pixel_labels(report.collect_runs(tmp_path / "f0"))
