@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # With no NVIDIA driver, take the CPU build of torch first (the CUDA build is several GB).
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: install demo test lint clean locked lock
+.PHONY: install demo test lint clean locked lock companion
 
 $(BIN)/segdec: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ lock:
 # The demo batch: synthetic data -> the ablation and WS/MS/FS runs -> figures/ (tables, figures).
 demo: install
 	$(BIN)/segdec batch papermill_runs/demo.yaml --workers 2
+
+# The numbered report notebooks, executed in place from the committed run records.
+companion: install
+	$(BIN)/segdec companion
 
 test: install
 	$(BIN)/ruff check segdec tests

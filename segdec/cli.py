@@ -148,6 +148,13 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_companion(args: argparse.Namespace) -> int:
+    from segdec.companion import NOTEBOOKS, render_companion
+
+    render_companion(tuple(args.notebooks or NOTEBOOKS))
+    return 0
+
+
 def cmd_records(args: argparse.Namespace) -> int:
     from segdec.records import copy_records
 
@@ -293,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--out-dir", type=Path, help="also write NAME.csv and NAME.md here")
     summary.add_argument("--name", default="runs", help="file name of the table (default: runs)")
     summary.set_defaults(func=cmd_summary)
+
+    companion = commands.add_parser(
+        "companion", help="execute the numbered report notebooks in place from the committed "
+        "run records (what a reader sees on the repository's pages)")
+    companion.add_argument("notebooks", nargs="*", help="only these (default: 03, 04, 06)")
+    companion.set_defaults(func=cmd_companion)
 
     records = commands.add_parser(
         "records", help="copy finished runs' image-free records (config, split, history, "

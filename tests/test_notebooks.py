@@ -11,6 +11,7 @@ import nbformat
 import papermill
 import pytest
 
+from segdec.companion import NOTEBOOKS as COMPANION
 from segdec.config import RunConfig
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
@@ -20,15 +21,47 @@ def test_the_numbered_notebooks_are_there():
     assert [p.stem[:2] for p in NOTEBOOKS] == ["00", "01", "02", "03", "04", "05", "06", "07"]
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_committed_without_outputs_and_with_one_parameters_cell(path):
+def test_committed_with_one_parameters_cell_and_outputs_only_for_the_companion(path):
+    """The companion's notebooks carry every output of an error-free execution (a reader sees
+    the results); the others are committed clean."""
     book = nbformat.read(path, as_version=4)
     nbformat.validate(book)
-    code = [c for c in book.cells if c.cell_type == "code"]
-    assert all(not c.outputs and c.execution_count is None for c in code)
+    code = [c for c in book.cells if c.cell_type == "code"
+            and "injected-parameters" not in c.metadata.get("tags", [])]
+    if path.relative_to(REPO).as_posix() in COMPANION:
+        assert all(c.execution_count for c in code)
+        assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+        assert sum(bool(c.outputs) for c in code) >= 2
+    else:
+        assert all(not c.outputs and c.execution_count is None for c in code)
     tagged = [c for c in book.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and tagged[0].cell_type == "code"
     assert book.metadata.kernelspec.name == "python3"
+
+
+def _markdown_outputs(name: str) -> str:
+    book = nbformat.read(REPO / "notebooks" / name, as_version=4)
+    return "\n".join(o["data"]["text/markdown"] for c in book.cells if c.cell_type == "code"
+                     for o in c.outputs if "text/markdown" in o.get("data", {}))
+
+
+def test_the_committed_companion_says_what_the_committed_records_show():
+    """The generated explanations in the executed notebooks are today's: re-rendered from the
+    records they equal what the notebooks carry (a stale notebook fails here)."""
+    from segdec import narrative, report
+
+    runs = report.collect_runs(REPO / "figures" / "ksdd" / "runs")
+    ablation = _markdown_outputs("06_ablation.ipynb")
+    for folds in ([0, 1, 2], [0]):
+        assert narrative.describe_table6(report.table6(runs, "ksdd", folds=folds)) in ablation
+    assert narrative.describe_pairs(report.paired_comparisons(runs)) in ablation
+    curve = narrative.describe_pixel_label_curve(report.pixel_label_table(runs))
+    assert curve in _markdown_outputs("04_figure8.ipynb")
+    assert curve in _markdown_outputs("03_table5.ipynb")
 
 
 def test_train_notebook_takes_every_run_configuration_field_with_its_default():

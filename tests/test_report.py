@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segdec import paper, report
+from segdec import narrative, paper, report
 from segdec.concepts import balance_schedules
 from segdec.config import RunConfig
 from segdec.model import build_model
@@ -227,7 +227,8 @@ def _seeded_ksdd_runs(root):
                           architecture="released"))):
                 ap = 1.0 if defect > clean else 0.5
                 run_dir = fake_run(root, f"f{fold}/{network}-s{seed}", 8, 0, ap, dataset="ksdd",
-                                   fold=fold, n_val=0, seed=seed, split_seed=0, **extra)
+                                   fold=fold, n_val=0, seed=seed, split_seed=0,
+                                   input_width=96, input_height=264, **extra)
                 pd.DataFrame({"image": [f"kos{fold}/Part0.jpg", f"kos{fold}/Part1.jpg"],
                               "score": [defect, clean], "label": [1, 0]}).to_csv(
                     run_dir / "predictions.csv")
@@ -264,8 +265,27 @@ def test_paired_comparisons_count_the_pairs_of_fold_and_seed(tmp_path):
     assert row["sign_test_p"] == pytest.approx(0.5)
     difference = 100 * (1 - (1 + 1 + 0.5) / 3)
     assert row["joined_diff_per_seed"] == f"+{difference:.1f}, +{difference:.1f}"
-    text = report.describe_pairs(pairs)
+    text = narrative.describe_pairs(pairs)
     assert "2 for, 0 against, 4 tied" in text and "not separated" in text
+    assert narrative.describe_pairs(pairs.iloc[:0]).startswith("No two networks compared")
+
+
+def test_narratives_say_what_the_tables_hold(tmp_path):
+    _seeded_ksdd_runs(tmp_path)
+    runs = report.collect_runs(tmp_path)
+    text = narrative.describe_table6(report.table6(runs, "ksdd", folds=[0, 1, 2]))
+    assert text == (
+        "- **weak supervision (WS):** Božič's network as released 83.3 ± 0.0 over 2 seeds "
+        "against the paper's 92.65 (-9.3); the paper's network (A+T+W) 100.0 ± 0.0 over 2 "
+        "seeds against the paper's 93.41 (+6.6).")
+    curve = narrative.describe_pixel_label_curve(report.pixel_label_table(runs))
+    assert curve.splitlines()[0] == (
+        "- **paper's network (A+T+W)** (AP %, 2 seeds, mean ± sd): L_p 0: 100.0 ± 0.0.")
+    facts = narrative.provenance(runs)
+    assert "- **Runs:** 12 finished (2 seed(s): 0, 1)." in facts
+    assert "input 96x264 (W x H) where Božič trains ksdd at 512x1408, 28x the pixels" in facts
+    assert "best epoch chosen on the test set" \
+        in facts
 
 
 def test_figure8_against_pixel_labels_starts_at_zero_with_the_paper_values(tmp_path):

@@ -1,0 +1,163 @@
+"""What a report shows, in words generated from its numbers: the notebooks' "what this shows"
+sections, so that no sentence about a result is typed by hand and goes stale."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from segdec.data.catalogue import DEFAULT_SIZES
+from segdec.recipes import PUBLISHED
+from segdec.report import COMPARISONS, IMPROVED, NETWORK_NAMES, finished
+
+MODE_NAMES = {"WS": "weak supervision (WS)", "MS": "mixed supervision (MS)",
+              "FS": "full supervision (FS)"}
+
+
+def _runtime(run_dir: str) -> dict:
+    path = Path(run_dir) / "runtime.json"
+    return json.loads(path.read_text())[0] if path.is_file() else {}
+
+
+def provenance(runs: pd.DataFrame) -> str:
+    """How the runs behind a report were made: how many, on which machine, how long, and what
+    they are not (input size, epochs, seeds, validation) beside the published recipe."""
+    done = finished(runs)
+    runtimes = [_runtime(d) for d in done["run_dir"]]
+    recorded = [r for r in runtimes if r]
+    machines = sorted({f"{r.get('cpu', '?')} ({r.get('cpu_capability', '?')}), "
+                       f"{r.get('device', '?')}, {r.get('torch_threads', '?')} thread(s), "
+                       f"{r.get('precision', '?')}" for r in recorded})
+    seconds = [pd.read_csv(Path(d) / "history.csv")["seconds"].sum()
+               for d in done["run_dir"] if (Path(d) / "history.csv").is_file()]
+    commits = sorted({r["segdec_commit"] for r in recorded if r.get("segdec_commit")})
+    lines = [f"- **Runs:** {len(done)} finished ({done['seed'].nunique()} seed(s): "
+             f"{', '.join(map(str, sorted(done['seed'].unique())))})."]
+    if machines:
+        lines.append(f"- **Machine:** {'; '.join(machines)} ({len(recorded)} of {len(done)} runs "
+                     "record it; the others predate runtime.json).")
+    if seconds:
+        lines.append(f"- **Training time:** {sum(seconds) / 3600:.1f} h in all, "
+                     f"{min(seconds) / 60:.1f}-{max(seconds) / 60:.1f} min per run.")
+    if commits:
+        lines.append(f"- **Commits:** {', '.join(commits)}.")
+    lines.append(f"- **What it is not:** {'; '.join(departures(done))}.")
+    return "\n".join(lines)
+
+
+def departures(runs: pd.DataFrame) -> list[str]:
+    """Where the runs depart from the dataset's published setting (input size, epochs), how
+    many seeds they have, and where the best epoch was chosen."""
+    notes = []
+    for dataset, group in runs.groupby("dataset"):
+        sizes = sorted(s for s in group["input_size"].unique() if "None" not in s)
+        if not sizes:
+            notes.append("input size not recorded")
+        elif dataset in DEFAULT_SIZES:
+            height, width = DEFAULT_SIZES[dataset]
+            smallest = min(int(w) * int(h) for w, h in (s.split("x") for s in sizes))
+            notes.append(f"input {', '.join(sizes)} (W x H) where Božič trains {dataset} at "
+                         f"{width}x{height}, {width * height / smallest:.0f}x the pixels")
+        else:
+            notes.append(f"input {', '.join(sizes)} (W x H)")
+        epochs = ", ".join(map(str, sorted(group["epochs"].unique())))
+        if dataset in PUBLISHED:
+            notes.append(f"{epochs} epochs (published: {PUBLISHED[dataset][0]['epochs']})")
+        else:
+            notes.append(f"{epochs} epochs")
+    seeds = runs["seed"].nunique()
+    notes.append(f"{seeds} seed{'s' if seeds > 1 else ''} per setting at most"
+                 + ("; one seed's number carries seed noise of several AP points"
+                    if seeds == 1 else ""))
+    validation = ", ".join(sorted(runs["validation"].unique()))
+    notes.append(f"best epoch chosen on the {validation}"
+                 + (" (Božič's KolektorSDD protocol: comparable with the paper, optimistic)"
+                    if "test set" in validation else ""))
+    return notes
+
+
+def _name(network: str) -> str:
+    return NETWORK_NAMES.get(network, network)
+
+
+def describe_table6(table: pd.DataFrame) -> str:
+    """Per mode: each network's AP (mean ± sd over seeds) beside the paper's row."""
+    lines = []
+    rows = table[table["ap"].notna()].rename(columns={"ap paper": "ap_paper"})
+    for mode in ("WS", "MS", "FS"):
+        parts = []
+        for row in rows[rows["mode"] == mode].itertuples(index=False):
+            switches = "+".join(k for k in ("A", "T", "W") if getattr(row, k) == "x")
+            network = {"": f"Božič's network as {row.architecture}",
+                       IMPROVED: "the paper's network (A+T+W)"}.get(switches, switches)
+            if row.GA != "x":
+                network += ", gradient adjustment off"
+            spread = (f" ± {row.ap_sd:.1f} over {row.seeds} seeds" if row.seeds > 1
+                      else " (one seed)")
+            paper_value = getattr(row, "ap_paper", None)
+            versus = (f" against the paper's {paper_value:.2f} ({row.ap - paper_value:+.1f})"
+                      if paper_value is not None and not np.isnan(paper_value) else "")
+            parts.append(f"{network} {row.ap:.1f}{spread}{versus}")
+        if parts:
+            lines.append(f"- **{MODE_NAMES[mode]}:** " + "; ".join(parts) + ".")
+    return "\n".join(lines)
+
+
+def describe_pixel_label_curve(table: pd.DataFrame) -> str:
+    """Figure 8 in words from ``report.pixel_label_table``: per network, AP at each L_p (mean
+    over seeds, folds joined), and the fewest masks whose AP comes within one point of full
+    supervision's."""
+    lines = []
+    for network, curve in table.groupby("network", sort=False):
+        points = ", ".join(f"L_p {row.l_p}: {row.ap:.1f}"
+                           + (f" ± {row.ap_sd:.1f}" if row.seeds > 1 else "")
+                           for row in curve.itertuples(index=False))
+        seeds = int(curve["seeds"].max())
+        line = (f"- **{_name(network)}** (AP %, {seeds} seed{'s' if seeds > 1 else ''}"
+                f"{', mean ± sd' if seeds > 1 else ''}): {points}.")
+        full = curve[curve["mode"] == "FS"]
+        mixed = curve[curve["mode"] == "MS"]
+        if len(full) and len(mixed):
+            reached = mixed[mixed["ap"] >= full["ap"].iloc[0] - 1.0]
+            if len(reached):
+                fewest, of = int(reached["l_p"].min()), int(full["l_p"].iloc[0])
+                line += (f" Mixed supervision comes within one point of full supervision with "
+                         f"{fewest} of {of} masks ({100 * fewest / of:.0f} %; the paper reports "
+                         "about 45 % on Severstal).")
+            else:
+                line += " No mixed setting run comes within one point of full supervision."
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def describe_pairs(pairs: pd.DataFrame) -> str:
+    """The paired comparisons in words (markdown bullets), generated from the table, with a
+    verdict per row: a sign every pair agrees on, or a difference not separated from noise."""
+    if pairs.empty:
+        return ("No two networks compared here were run on the same fold and seed "
+                f"({'; '.join(f'{_name(a)} against {_name(b)}' for a, b in COMPARISONS)}).")
+    lines = []
+    for row in pairs.itertuples(index=False):
+        a, b = NETWORK_NAMES.get(row.a, row.a), NETWORK_NAMES.get(row.b, row.b)
+        favoured = a if row.a_better > row.b_better else b
+        if row.sign_test_p < 0.05:
+            verdict = (f"separated from seed and fold noise: {max(row.a_better, row.b_better)} "
+                       f"of {row.pairs} pairs favour the {favoured} (sign test p = "
+                       f"{row.sign_test_p:.3f})")
+        else:
+            verdict = (f"not separated from seed and fold noise (sign test p = "
+                       f"{row.sign_test_p:.2f}"
+                       + (f"; {row.pairs} pairs cannot reach p < 0.05" if row.pairs < 6 else "")
+                       + ")")
+        joined = (f"; folds joined, per seed: {row.joined_diff_per_seed} points"
+                  if row.joined_seeds else "")
+        lines.append(f"- **{row.mode}** (L_p {row.n_seg}), {a} minus {b}: "
+                     f"{row.mean_diff:+.1f} AP points on average over {row.pairs} fold-seed "
+                     f"pairs ({row.a_better} for, {row.b_better} against, {row.ties} tied)"
+                     f"{joined}: {verdict}.")
+    return "\n".join(lines)
+
+
