@@ -17,6 +17,16 @@ def image(path: Path, shape=SHAPE, value=100, colour=False) -> Path:
     return path
 
 
+def camera_image(path: Path, shape=SHAPE, low=300, high=4095) -> Path:
+    """A 16-bit grey PNG or TIFF (PIL mode I;16), as a 12-bit camera writes them: ``low``
+    everywhere but row 1 (halfway to ``high``) and the last pixel (``high``)."""
+    pixels = np.full(shape, low, np.uint16)
+    pixels[1], pixels[-1, -1] = (low + high) // 2, high
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
 def mask(path: Path, shape=SHAPE, defect=True, colour=False) -> Path:
     pixels = np.zeros((*shape, 3) if colour else shape, np.uint8)
     if defect:

@@ -13,7 +13,7 @@ from segdec.data.check import check_samples
 from segdec.data.images import DataError
 from segdec.demo import demo_config
 from segdec.train import train
-from tests.layouts import image, mask, write_layout
+from tests.layouts import camera_image, image, mask, write_layout
 
 
 def test_a_good_folder_is_summarised(tmp_path, capsys):
@@ -25,6 +25,17 @@ def test_a_good_folder_is_summarised(tmp_path, capsys):
     assert "image sizes (W x H): 1 distinct; most common 24x40 (12)" in out
     assert "mask coverage of defective images: median 5.21%" in out  # 50 of 960 pixels
     assert "grey 11, colour 1" in out
+    assert "bit depth: 8 (12 images)" in out and "warnings:" not in out
+
+
+def test_bit_depths_are_reported_and_mixed_depths_warned(tmp_path, capsys):
+    write_layout("images-masks", tmp_path)
+    camera_image(tmp_path / "images" / "c.png")  # 16-bit PNG of 12-bit values, labelled 1
+    assert main(["check-data", "--dataset", "folder", "--data", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "bit depth: 8 (3 images), 12 (1 image)\n" in out
+    assert "(grey images deeper than 8 bits are scaled to 0-255 by the bit depth" in out
+    assert "warnings:\n  bit depths differ (8, 12): each image deeper than 8 bits" in out
 
 
 def test_bad_folders_give_every_problem_and_a_nonzero_exit(tmp_path, capsys):
