@@ -27,12 +27,27 @@ def camera_image(path: Path, shape=SHAPE, low=300, high=4095) -> Path:
     return path
 
 
-def mask(path: Path, shape=SHAPE, defect=True, colour=False) -> Path:
+DEFECT = (slice(10, 20), slice(5, 10))  # the defect region of ``mask``: 50 of 960 pixels
+
+
+def mask(path: Path, shape=SHAPE, defect=True, colour=False, background="black") -> Path:
+    """A mask with the ``DEFECT`` region; ``background`` "transparent" (RGBA, white but fully
+    transparent) or "white-palette" (palette index 0 white, the defect index 1 black)."""
     pixels = np.zeros((*shape, 3) if colour else shape, np.uint8)
     if defect:
-        pixels[10:20, 5:10] = (0, 200, 0) if colour else 255
+        pixels[DEFECT] = (0, 200, 0) if colour else 255
+    picture = Image.fromarray(pixels)
+    if background == "transparent":
+        rgba = np.zeros((*shape, 4), np.uint8)
+        rgba[...] = (255, 255, 255, 0)
+        if defect:
+            rgba[DEFECT] = (200, 0, 0, 255)
+        picture = Image.fromarray(rgba)
+    elif background == "white-palette":
+        picture = Image.fromarray((pixels.reshape(*shape, -1).any(-1)).astype(np.uint8))
+        picture.putpalette([255, 255, 255, 0, 0, 0])  # makes it a palette image
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels).save(path)
+    picture.save(path)
     return path
 
 

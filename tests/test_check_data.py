@@ -10,10 +10,11 @@ import pytest
 from segdec.cli import main
 from segdec.data.catalogue import load_samples
 from segdec.data.check import check_samples
+from segdec.data.folder import read_folder
 from segdec.data.images import DataError
 from segdec.demo import demo_config
 from segdec.train import train
-from tests.layouts import camera_image, image, mask, write_layout
+from tests.layouts import DEFECT, camera_image, image, mask, write_layout
 
 
 def test_a_good_folder_is_summarised(tmp_path, capsys):
@@ -107,6 +108,35 @@ def test_a_dark_colour_mask_is_a_defect(tmp_path):
     Image.fromarray(pixels).save(tmp_path / "m.png")
     mask = load_mask(tmp_path / "m.png", (40, 24))
     assert mask.sum() == 1 and mask[5, 6] == 1
+
+
+def test_a_transparent_mask_background_is_not_a_defect(tmp_path):
+    """Alpha was ignored: a white, fully transparent background made the whole image a defect."""
+    import numpy as np
+
+    from segdec.data.images import load_mask
+
+    expected = np.zeros((40, 24), np.uint8)
+    expected[DEFECT] = 1
+    got = load_mask(mask(tmp_path / "m.png", background="transparent"), (40, 24))
+    assert np.array_equal(got, expected)
+
+
+def test_implausible_mask_coverage_is_warned_in_check_data_and_training(tmp_path, capsys):
+    """A palette mask whose index 0 is white reads as defect everywhere but the defect."""
+    write_layout("images-masks", tmp_path)
+    mask(tmp_path / "masks" / "a.png", background="white-palette")  # 910 of 960 pixels
+    assert main(["check-data", "--dataset", "folder", "--data", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    warning = (f"a.png: its mask ({tmp_path / 'masks' / 'a.png'}) marks 94.8% of the image as "
+               "defect; a white or coloured background")
+    assert f"warnings:\n  {warning}" in out
+    check_samples(read_folder(tmp_path)).raise_for_problems()  # train's check before epoch 1
+    assert f"warning: {warning}" in capsys.readouterr().out
+    mask(tmp_path / "masks" / "a.png", background="transparent")
+    assert main(["check-data", "--dataset", "folder", "--data", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "warnings:" not in out and "median 5.21%" in out
 
 
 def test_messages_name_what_is_really_wrong(tmp_path):

@@ -14,6 +14,10 @@ from tqdm.auto import tqdm
 from segdec.data.dataset import Sample
 from segdec.data.images import HIGH_DEPTH_RULE, DataError, decode_image
 
+# A mask marking more of its image than this is more likely a white or coloured background (an
+# inverted mask, a palette whose index 0 is white) than a defect.
+MAX_PLAUSIBLE_COVERAGE = 0.5
+
 
 @dataclass
 class DataCheck:
@@ -89,6 +93,11 @@ def check_samples(samples: Iterable[Sample]) -> DataCheck:
                             f"{'has defect pixels' if mask.any() else 'is empty'} ({where})")
             continue
         coverage = float(mask.mean()) if mask is not None else np.nan
+        if coverage > MAX_PLAUSIBLE_COVERAGE:
+            warnings.append(
+                f"{sample.name}: its mask ({where}) marks {coverage:.1%} of the image as defect; "
+                "a white or coloured background (an inverted mask, a palette whose index 0 is "
+                "white) reads as defect: masks must be black (0) or transparent outside defects")
         rows.append({"image": sample.name, "label": sample.label, "has_mask": mask is not None,
                      "height": shape[0], "width": shape[1], "colour": decoded.colour,
                      "bit_depth": decoded.bit_depth, "coverage": coverage})

@@ -94,18 +94,22 @@ def load_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
     """Binary ``uint8`` mask (non-zero = defect) that must match the image's ``shape``.
 
     A pixel is a defect when any colour channel is non-zero: a dark defect colour such as
-    (0, 0, 1) would vanish in a conversion to grey. Alpha and palettes are resolved to RGB first.
+    (0, 0, 1) would vanish in a conversion to grey. Palettes are resolved to their colours, and a
+    fully transparent pixel is background whatever its colour: an editor's mask layer is often
+    a defect painted on a transparent (0, 0, 0, 0 or 255, 255, 255, 0) background.
     """
     with _open(path) as image:
-        grey = image.mode in ("1", "L", "I", "I;16", "F")
-        pixels = np.array(image if grey else image.convert("RGB"))
-    mask = pixels.any(axis=-1) if pixels.ndim == 3 else pixels != 0
+        if image.mode in ("1", "L", *HIGH_DEPTH_MODES):
+            mask = np.array(image) != 0
+        else:
+            rgba = np.array(image.convert("RGBA"))
+            mask = rgba[..., :3].any(axis=-1) & (rgba[..., 3] > 0)
     if mask.shape != shape:
         raise DataError(
             f"mask {path} is {mask.shape[1]}x{mask.shape[0]} but its image is "
             f"{shape[1]}x{shape[0]}; masks must have their image's size"
         )
-    return (mask > 0).astype(np.uint8)
+    return mask.astype(np.uint8)
 
 
 def resize(array: np.ndarray, size: tuple[int, int], mask: bool = False) -> np.ndarray:
