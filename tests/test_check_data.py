@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from segdec.cli import main
+from segdec.config import RunConfig
 from segdec.data.catalogue import load_samples
 from segdec.data.check import check_samples
 from segdec.data.folder import read_folder
@@ -50,6 +51,24 @@ def test_bad_folders_give_every_problem_and_a_nonzero_exit(tmp_path, capsys):
     mask(tmp_path / "masks" / "a.png", shape=(20, 20))  # a reader error: named, exit 2
     assert main(["check-data", "--dataset", "folder", "--data", str(tmp_path)]) == 2
     assert "is 20x20 but its image is 24x40" in capsys.readouterr().err
+
+
+def test_every_problem_of_a_folder_listing_is_reported_at_once(tmp_path, capsys):
+    """The folder reader stopped at the first problem, so each rerun of check-data found one."""
+    write_layout("images-masks", tmp_path)
+    (tmp_path / "labels.csv").write_text("image,label\nc.png,yes\n")  # and d.png loses its row
+    mask(tmp_path / "masks" / "a.png", shape=(20, 20))
+    mask(tmp_path / "masks" / "zz.png")
+    assert main(["check-data", "--dataset", "folder", "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"4 problem(s) in {tmp_path}:\n" in err
+    for problem in (f"mask {tmp_path / 'masks' / 'a.png'} is 20x20 but its image is 24x40",
+                    f"mask {tmp_path / 'masks' / 'zz.png'} has no image zz.* in",
+                    f"{tmp_path / 'labels.csv'} row 2: label 'yes' must be 0 (good) or 1",
+                    f"{tmp_path / 'images' / 'd.png'} has neither a mask in"):
+        assert f"\n  {problem}" in err
+    with pytest.raises(DataError, match=r"4 problem\(s\)"):  # what training gets
+        load_samples(RunConfig(dataset="folder", data_root=str(tmp_path)))
 
 
 def test_an_rle_run_past_the_end_is_found_with_its_row(tiny_severstal, tmp_path):
