@@ -2,9 +2,11 @@
 
 The ONNX model takes ``image``: float32 [batch, C, H, W], pixels / 255, each image stretched
 (bilinear) to the checkpoint's input size H x W, C = 1 (grey) or 3 (RGB); the batch size is free.
-It returns ``score`` [batch] (defect probability) and ``seg_map`` [batch, 1, H/8, W/8]
-(defect probability per cell). The metadata (``onnx.load(path).metadata_props``) records the
-input size, channels, preprocessing, validation threshold and segdec version.
+Images deeper than 8 bits (16-bit PNG or TIFF) are first brought to 0-255 as segdec reads them
+(metadata ``bit_depth``). It returns ``score`` [batch] (defect probability) and ``seg_map``
+[batch, 1, H/8, W/8] (defect probability per cell). The metadata
+(``onnx.load(path).metadata_props``) records the input size, channels, preprocessing, the
+bit-depth rule, validation threshold and segdec version.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import torch
 
 from segdec.checkpoint import load_checkpoint, model_from_checkpoint
+from segdec.data.images import HIGH_DEPTH_RULE
 from segdec.io import atomic_path
 from segdec.predict import Scorer
 
@@ -26,6 +29,7 @@ def onnx_metadata(state: dict) -> dict[str, str]:
         "input_size": f"{height}x{width}",
         "in_channels": str(state["model_config"]["in_channels"]),
         "preprocessing": json.dumps(state.get("preprocessing")),
+        "bit_depth": HIGH_DEPTH_RULE,
         "threshold": str(state.get("threshold", "")),
     }
 

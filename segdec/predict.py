@@ -1,10 +1,10 @@
 """Run a trained model on new images: scores, decisions, masks and overlays.
 
-Every image is read by content (grey or colour, as the model was trained), stretched to the
-checkpoint's input size exactly as in training, and scored in batches. Its 1/8 segmentation map
-is interpolated back to the image's own resolution, so masks and overlays line up with the file
-the engineer opened. An unreadable file is reported and listed in ``skipped.csv``; the others
-go on.
+Every image is read by content (grey or colour, as the model was trained; deeper than 8 bits
+scaled to 0-255 by its bit depth, as in training), stretched to the checkpoint's input size
+exactly as in training, and scored in batches. Its 1/8 segmentation map is interpolated back to
+the image's own resolution, so masks and overlays line up with the file the engineer opened.
+An unreadable file is reported and listed in ``skipped.csv``; the others go on.
 
 ``OUT/scores.csv``: ``image, score, decision`` (decision 1 = defective, ``score >= threshold``).
 ``OUT/masks/NAME.png``: the segmentation map thresholded at ``mask_threshold`` (0 or 255); it is

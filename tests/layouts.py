@@ -17,12 +17,37 @@ def image(path: Path, shape=SHAPE, value=100, colour=False) -> Path:
     return path
 
 
-def mask(path: Path, shape=SHAPE, defect=True, colour=False) -> Path:
-    pixels = np.zeros((*shape, 3) if colour else shape, np.uint8)
-    if defect:
-        pixels[10:20, 5:10] = (0, 200, 0) if colour else 255
+def camera_image(path: Path, shape=SHAPE, low=300, high=4095) -> Path:
+    """A 16-bit grey PNG or TIFF (PIL mode I;16), as a 12-bit camera writes them: ``low``
+    everywhere but row 1 (halfway to ``high``) and the last pixel (``high``)."""
+    pixels = np.full(shape, low, np.uint16)
+    pixels[1], pixels[-1, -1] = (low + high) // 2, high
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(pixels).save(path)
+    return path
+
+
+DEFECT = (slice(10, 20), slice(5, 10))  # the defect region of ``mask``: 50 of 960 pixels
+
+
+def mask(path: Path, shape=SHAPE, defect=True, colour=False, background="black") -> Path:
+    """A mask with the ``DEFECT`` region; ``background`` "transparent" (RGBA, white but fully
+    transparent) or "white-palette" (palette index 0 white, the defect index 1 black)."""
+    pixels = np.zeros((*shape, 3) if colour else shape, np.uint8)
+    if defect:
+        pixels[DEFECT] = (0, 200, 0) if colour else 255
+    picture = Image.fromarray(pixels)
+    if background == "transparent":
+        rgba = np.zeros((*shape, 4), np.uint8)
+        rgba[...] = (255, 255, 255, 0)
+        if defect:
+            rgba[DEFECT] = (200, 0, 0, 255)
+        picture = Image.fromarray(rgba)
+    elif background == "white-palette":
+        picture = Image.fromarray((pixels.reshape(*shape, -1).any(-1)).astype(np.uint8))
+        picture.putpalette([255, 255, 255, 0, 0, 0])  # makes it a palette image
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(path)
     return path
 
 

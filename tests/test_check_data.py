@@ -8,12 +8,14 @@ import pandas as pd
 import pytest
 
 from segdec.cli import main
+from segdec.config import RunConfig
 from segdec.data.catalogue import load_samples
 from segdec.data.check import check_samples
+from segdec.data.folder import read_folder
 from segdec.data.images import DataError
 from segdec.demo import demo_config
 from segdec.train import train
-from tests.layouts import image, mask, write_layout
+from tests.layouts import DEFECT, camera_image, image, mask, write_layout
 
 
 def test_a_good_folder_is_summarised(tmp_path, capsys):
@@ -25,6 +27,17 @@ def test_a_good_folder_is_summarised(tmp_path, capsys):
     assert "image sizes (W x H): 1 distinct; most common 24x40 (12)" in out
     assert "mask coverage of defective images: median 5.21%" in out  # 50 of 960 pixels
     assert "grey 11, colour 1" in out
+    assert "bit depth: 8 (12 images)" in out and "warnings:" not in out
+
+
+def test_bit_depths_are_reported_and_mixed_depths_warned(tmp_path, capsys):
+    write_layout("images-masks", tmp_path)
+    camera_image(tmp_path / "images" / "c.png")  # 16-bit PNG of 12-bit values, labelled 1
+    assert main(["check-data", "--dataset", "folder", "--data", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "bit depth: 8 (3 images), 12 (1 image)\n" in out
+    assert "(grey images deeper than 8 bits are scaled to 0-255 by the bit depth" in out
+    assert "warnings:\n  bit depths differ (8, 12): each image deeper than 8 bits" in out
 
 
 def test_bad_folders_give_every_problem_and_a_nonzero_exit(tmp_path, capsys):
@@ -38,6 +51,24 @@ def test_bad_folders_give_every_problem_and_a_nonzero_exit(tmp_path, capsys):
     mask(tmp_path / "masks" / "a.png", shape=(20, 20))  # a reader error: named, exit 2
     assert main(["check-data", "--dataset", "folder", "--data", str(tmp_path)]) == 2
     assert "is 20x20 but its image is 24x40" in capsys.readouterr().err
+
+
+def test_every_problem_of_a_folder_listing_is_reported_at_once(tmp_path, capsys):
+    """The folder reader stopped at the first problem, so each rerun of check-data found one."""
+    write_layout("images-masks", tmp_path)
+    (tmp_path / "labels.csv").write_text("image,label\nc.png,yes\n")  # and d.png loses its row
+    mask(tmp_path / "masks" / "a.png", shape=(20, 20))
+    mask(tmp_path / "masks" / "zz.png")
+    assert main(["check-data", "--dataset", "folder", "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"4 problem(s) in {tmp_path}:\n" in err
+    for problem in (f"mask {tmp_path / 'masks' / 'a.png'} is 20x20 but its image is 24x40",
+                    f"mask {tmp_path / 'masks' / 'zz.png'} has no image zz.* in",
+                    f"{tmp_path / 'labels.csv'} row 2: label 'yes' must be 0 (good) or 1",
+                    f"{tmp_path / 'images' / 'd.png'} has neither a mask in"):
+        assert f"\n  {problem}" in err
+    with pytest.raises(DataError, match=r"4 problem\(s\)"):  # what training gets
+        load_samples(RunConfig(dataset="folder", data_root=str(tmp_path)))
 
 
 def test_an_rle_run_past_the_end_is_found_with_its_row(tiny_severstal, tmp_path):
@@ -96,6 +127,35 @@ def test_a_dark_colour_mask_is_a_defect(tmp_path):
     Image.fromarray(pixels).save(tmp_path / "m.png")
     mask = load_mask(tmp_path / "m.png", (40, 24))
     assert mask.sum() == 1 and mask[5, 6] == 1
+
+
+def test_a_transparent_mask_background_is_not_a_defect(tmp_path):
+    """Alpha was ignored: a white, fully transparent background made the whole image a defect."""
+    import numpy as np
+
+    from segdec.data.images import load_mask
+
+    expected = np.zeros((40, 24), np.uint8)
+    expected[DEFECT] = 1
+    got = load_mask(mask(tmp_path / "m.png", background="transparent"), (40, 24))
+    assert np.array_equal(got, expected)
+
+
+def test_implausible_mask_coverage_is_warned_in_check_data_and_training(tmp_path, capsys):
+    """A palette mask whose index 0 is white reads as defect everywhere but the defect."""
+    write_layout("images-masks", tmp_path)
+    mask(tmp_path / "masks" / "a.png", background="white-palette")  # 910 of 960 pixels
+    assert main(["check-data", "--dataset", "folder", "--data", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    warning = (f"a.png: its mask ({tmp_path / 'masks' / 'a.png'}) marks 94.8% of the image as "
+               "defect; a white or coloured background")
+    assert f"warnings:\n  {warning}" in out
+    check_samples(read_folder(tmp_path)).raise_for_problems()  # train's check before epoch 1
+    assert f"warning: {warning}" in capsys.readouterr().out
+    mask(tmp_path / "masks" / "a.png", background="transparent")
+    assert main(["check-data", "--dataset", "folder", "--data", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "warnings:" not in out and "median 5.21%" in out
 
 
 def test_messages_name_what_is_really_wrong(tmp_path):

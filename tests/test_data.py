@@ -156,3 +156,49 @@ def test_split_csv_round_trip_and_checks(tmp_path):
     pd.testing.assert_frame_equal(load_split(path, samples), split)
     with pytest.raises(DataError, match="not in the dataset"):
         load_split(path, samples[:10])
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_16_bit_images_are_scaled_by_their_bit_depth(tmp_path, suffix):
+    """convert("L") clipped every value of a 12-bit camera (300-4095) to 255: an all-white image."""
+    from segdec.data.images import decode_image
+    from tests.layouts import camera_image
+
+    twelve = decode_image(camera_image(tmp_path / f"c12{suffix}"))
+    assert twelve.bit_depth == "12" and not twelve.colour
+    # 300, 2197 and 4095 of 4095 -> round(value * 255 / 4095)
+    assert (twelve.pixels[0, 0], twelve.pixels[1, 0], twelve.pixels[-1, -1]) == (19, 137, 255)
+    assert twelve.pixels.dtype == np.uint8 and np.count_nonzero(twelve.pixels == 255) == 1
+    rgb = decode_image(tmp_path / f"c12{suffix}", channels=3).pixels
+    assert rgb.shape == (40, 24, 3) and tuple(rgb[1, 0]) == (137, 137, 137)
+    # each image by its own depth: a largest value of 1000 fits 10 bits (1023)
+    ten = decode_image(camera_image(tmp_path / f"c10{suffix}", low=300, high=1000))
+    assert ten.bit_depth == "10"
+    assert (ten.pixels[0, 0], ten.pixels[1, 0], ten.pixels[-1, -1]) == (75, 162, 249)
+
+
+def test_float_images_of_0_to_1_are_scaled_by_255(tmp_path):
+    from PIL import Image
+
+    from segdec.data.images import decode_image
+
+    pixels = np.full((8, 8), 0.5, np.float32)
+    pixels[0, 0], pixels[0, 1] = 0.0, 1.0
+    Image.fromarray(pixels).save(tmp_path / "f.tif")
+    decoded = decode_image(tmp_path / "f.tif")
+    assert decoded.bit_depth == "float 0-1"
+    assert (decoded.pixels[0, 0], decoded.pixels[0, 1], decoded.pixels[1, 1]) == (0, 255, 128)
+    pixels[1, 1] = np.nan
+    Image.fromarray(pixels).save(tmp_path / "nan.tif")
+    with pytest.raises(DataError, match="nan.tif holds NaN or infinite pixel values"):
+        decode_image(tmp_path / "nan.tif")
+
+
+def test_the_dataset_feeds_16_bit_images_scaled(tmp_path):
+    from tests.layouts import camera_image
+
+    sample = Sample("c.png", str(camera_image(tmp_path / "c.png")), 0)
+    item = DefectDataset([sample], [True], TargetOptions(size=(40, 24)))[0]
+    assert item["image"][0, 0, 0].item() == pytest.approx(19 / 255)
+    assert item["image"].max().item() == pytest.approx(1.0)
+    assert item["image"][0, 1, 0].item() == pytest.approx(137 / 255)

@@ -191,8 +191,14 @@ def test_folder_bad_input_is_named(own_images):
     (own_images / "labels.csv").write_text("image,label\nc.png,yes\n")
     with pytest.raises(DataError, match=r"row 2: label 'yes' must be 0 \(good\) or 1"):
         read_folder(own_images)
-    (own_images / "labels.csv").write_text("image,label\nz.png,1\n")
-    with pytest.raises(DataError, match=r"row 2 names 'z.png', which is not in images/"):
+    (own_images / "labels.csv").write_text("image,label\nz.png,1\nimages/e.png,0\n")
+    with pytest.raises(DataError, match=r"row 2 names 'z.png', which is no image of the dataset; "
+                                        r"write the file name of an image in .*images, such as "
+                                        r"'a.png'\n.*row 3 names 'images/e.png', which is no "
+                                        r"image of the dataset; .* \('e.png'\?\)"):
+        read_folder(own_images)
+    (own_images / "labels.csv").write_text("image,label\nc.png,1\n\nd.png,0\ne.png,0\na.png,0\n")
+    with pytest.raises(DataError, match=r"labels.csv row 6 labels a.png 0"):  # its line, 6
         read_folder(own_images)
     mask(own_images / "masks" / "zz.png")
     with pytest.raises(DataError, match=r"mask .*zz.png has no image zz"):
@@ -200,6 +206,11 @@ def test_folder_bad_input_is_named(own_images):
     with pytest.raises(DataError, match="masks is in none of the folder layouts segdec reads:"
                                         r"\n  images-masks: images/"):
         read_folder(own_images / "masks")
+    (own_images / "masks" / "zz.png").unlink()
+    image(own_images / "images" / "a.jpg")
+    with pytest.raises(DataError, match=r"images/a.jpg and .*images/a.png share the stem a; "
+                                        "masks are matched by stem, so rename all but one"):
+        read_folder(own_images)
 
 
 def test_positives_without_masks_are_never_pixel_labelled():
@@ -324,6 +335,48 @@ def test_folder_layouts_refuse_what_they_cannot_read(tmp_path):
     with pytest.raises(DataError, match=r"0003_label.PNG has no image 0003\.\* beside it \(or, "
                                         r"in a Label/ folder, beside that folder\)"):
         read_folder(tmp_path / "beside")
+
+
+def test_masks_beside_named_by_no_rule_are_warned_about(tmp_path, capsys):
+    """img3-mask.png (a dash) became one more clean image, and img3 lost its defect, silently."""
+    write_layout("masks-beside", tmp_path)
+    image(tmp_path / "item1" / "p3.png")
+    mask(tmp_path / "item1" / "p3-mask.png")
+    mask(tmp_path / "item2" / "p0 GT.png")
+    image(tmp_path / "item2" / "budget_01.png")  # not a mask word: no warning
+    samples = {s.name for s in read_folder(tmp_path)}
+    assert {"item1/p3-mask.png", "item2/p0 GT.png", "item2/budget_01.png"} <= samples
+    out = capsys.readouterr().out
+    for name in ("item1/p3-mask.png", "item2/p0 GT.png"):
+        assert (f"warning: {tmp_path / name} looks like a mask but matches no mask rule, so it is "
+                "read as an image (label 0); in the masks-beside layout masks are images in "
+                "nested folders, masks beside them (or in Label/ beside them) as "
+                "<stem>_mask|_GT|_label.*: rename it") in out
+    assert "budget_01" not in out and out.count("warning:") == 2
+
+
+@pytest.mark.parametrize("layout", ["images-masks", "masks-beside"])
+def test_macos_resource_forks_are_skipped_with_a_warning(layout, tmp_path, capsys):
+    expected = write_layout(layout, tmp_path)
+    first = tmp_path / ("images" if layout == "images-masks" else "item1")
+    forks = [first / "._a.png", first / "._p0.png", tmp_path / "._x.jpg"]
+    for fork in forks:
+        fork.write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    assert {s.name for s in read_folder(tmp_path)} == set(expected)
+    assert (f"warning: skipped 3 macOS resource-fork file(s) (._*, not images): "
+            f"{', '.join(str(p) for p in sorted(forks))}; delete them") in capsys.readouterr().out
+
+
+def test_masks_beside_labels_name_relative_paths(tmp_path):
+    """A bare file name was answered with "not in images/", a folder this layout does not have."""
+    write_layout("masks-beside", tmp_path)
+    (tmp_path / "labels.csv").write_text("image,label\np2.png,1\nitem1/p2.png,1\n")
+    with pytest.raises(DataError, match=r"1 problem\(s\) in .*\n  .*labels.csv row 2 names "
+                                        r"'p2.png', which is no image of the dataset; write the "
+                                        r"image's path relative to .*, such as 'a/b/item3/p0.png' "
+                                        r"\('a/b/item3/p2.png' or 'item1/p2.png' or "
+                                        r"'item2/p2.png'\?\)$"):
+        read_folder(tmp_path)
 
 
 def test_varied_sizes_get_the_median_aspect_at_the_median_area(tmp_path, capsys):

@@ -90,6 +90,19 @@ def test_find_images_refuses_empty_and_clashing_inputs(tmp_path):
         find_images(tmp_path)
 
 
+def test_16_bit_images_are_predicted_as_trained(tiny_run, tmp_path):
+    """predict read a 12-bit camera's 16-bit PNG as all white, as training did."""
+    from segdec.export import onnx_metadata
+    from segdec.predict import ImageFiles
+    from tests.layouts import camera_image
+
+    loaded = ImageFiles([camera_image(tmp_path / "c.png")], (40, 24), 1)[0]
+    assert (loaded.native[0, 0], loaded.native[1, 0], loaded.native[-1, -1]) == (19, 137, 255)
+    assert loaded.pixels[0, 0, 0].item() == pytest.approx(19 / 255)
+    metadata = onnx_metadata(load_checkpoint(tiny_run / "checkpoints" / "best.pt"))
+    assert metadata["bit_depth"].startswith("grey images deeper than 8 bits are scaled to 0-255")
+
+
 def test_checkpoint_with_other_preprocessing_is_refused(tiny_run, tmp_path):
     state = torch.load(tiny_run / "checkpoints" / "best.pt", weights_only=True)
     torch.save(dict(state, preprocessing={"resize": "pad", "scale": 1.0}), tmp_path / "other.pt")

@@ -9,23 +9,28 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from PIL import Image
+from tqdm.auto import tqdm
 
 from segdec.data.dataset import Sample
-from segdec.data.images import DataError, load_image
+from segdec.data.images import HIGH_DEPTH_RULE, DataError, decode_image
 
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "F", "P")
+# A mask marking more of its image than this is more likely a white or coloured background (an
+# inverted mask, a palette whose index 0 is white) than a defect.
+MAX_PLAUSIBLE_COVERAGE = 0.5
 
 
 @dataclass
 class DataCheck:
-    """What ``check_samples`` found: one row per readable image, and every problem."""
+    """What ``check_samples`` found: one row per readable image, every problem (the data cannot
+    be used) and every warning (it can, but probably not as meant)."""
 
     images: pd.DataFrame
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        """Counts per label, sizes, mask coverage, grey versus colour, and the problems."""
+        """Counts per label, sizes, mask coverage, grey versus colour, bit depths, the warnings
+        and the problems."""
         frame = self.images
         lines = [f"{len(frame) + len(self.problems)} images checked, {len(self.problems)} with "
                  "problems"]
@@ -41,11 +46,22 @@ class DataCheck:
                 lines.append(f"mask coverage of defective images: median {coverage.median():.2%}"
                              f", min {coverage.min():.2%}, max {coverage.max():.2%}")
             lines.append(f"grey {int((~frame.colour).sum())}, colour {int(frame.colour.sum())}")
+            lines.append("bit depth: " + ", ".join(
+                f"{depth} ({n} image{'s' * (n != 1)})"
+                for depth, n in sorted(frame.bit_depth.value_counts().items(),
+                                       key=lambda item: _depth_order(item[0]))))
+            if set(frame.bit_depth) - {"1", "8"}:
+                lines.append(f"  ({HIGH_DEPTH_RULE})")
+        if self.warnings:
+            lines += ["", "warnings:", *(f"  {warning}" for warning in self.warnings)]
         if self.problems:
             lines += ["", "problems:", *(f"  {problem}" for problem in self.problems)]
         return "\n".join(lines)
 
     def raise_for_problems(self, what: str = "the dataset") -> None:
+        """Print the warnings, then refuse the data if there are problems (training's check)."""
+        for warning in self.warnings:
+            tqdm.write(f"warning: {warning}")
         if self.problems:
             raise DataError(
                 f"{len(self.problems)} problems in {what}:\n"
@@ -55,25 +71,43 @@ class DataCheck:
             )
 
 
+def _depth_order(depth: str) -> tuple[bool, int, str]:
+    """Bit depths in numeric order ("8" before "12"), "float 0-1" last."""
+    return not depth.isdigit(), int(depth) if depth.isdigit() else 0, depth
+
+
 def check_samples(samples: Iterable[Sample]) -> DataCheck:
     """Decode every image and mask of ``samples``; collect problems instead of stopping."""
-    rows, problems = [], []
+    rows, problems, warnings = [], [], []
     for sample in samples:
         try:
-            pixels = load_image(sample.image)
-            with Image.open(sample.image) as opened:
-                colour = opened.mode not in GREY_MODES
-            mask = sample.mask(pixels.shape) if sample.has_mask else None
+            decoded = decode_image(sample.image)
+            shape = decoded.pixels.shape
+            mask = sample.mask(shape) if sample.has_mask else None
         except DataError as err:
             problems.append(f"{sample.name}: {err}")
             continue
+        where = sample.source or sample.mask_path
         if mask is not None and int(mask.any()) != sample.label:
             problems.append(f"{sample.name}: labelled {sample.label} but its mask "
-                            f"{'has defect pixels' if mask.any() else 'is empty'} "
-                            f"({sample.source or sample.mask_path})")
+                            f"{'has defect pixels' if mask.any() else 'is empty'} ({where})")
             continue
+        coverage = float(mask.mean()) if mask is not None else np.nan
+        if coverage > MAX_PLAUSIBLE_COVERAGE:
+            warnings.append(
+                f"{sample.name}: its mask ({where}) marks {coverage:.1%} of the image as defect; "
+                "a white or coloured background (an inverted mask, a palette whose index 0 is "
+                "white) reads as defect: masks must be black (0) or transparent outside defects")
         rows.append({"image": sample.name, "label": sample.label, "has_mask": mask is not None,
-                     "height": pixels.shape[0], "width": pixels.shape[1], "colour": colour,
-                     "coverage": float(mask.mean()) if mask is not None else np.nan})
-    columns = ["image", "label", "has_mask", "height", "width", "colour", "coverage"]
-    return DataCheck(pd.DataFrame(rows, columns=columns), problems)
+                     "height": shape[0], "width": shape[1], "colour": decoded.colour,
+                     "bit_depth": decoded.bit_depth, "coverage": coverage})
+    columns = ["image", "label", "has_mask", "height", "width", "colour", "bit_depth", "coverage"]
+    frame = pd.DataFrame(rows, columns=columns)
+    depths = sorted(set(frame.bit_depth), key=_depth_order)
+    if len(depths) > 1 and set(depths) - {"1", "8"}:
+        warnings.append(
+            f"bit depths differ ({', '.join(depths)}): each image deeper than 8 bits is scaled "
+            "by the bit depth its own largest value implies, so images of one camera can differ "
+            "in brightness (a dark 12-bit image read as 10-bit comes out 4x brighter); if they "
+            "come from one camera, convert them to 8 bits with one scale before training")
+    return DataCheck(frame, problems, warnings)
