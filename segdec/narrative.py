@@ -9,9 +9,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from segdec import report
 from segdec.data.catalogue import DEFAULT_SIZES
 from segdec.recipes import PUBLISHED
-from segdec.report import COMPARISONS, IMPROVED, NETWORK_NAMES, finished
+from segdec.report import (
+    COMPARISONS,
+    IMPROVED,
+    NETWORK_NAMES,
+    PAPER_KSDD_MS_L_P,
+    finished,
+)
 
 MODE_NAMES = {"WS": "weak supervision (WS)", "MS": "mixed supervision (MS)",
               "FS": "full supervision (FS)"}
@@ -161,3 +168,35 @@ def describe_pairs(pairs: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+
+
+def headline(runs: pd.DataFrame) -> str:
+    """The README's opening table: per supervision mode on KolektorSDD (3 folds joined), the
+    paper's AP beside this project's for the paper's network (as published, and with gradient
+    adjustment off) and Božič's released network, each as mean ± sd over seeds."""
+    table = report.table6(runs, "ksdd", folds=[0, 1, 2])
+    columns = {("x", "described", "x"): "paper's network (A+T+W)",
+               ("x", "described", ""): "paper's network, gradient adjustment off",
+               ("", "released", "x"): "Božič's network as released"}
+    modes = {"WS": "WS (image labels only)", "MS": f"MS ({PAPER_KSDD_MS_L_P} masks)",
+             "FS": "FS (every mask)"}
+    header = ["KolektorSDD, AP %", "paper: A+T+W (Božič: none)", *columns.values()]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for mode, label in modes.items():
+        rows = table[table["mode"] == mode]
+        paper_values = [f"{rows.loc[rows['A'] == a, 'ap paper'].iloc[0]:.2f}"
+                        for a in ("x", "") if (rows["A"] == a).any()]
+        cells = [label, " (".join(paper_values) + (")" if len(paper_values) > 1 else "")]
+        for (attention, architecture, ga) in columns:
+            row = rows[(rows["A"] == attention) & (rows["architecture"] == architecture)
+                       & (rows["GA"] == ga)]
+            if row.empty:
+                cells.append("-")
+                continue
+            row = row.iloc[0]
+            spread = f" ± {row['ap_sd']:.1f}" if row["seeds"] > 1 else ""
+            cells.append(f"{row['ap']:.1f}{spread} ({row['seeds']} seed"
+                         f"{'s' if row['seeds'] > 1 else ''})")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\nNot the paper's setting: " + "; ".join(
+        departures(finished(runs))) + "."

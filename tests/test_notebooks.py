@@ -109,3 +109,11 @@ def test_concepts_notebook_trains_its_networks_once_and_shows_what_they_do(tmp_p
         "loss_curves.png", "se_channels.png", "se_gates.png", "se_off.png"]
     again = execute("second.ipynb")
     assert "epoch 1/2" not in "".join(o.get("text", "") for o in again)  # loaded, not retrained
+
+
+def test_the_readme_opens_with_the_headline_of_the_committed_records():
+    from segdec.companion import readme_with_headline
+
+    readme = (REPO / "README.md").read_text()
+    assert readme_with_headline(readme, REPO) == readme
+    assert readme.index("## Results") < readme.index("## Set-up: two commands")
