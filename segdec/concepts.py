@@ -16,6 +16,7 @@ from torch import nn
 
 from segdec.loss import loss_weights
 from segdec.model import SegDecNet
+from segdec.recipes import SEVERSTAL_SCHEDULE
 
 
 def balance_schedules(epochs: int, beta: float) -> pd.DataFrame:
@@ -29,13 +30,37 @@ def balance_schedules(epochs: int, beta: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def plot_balance_schedules(schedules: pd.DataFrame) -> Figure:
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
-    for axis, weight in zip(axes, ("w_seg", "w_dec"), strict=True):
-        for balance, rows in schedules.groupby("balance"):
-            axis.plot(rows["epoch"], rows[weight], label=balance)
-        axis.set(xlabel="epoch", title=weight)
-    axes[0].legend()
+def plot_balance_schedules(schedules: pd.DataFrame, delta: float = 0.1) -> Figure:
+    """The two loss weights over training, each as the learning-rate multiplier it is.
+
+    With gradient adjustment on, the decision loss does not reach the segmentation subnetwork,
+    so the two losses train disjoint weights: the segmentation subnetwork learns at lr x w_seg,
+    the decision subnetwork at lr x delta x w_dec. The decay schedules of Table 4's four
+    (epochs, beta) settings are drawn over the fraction of training, beside this schedule's
+    decay, Božič's linear balance and constant weights (both 1: not w_dec = 1 - w_seg).
+    """
+    epochs = int(schedules["epoch"].max()) + 1
+    figure, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharex=True)
+    multipliers = (("w_seg", 1.0, "segmentation subnetwork: lr x w_seg"),
+                   ("w_dec", delta, f"decision subnetwork: lr x δ x w_dec (δ = {delta:g})"))
+    for axis, (weight, scale, title) in zip(axes, multipliers, strict=True):
+        for (table4_epochs, table4_beta), style in zip(SEVERSTAL_SCHEDULE.values(),
+                                                       (":", "-.", "--", (0, (1, 3))),
+                                                       strict=True):
+            curve = balance_schedules(table4_epochs, table4_beta)
+            curve = curve[curve["balance"] == "decay"]
+            axis.plot(curve["epoch"] / table4_epochs, scale * curve[weight], color="0.55",
+                      linestyle=style, label=f"decay, Table 4: {table4_epochs} epochs, "
+                      f"β {table4_beta:g}")
+        names = {"decay": "decay (W), this run", "linear": "linear (Božič, FS/MS)",
+                 "constant": "constant: both 1 (Božič, WS)"}
+        for balance, rows in schedules.groupby("balance", sort=False):
+            axis.plot(rows["epoch"] / epochs, scale * rows[weight], linewidth=2,
+                      label=names[balance])
+        axis.set(xlabel=f"fraction of training (this run: {epochs} epochs)",
+                 ylabel="learning-rate multiplier", title=title, ylim=(0, 1.05 * scale))
+        axis.grid(alpha=0.3)
+    axes[1].legend(fontsize="x-small", loc="upper left")
     figure.tight_layout()
     return figure
 

@@ -298,3 +298,17 @@ def test_figure8_against_pixel_labels_starts_at_zero_with_the_paper_values(tmp_p
     assert any(label.startswith("paper, A+T+W (Table 6") for label in labels)
     with pytest.raises(ValueError, match="run on all 3 folds"):
         report.figure8_pixel_labels(report.collect_runs(tmp_path / "f0"))
+
+
+def test_balance_figure_draws_learning_rate_multipliers_with_delta_and_table_4():
+    from segdec.concepts import plot_balance_schedules
+
+    figure = plot_balance_schedules(balance_schedules(25, 0.036), delta=0.01)
+    seg, dec = figure.axes
+    assert seg.get_ylabel() == dec.get_ylabel() == "learning-rate multiplier"
+    assert "δ = 0.01" in dec.get_title() and dec.get_ylim()[1] == pytest.approx(0.0105)
+    labels = [line.get_label() for line in dec.get_lines()]
+    assert labels[:4] == [f"decay, Table 4: {e} epochs, β {b:g}" for e, b in
+                          ((90, 0.01), (80, 0.01), (60, 0.015), (40, 0.02))]
+    constant = dec.get_lines()[labels.index("constant: both 1 (Božič, WS)")]
+    assert set(constant.get_ydata()) == {0.01}  # delta x 1, not delta x (1 - w_seg)
