@@ -316,49 +316,71 @@ def figure8_pixel_labels(runs: pd.DataFrame,
 # ---- Figure 9 ---------------------------------------------------------------------------------
 def _run_of(runs: pd.DataFrame, mode: str, network: str) -> Path:
     chosen = runs[(runs["mode"] == mode) & (runs["network"] == network)]
+    chosen = chosen[[(Path(d) / "segmentation_maps.npz").is_file() for d in chosen["run_dir"]]]
     if chosen.empty:
-        raise ValueError(f"no finished {mode} run with network {network!r} among the runs; "
-                         "Figure 9 needs one with and one without the improvements")
-    # The most pixel labels; of several folds, the first, so both columns show the same images.
-    chosen = chosen.sort_values(["fold", "l_p"], ascending=[True, False], na_position="last")
+        raise ValueError(f"no finished {mode} run with network {network!r} and saved maps "
+                         "(segmentation_maps.npz) among the runs; Figure 9 needs one with and "
+                         "one without the improvements")
+    # The most pixel labels; of several folds and seeds the first, so both columns show the
+    # same test images of the same split.
+    chosen = chosen.sort_values(["fold", "seed", "l_p"], ascending=[True, True, False],
+                                na_position="last")
     return Path(chosen["run_dir"].iloc[0])
+
+
+MAP_COLOURS = "magma"
 
 
 def figure9(runs: pd.DataFrame, mode: str = "FS", n_images: int = 4,
             baseline: str = BASELINE) -> Figure:
-    """Segmentation maps on positive test images without and with the improvements, upsampled
-    bilinearly from 1/8 to the image as the paper shows them."""
+    """Segmentation maps of positive test images without and with the improvements, each on the
+    same probability scale (one colourbar), upsampled from 1/8 as the paper shows them, with
+    the true defect outlined, the decision p against that run's threshold, and hit or miss."""
     done = finished(runs)
-    columns = {"Božič's network": _run_of(done, mode, baseline),
-               "with A+T+W": _run_of(done, mode, IMPROVED)}
+    columns = {NETWORK_NAMES.get(baseline, baseline): _run_of(done, mode, baseline),
+               NETWORK_NAMES[IMPROVED]: _run_of(done, mode, IMPROVED)}
     saved = {title: np.load(run / "segmentation_maps.npz") for title, run in columns.items()}
-    reference = saved["with A+T+W"]
-    names = [n for n, label in zip(reference["names"], reference["labels"], strict=True) if label]
-    names = names[:n_images]
+    thresholds = {title: json.loads((run / "metrics.json").read_text())["threshold"]
+                  for title, run in columns.items()}
+    reference = saved[NETWORK_NAMES[IMPROVED]]
+    names = [n for n, label in zip(reference["names"], reference["labels"], strict=True)
+             if label and all(n in list(maps["names"]) for maps in saved.values())][:n_images]
     if not names:
-        raise ValueError(f"{columns['with A+T+W']} saved no positive test images")
+        raise ValueError(f"{columns[NETWORK_NAMES[IMPROVED]]} and "
+                         f"{columns[NETWORK_NAMES.get(baseline, baseline)]} saved no positive "
+                         "test image in common")
     height, width = reference["images"].shape[1:3]
-    figure, axes = plt.subplots(len(names), 3, squeeze=False,
-                                figsize=(12, len(names) * (4 * height / width + 0.7)))
+    figure = Figure(figsize=(12.5, len(names) * (3.4 * height / width + 0.9) + 0.8),
+                    layout="constrained")
+    axes = figure.subplots(len(names), 3, squeeze=False)
+    extent = (-0.5, width - 0.5, height - 0.5, -0.5)
+    shown = None
     for row, name in enumerate(names):
         index = list(reference["names"]).index(name)
         image, mask = reference["images"][index], reference["masks"][index]
         axes[row, 0].imshow(image, cmap="gray")
-        axes[row, 0].contour(mask, levels=[0.5], colors="cyan", linewidths=0.7)
-        axes[row, 0].set_title(f"{name} (mask in cyan)", fontsize="small")
+        axes[row, 0].contour(mask, levels=[0.5], colors="cyan", linewidths=0.8)
+        axes[row, 0].set_title(f"{name}\ntrue defect outlined in cyan", fontsize="small")
         for column, (title, maps) in enumerate(saved.items(), start=1):
             at = list(maps["names"]).index(name)
-            axes[row, column].imshow(image, cmap="gray")
-            seg_map = maps["seg_maps"][at]  # 1/8 resolution, upsampled over the image
-            axes[row, column].imshow(seg_map, cmap="autumn", alpha=0.8 * np.clip(seg_map, 0, 1),
-                                     vmin=0, vmax=1, interpolation="bilinear",
-                                     extent=(-0.5, width - 0.5, height - 0.5, -0.5))
-            axes[row, column].set_title(f"{title}: p = {maps['scores'][at]:.3f}",
-                                        fontsize="small")
+            shown = axes[row, column].imshow(maps["seg_maps"][at], cmap=MAP_COLOURS, vmin=0,
+                                             vmax=1, interpolation="bilinear", extent=extent)
+            axes[row, column].contour(mask, levels=[0.5], colors="cyan", linewidths=0.8)
+            score, threshold = float(maps["scores"][at]), thresholds[title]
+            verdict = "hit" if score >= threshold else "miss"
+            axes[row, column].set_title(f"{title}\np = {score:.3f}, threshold {threshold:.3f}: "
+                                        f"{verdict}", fontsize="small")
     for axis in axes.flat:
         axis.set_axis_off()
-    figure.suptitle(f"Figure 9: segmentation of positive test images ({mode})")
-    figure.tight_layout()
+    figure.colorbar(shown, ax=axes[:, 1:], shrink=0.8, label="segmentation map: defect "
+                    "probability of each 8x8 cell (sigmoid)")
+    config = RunConfig.from_file(columns[NETWORK_NAMES[IMPROVED]] / "config.yaml")
+    note = ("; Božič's released network normalises its map per image (zero mean), so about "
+            "half of every image lies above 0.5 whatever it sees: read its map by contrast"
+            if baseline == RELEASED else "")
+    figure.suptitle(f"Segmentation of positive test images, {mode} on {config.dataset} "
+                    f"({config.input_width}x{config.input_height}, fold {config.fold}, "
+                    f"seed {config.seed}){note}", fontsize="medium", wrap=True)
     return figure
 
 

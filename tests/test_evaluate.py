@@ -54,9 +54,16 @@ def test_error_gallery_picks_the_worst_mistakes_and_draws_them(tmp_path):
     entry = {"image": np.zeros((40, 24), np.uint8), "mask": np.zeros((40, 24), np.uint8),
              "seg_map": np.full((5, 3), 0.8, np.float32), "score": 0.9,
              "kind": "false positive", "name": "a.png"}
-    figure = error_gallery([entry, {**entry, "kind": "false negative", "score": 0.05}], 0.5)
-    titles = [axis.get_title() for axis in figure.axes if axis.get_title()]
-    assert titles == ["false positive\na.png\np = 0.900", "false negative\na.png\np = 0.050"]
+    empty_map = {**entry, "kind": "false negative", "score": 0.05,
+                 "seg_map": np.full((5, 3), 0.02, np.float32)}
+    figure = error_gallery([entry, empty_map, entry, entry, entry], 0.5)
+    titles = [axis.get_title() for axis in figure.axes]
+    assert titles[:2] == ["false positive\na.png\np = 0.900",
+                          "false negative\na.png\np = 0.050\nmap empty (max 0.02)"]
+    assert len(figure.axes) == 5  # two rows of four columns, but no blank panels
+    assert figure._suptitle.get_text().startswith("Test errors at threshold 0.500: predicted map")
     figure.savefig(tmp_path / "errors.png")
     assert (tmp_path / "errors.png").stat().st_size > 1000
+    only_empty = error_gallery([empty_map], 0.5)._suptitle.get_text()
+    assert "every predicted map empty" in only_empty and "orange" not in only_empty
     assert "No test errors" in error_gallery([], 0.5)._suptitle.get_text()

@@ -89,9 +89,15 @@ def test_figures_render_and_save(tmp_path):
     figure8 = report.figure8(runs)
     labels = [t.get_text() for t in figure8.axes[0].get_xticklabels()]
     assert "8-8" in labels and "300-300" in labels
+    metrics = json.loads((runs_root / "fs" / "metrics.json").read_text())
+    (runs_root / "fs" / "metrics.json").write_text(json.dumps({**metrics, "threshold": 0.85}))
     figure9 = report.figure9(runs, "FS", n_images=4)
     titles = [axis.get_title() for axis in figure9.axes]
-    assert "with A+T+W: p = 0.900" in titles and len(figure9.axes) == 2 * 3  # two positives
+    assert "paper's network (A+T+W)\np = 0.900, threshold 0.850: hit" in titles
+    assert "paper's network (A+T+W)\np = 0.800, threshold 0.850: miss" in titles
+    assert len(figure9.axes) == 2 * 3 + 1  # two positives, and one shared colourbar
+    assert figure9.axes[-1].get_ylabel().startswith("segmentation map: defect probability")
+    assert "Segmentation of positive test images, FS" in figure9._suptitle.get_text()
     saved = report.save_figure(figure9, tmp_path / "out", "figure9")
     assert [p.suffix for p in saved] == [".png", ".pdf"] and all(p.stat().st_size for p in saved)
     with pytest.raises(ValueError, match="without the improvements"):
