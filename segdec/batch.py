@@ -10,7 +10,9 @@ checkpoint, so a killed batch started again runs only what is missing. A finishe
 ``config.yaml`` differs from the batch file's settings is stale: it is reported, not skipped and
 not overwritten. A run that raises is
 recorded and the others go on; the summary lists every failure and the exit code is non-zero.
-Runs fan out over local processes (one per GPU when there are several) or over a Dask cluster.
+Runs fan out over local processes (one per GPU when there are several, each with its share of
+the CPU cores) or over a Dask cluster. Dask workers get no GPU from here: a worker's runs use the
+GPUs that worker sees, so start one worker per GPU, each with its own ``CUDA_VISIBLE_DEVICES``.
 """
 
 from __future__ import annotations
@@ -258,7 +260,8 @@ def _describe(err: Exception) -> str:
 
 
 def _init_worker(gpus: Any, threads: int | None) -> None:
-    """Process-pool initializer: pin this worker to one GPU, or to its share of the CPU cores.
+    """Process-pool initializer: pin this worker to one GPU (an entry of ``_worker_gpus`` from
+    the queue ``gpus``) and to its share of the CPU cores.
 
     The notebook kernels it starts inherit the environment; without a share, every kernel's
     PyTorch would take all cores and the workers would slow each other down.
@@ -273,6 +276,16 @@ def _gpu_count() -> int:
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _worker_gpus(workers: int, gpus: int) -> list[str]:
+    """The ``CUDA_VISIBLE_DEVICES`` of each local worker, round robin over the ``gpus`` this
+    process sees: entries of the user's own list where one is set (``2,3`` gives GPUs 2 and 3,
+    not 0 and 1), else their indices."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = ([entry.strip() for entry in visible.split(",")] if visible
+           else [str(index) for index in range(gpus)])
+    return [ids[worker % gpus] for worker in range(workers)]
 
 
 def execute_runs(batch: Batch, runs: list[BatchRun], workers: int | None = None,
@@ -326,10 +339,10 @@ def execute_runs(batch: Batch, runs: list[BatchRun], workers: int | None = None,
     queue = None
     if gpus > 1:
         queue = context.Queue()
-        for worker in range(workers):
-            queue.put(worker % gpus)
+        for gpu in _worker_gpus(workers, gpus):
+            queue.put(gpu)
     threads = None
-    if gpus == 0 and "OMP_NUM_THREADS" not in os.environ:
+    if "OMP_NUM_THREADS" not in os.environ:  # GPU workers too: their loaders and kernels share
         threads = max(1, (os.cpu_count() or 1) // workers)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                              initargs=(queue, threads)) as pool:

@@ -522,7 +522,7 @@ def accuracy_check(device: torch.device, work_dir: str | Path) -> pd.DataFrame:
     auto_ap = fp32_ap if auto is None else train(
         base.replace(precision="auto", out_dir=str(Path(work_dir) / "auto")), progress=False
     )["ap"]
-    bf16_eval_ap = evaluate_run(base.out_dir, device, config=base.replace(precision="bf16"))["ap"]
+    bf16_eval_ap = evaluate_run(base.out_dir, device, config=base, precision="bf16")["ap"]
     rows = [("train + test in fp32", "fp32", fp32_ap),
             ('train + test in the default "auto"', DTYPE_NAMES.get(auto, "fp32"), auto_ap),
             ("fp32-trained, tested under bf16 autocast", "bf16", bf16_eval_ap)]

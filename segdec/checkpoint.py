@@ -14,6 +14,7 @@ from segdec.config import RunConfig
 from segdec.data.dataset import PREPROCESSING
 from segdec.io import atomic_write
 from segdec.model import ModelConfig, SegDecNet
+from segdec.runtime import scoring_precision, use_precision
 
 CHECKPOINT_FORMAT = 1
 
@@ -78,6 +79,19 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"prepares them as {PREPROCESSING}; use the segdec version that trained it"
         )
     return state
+
+
+def checkpoint_precision(state: dict) -> str:
+    """The resolved precision a checkpoint's network was trained and validated in ("fp32",
+    "tf32", "bf16", "fp16"); checkpoints written before it was recorded count as fp32."""
+    return state.get("precision", "fp32")
+
+
+def scoring_dtype(state: dict, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype a checkpoint's network is scored in on ``device`` (TF32 switched to
+    match): its training precision where the device has it, else fp32, and never "auto"
+    resolved afresh, which could differ between the training device and this one."""
+    return use_precision(scoring_precision(checkpoint_precision(state), device), device)
 
 
 def best_checkpoint(run_dir: str | Path) -> Path:

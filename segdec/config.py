@@ -97,15 +97,19 @@ class RunConfig(ModelConfig):
                                     "validated and pixel-labelled (null: the run's seed); fix it "
                                     "to vary only the training over seeds")
     device: str = option("auto", "optimisation", "auto, cpu, cuda or cuda:N")
-    precision: str = option("auto", "optimisation", "autocast precision (auto: bf16 on GPUs "
-                            "and AMX CPUs, else fp32)", PRECISIONS)
+    precision: str = option("auto", "optimisation", "autocast precision (auto: fp32, with TF32 "
+                            "on GPUs of compute capability 8.0+)", PRECISIONS)
+    deterministic: bool = option(False, "optimisation", "repeatable GPU kernels: cuDNN "
+                                 "deterministic and not autotuned, deterministic algorithms, a "
+                                 "fixed cuBLAS workspace (slower)")
     channels_last: bool = option(False, "optimisation", "channels_last memory format")
     atrous_gradient: str = option("auto", "optimisation", "weight gradient of the dilation-2 "
                                   "convolutions on a CPU: space_to_batch (faster with AVX2), "
                                   "dilated (oneDNN's own, faster with AVX-512); auto: by the CPU",
                                   ATROUS_GRADIENTS)
     compile: bool = option(False, "optimisation", "torch.compile the network")
-    num_workers: int = option(0, "optimisation", "data-loading processes")
+    num_workers: int | None = option(None, "optimisation", "data-loading processes (null: up to "
+                                     "4 on a GPU, 0 on a CPU)")
     validate_every: int = option(5, "optimisation", "epochs between validations")
     tie_break: str | None = option(None, "optimisation", "which of several validations with the "
                                    "best AP is kept: first, or loss (the lowest validation log "

@@ -14,14 +14,19 @@ import torch.nn.functional as F
 from sklearn.metrics import average_precision_score, log_loss, precision_recall_curve, roc_auc_score
 from torch.utils.data import DataLoader
 
-from segdec.checkpoint import best_checkpoint, load_checkpoint, model_from_checkpoint
+from segdec.checkpoint import (
+    best_checkpoint,
+    load_checkpoint,
+    model_from_checkpoint,
+    scoring_dtype,
+)
 from segdec.config import RunConfig
 from segdec.data.dataset import DefectDataset
 from segdec.data.images import DataError, image_shape, load_image, resize
 from segdec.data.prepare import RunData, loader, prepare_data
 from segdec.gallery import error_gallery, error_indices
 from segdec.io import atomic_write, write_json
-from segdec.runtime import autocast_dtype, keep_freed_memory, resolve_device
+from segdec.runtime import keep_freed_memory, resolve_device, use_precision
 
 
 def image_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float | int]:
@@ -112,8 +117,11 @@ def evaluate_run(
     device: str | torch.device = "auto",
     data: RunData | None = None,
     config: RunConfig | None = None,
+    precision: str | None = None,
 ) -> dict:
-    """Test the best checkpoint; write metrics, predictions and a few segmentation maps."""
+    """Test the best checkpoint, in the precision it was trained in where ``device`` has it
+    (or in ``precision``, to measure what another costs); write metrics, predictions and a few
+    segmentation maps."""
     run_dir = Path(run_dir)
     config = config or RunConfig.from_file(run_dir / "config.yaml")
     device = resolve_device(device) if isinstance(device, str) else device
@@ -121,8 +129,9 @@ def evaluate_run(
     if data is None:
         config, data = prepare_data(config, run_dir / "split.csv")
     checkpoint = best_checkpoint(run_dir)
-    model = model_from_checkpoint(load_checkpoint(checkpoint, device), device)
-    dtype = autocast_dtype(config.precision, device)
+    state = load_checkpoint(checkpoint, device)
+    model = model_from_checkpoint(state, device)
+    dtype = use_precision(precision, device) if precision else scoring_dtype(state, device)
     labels = data.test.labels()
     # Figure 9 shows positives, and the pixel metrics score them: their maps come first.
     positives_first = np.argsort(-labels, kind="stable")

@@ -20,6 +20,12 @@ from segdec.evaluate import image_metrics, pixel_metrics
 from segdec.model import DECISION_INPUTS, FeatureNorm, ReleasedNorm, SegDecNet, SqueezeExcite
 
 
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    """An fp32 array of a tensor on any device and in any dtype (``.numpy()`` alone fails on a
+    GPU tensor and on bf16 or fp16 ones)."""
+    return tensor.detach().float().cpu().numpy()
+
+
 class _HeldStatistics(nn.Module):
     """A per-image normalisation whose mean and spread are constants in the backward pass, so
     that the input gradient of one output unit stays on the pixels that unit sees."""
@@ -57,7 +63,7 @@ def input_gradient(model: SegDecNet, image: torch.Tensor,
     seg = model.forward_features(x)[1]
     row, col = unit if unit is not None else (seg.shape[2] // 2, seg.shape[3] // 2)
     seg[0, 0, row, col].backward()
-    return x.grad[0].abs().sum(0).numpy()
+    return _numpy(x.grad[0].abs().sum(0))
 
 
 def field_extent(gradient: np.ndarray) -> tuple[int, int, int, int]:
@@ -130,7 +136,7 @@ def se_gates(model: SegDecNet, image: torch.Tensor) -> np.ndarray:
     """The channel weights of every SE module for one image, shape [modules, channels]."""
     gates: list[np.ndarray] = []
     hooks = [m.register_forward_hook(lambda m, inputs, _: gates.append(
-        m.gate(inputs[0])[0, :, 0, 0].numpy())) for m in _squeeze_excite(model)]
+        _numpy(m.gate(inputs[0])[0, :, 0, 0]))) for m in _squeeze_excite(model)]
     try:
         model.eval()(image)
     finally:
@@ -144,7 +150,7 @@ def attended_features(model: SegDecNet, image: torch.Tensor, module: int = -1) -
     """The output of one SE module (the reweighted feature maps) for one image, [C, h, w]."""
     kept: list[np.ndarray] = []
     hook = _squeeze_excite(model)[module].register_forward_hook(
-        lambda _m, _i, output: kept.append(output[0].numpy()))
+        lambda _m, _i, output: kept.append(_numpy(output[0])))
     try:
         model.eval()(image)
     finally:
@@ -234,7 +240,7 @@ def plot_maps(image: np.ndarray, mask: np.ndarray, maps: dict[str, np.ndarray]) 
 def predict(model: SegDecNet, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """(decision probabilities [N], segmentation probabilities [N, H/8, W/8])."""
     decision, seg = model.eval()(images)
-    return torch.sigmoid(decision).numpy(), torch.sigmoid(seg[:, 0]).numpy()
+    return _numpy(torch.sigmoid(decision)), _numpy(torch.sigmoid(seg[:, 0]))
 
 
 def attention_effect(model: SegDecNet, images: torch.Tensor, labels: np.ndarray,
@@ -257,9 +263,9 @@ def decision_ablation(model: SegDecNet, images: torch.Tensor, names: list[str]) 
     ``DECISION_INPUTS`` set to zero in turn (one row per image)."""
     model = model.eval()
     inputs = model.decision_inputs(*model.forward_features(images))
-    columns = {"all inputs": torch.sigmoid(model.classifier(inputs)[:, 0]).numpy()}
+    columns = {"all inputs": _numpy(torch.sigmoid(model.classifier(inputs)[:, 0]))}
     for group, where in DECISION_INPUTS.items():
         ablated = inputs.clone()
         ablated[:, where] = 0
-        columns[f"without {group}"] = torch.sigmoid(model.classifier(ablated)[:, 0]).numpy()
+        columns[f"without {group}"] = _numpy(torch.sigmoid(model.classifier(ablated)[:, 0]))
     return pd.DataFrame(columns, index=pd.Index(names, name="image"))

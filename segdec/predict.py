@@ -30,13 +30,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from segdec.checkpoint import load_checkpoint, model_from_checkpoint
+from segdec.checkpoint import load_checkpoint, model_from_checkpoint, scoring_dtype
 from segdec.data.dataset import image_tensor
 from segdec.data.images import DataError, load_image, resize
 from segdec.data.severstal import IMAGE_SUFFIXES
 from segdec.io import atomic_write
 from segdec.model import SegDecNet
-from segdec.runtime import autocast_dtype, keep_freed_memory, resolve_device
+from segdec.runtime import keep_freed_memory, resolve_device
 
 DEFECT_COLOUR, CLEAN_COLOUR, TINT = (230, 30, 30), (40, 190, 70), np.array([255.0, 0.0, 0.0])
 
@@ -148,7 +148,7 @@ def predict_images(
     torch_device = resolve_device(device)
     keep_freed_memory()
     scorer = Scorer(model_from_checkpoint(state, torch_device))
-    dtype = autocast_dtype(state["run_config"].get("precision", "auto"), torch_device)
+    dtype = scoring_dtype(state, torch_device)
     files = ImageFiles(paths, tuple(state["input_size"]), state["model_config"]["in_channels"])
     batches = DataLoader(files, batch_size=batch_size, num_workers=num_workers, collate_fn=list)
     out = Path(out)

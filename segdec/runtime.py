@@ -1,4 +1,5 @@
-"""Where and how a network runs: the device, the autocast dtype and the process's allocator."""
+"""Where and how a network runs: the device, its precision, repeatability, data-loading
+workers and the process's allocator."""
 
 from __future__ import annotations
 
@@ -6,22 +7,131 @@ import ctypes
 import functools
 import os
 import platform
+import re
+import warnings
 from pathlib import Path
 
 import torch
 
+# The oldest torch segdec runs on (pyproject.toml declares the same): model.py calls
+# torch.is_autocast_enabled(device_type), new in 2.4; train.py builds torch.amp.GradScaler(device),
+# new in 2.3.
+TORCH_FLOOR = (2, 4)
+
+
+def check_torch(version: str) -> None:
+    """Refuse an older torch at import, with what to do, instead of a TypeError mid-training."""
+    found = tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+    if found < TORCH_FLOOR:
+        floor = ".".join(map(str, TORCH_FLOOR))
+        raise ImportError(f"segdec needs torch >= {floor}, but torch {version} is installed; "
+                          f"upgrade it: pip install 'torch>={floor}'")
+
+
+check_torch(torch.__version__)
+
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 KEEP_FREED_MEMORY_ENV = "SEGDEC_KEEP_FREED_MEMORY"
+# Resolved precisions: "tf32" is fp32 with TF32 matmuls and convolutions (Ampere GPUs and newer).
+PRECISION_DTYPES = {"fp32": None, "tf32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+AMPERE = (8, 0)  # the compute capability with bf16 and TF32 in hardware
+# cuBLAS repeats its sums only with a fixed workspace (CUDA's documented setting).
+CUBLAS_WORKSPACE = ":4096:8"
 
 
 def resolve_device(name: str = "auto") -> torch.device:
+    """The device of ``name`` ("auto", "cpu", "cuda", "cuda:N"); a GPU gets its index and becomes
+    the current one, so that cuDNN, cuBLAS and the caching allocator open no context on GPU 0."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
         raise RuntimeError(f"device {name!r} was asked for but CUDA is not available")
-    return device
+    index = torch.cuda.current_device() if device.index is None else device.index
+    count = torch.cuda.device_count()
+    if index >= count:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        raise RuntimeError(
+            f"device {name!r} was asked for but this process sees {count} GPU(s), cuda:0 to "
+            f"cuda:{count - 1}" + (f" (CUDA_VISIBLE_DEVICES={visible})" if visible else ""))
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
+
+
+def gpu_capability(device: torch.device) -> tuple[int, int] | None:
+    """The compute capability of a CUDA ``device`` (None elsewhere)."""
+    return tuple(torch.cuda.get_device_capability(device)) if device.type == "cuda" else None
+
+
+def can_compute(precision: str, device: torch.device) -> bool:
+    """Whether ``device`` has a resolved precision: TF32 needs an Ampere GPU or newer, and so
+    does bf16 on a GPU (older ones emulate it, although ``torch.cuda.is_bf16_supported()`` says
+    yes there); fp32, fp16 and bf16 autocast run on any CPU."""
+    if precision == "tf32" or (precision == "bf16" and device.type == "cuda"):
+        capability = gpu_capability(device)
+        return capability is not None and capability >= AMPERE
+    return precision in PRECISION_DTYPES
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The resolved precision of a run configuration's ``precision`` on ``device``.
+
+    "auto" is fp32, with TF32 matmuls and convolutions ("tf32") on GPUs of compute capability
+    8.0 and newer, on the device actually used. Not bf16: on KolektorSDD bf16 kept the image APs
+    within one seed's noise but cost the segmentation maps (FS pixel AP 0.575 against 0.631 in
+    fp32, benchmarks/ksdd_precision.md). TF32 keeps fp32's range and accumulation and rounds
+    only the products' inputs to 10 mantissa bits (bf16: 7); its cost is not measured here, so
+    it is recorded in runtime.json, and "fp32" switches it off. Older GPUs (T4, V100) get fp32
+    too: fp16 (with loss scaling) is one setting away but unmeasured, and bf16 is emulated there.
+    """
+    if precision == "auto":
+        return "tf32" if can_compute("tf32", device) else "fp32"
+    if not can_compute(precision, device):
+        capability = gpu_capability(device)
+        where = (f"{device} has {capability[0]}.{capability[1]}, where it is emulated"
+                 if capability else f"{device} is not a GPU")
+        raise ValueError(f"precision {precision} needs a GPU of compute capability 8.0 or newer; "
+                         f"{where}: use precision fp16 (loss-scaled) or fp32")
+    return precision
+
+
+def use_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """Set a resolved precision's TF32 switches on a GPU (torch's default allows TF32 in cuDNN's
+    convolutions, so even "fp32" must switch it off) and return its autocast dtype."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = (
+            precision == "tf32")
+    return PRECISION_DTYPES[precision]
+
+
+def scoring_precision(trained: str, device: torch.device) -> str:
+    """The precision a network trained (and validated) in ``trained`` is scored in on
+    ``device``: the same where the device has it, else fp32, which the others approximate."""
+    return trained if can_compute(trained, device) else "fp32"
+
+
+def set_deterministic(deterministic: bool, device: torch.device) -> None:
+    """Repeatable kernels or fast ones. A GPU run repeats to the last digit only when
+    deterministic: cuDNN's autotuner (``cudnn.benchmark``, on otherwise) may pick another
+    algorithm in another process, and atomic-add kernels sum in arrival order. Deterministic
+    mode fails, naming the operation, where torch has no deterministic kernel for it."""
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = device.type == "cuda" and not deterministic
+
+
+def data_workers(num_workers: int | None, device: torch.device) -> int:
+    """Data-loading processes: as set, else (None) up to 4 on a GPU, which a single process
+    would starve, and none on a CPU, where decoding is 21-49x faster than a training step
+    (README, Performance) and workers would take the step's cores."""
+    if num_workers is not None:
+        return num_workers
+    return min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -40,8 +150,15 @@ def space_to_batch_pays() -> bool:
     return torch.backends.cpu.get_cpu_capability() == "AVX2"
 
 
-def takes_space_to_batch(atrous_gradient: str) -> bool:
-    """A run configuration's ``atrous_gradient`` ("auto", "space_to_batch", "dilated")."""
+def takes_space_to_batch(atrous_gradient: str, device_type: str = "cpu") -> bool:
+    """A run configuration's ``atrous_gradient`` ("auto", "space_to_batch", "dilated"). Off a
+    CPU there is one path, the framework's dilated kernel: an explicit space_to_batch is ignored
+    there, with a warning (runtime.json records the path taken)."""
+    if device_type != "cpu":
+        if atrous_gradient == "space_to_batch":
+            warnings.warn(f"atrous_gradient: space_to_batch is a CPU path; on {device_type} the "
+                          "dilated kernel computes the weight gradient", stacklevel=2)
+        return False
     if atrous_gradient == "auto":
         return space_to_batch_pays()
     return atrous_gradient == "space_to_batch"
@@ -62,13 +179,14 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def describe_runtime(device: torch.device, dtype: torch.dtype | None,
-                     atrous_weight_gradient: str) -> dict[str, str | int | bool]:
+def describe_runtime(device: torch.device, precision: str, atrous_weight_gradient: str,
+                     num_workers: int) -> dict[str, str | int | bool | None]:
     """What decides a run's numbers besides its configuration: a run repeats to the last digit
-    only with the same device, precision, atrous gradient path, CPU kind and thread count."""
-    info: dict[str, str | int | bool] = {
+    only with the same device, precision, atrous gradient path, CPU kind and thread count, and
+    on a GPU only in deterministic mode, on the same GPU, CUDA and cuDNN."""
+    info: dict[str, str | int | bool | None] = {
         "device": str(device),
-        "precision": {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype],
+        "precision": precision,
         "atrous_weight_gradient": atrous_weight_gradient,
         "cpu": cpu_name(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
@@ -76,23 +194,28 @@ def describe_runtime(device: torch.device, dtype: torch.dtype | None,
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "freed_memory_kept": keep_freed_memory(),
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "num_workers": num_workers,
     }
     if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
+        info.update({
+            "gpu": torch.cuda.get_device_name(device),
+            "gpu_capability": ".".join(map(str, gpu_capability(device))),
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version(),
+            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+            "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "cudnn_deterministic": torch.backends.cudnn.deterministic,
+            "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        })
     return info
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of a precision setting; ``None`` runs in fp32.
-
-    "auto" is the fastest precision that keeps accuracy (``benchmarks/results.md``): bf16 on
-    CUDA where supported (else fp16) and on CPUs with AMX, fp32 elsewhere.
-    """
-    if precision == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if device.type == "cpu" and cpu_has_fast_bf16() else None
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    """The autocast dtype of a precision setting on ``device`` (``None``: fp32, or TF32, whose
+    switches this sets); see ``resolve_precision``."""
+    return use_precision(resolve_precision(precision, device), device)
 
 
 @functools.cache

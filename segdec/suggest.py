@@ -25,13 +25,18 @@ import numpy as np
 import pandas as pd
 from scipy.special import xlogy
 
-from segdec.checkpoint import best_checkpoint, load_checkpoint, model_from_checkpoint
+from segdec.checkpoint import (
+    best_checkpoint,
+    load_checkpoint,
+    model_from_checkpoint,
+    scoring_dtype,
+)
 from segdec.config import RunConfig
 from segdec.data.images import DataError
 from segdec.data.prepare import loader, prepare_data
 from segdec.evaluate import predict_loader
 from segdec.io import atomic_write
-from segdec.runtime import autocast_dtype, resolve_device
+from segdec.runtime import resolve_device
 from segdec.train import train
 
 COMPONENTS = ["seg_miss", "disagreement", "seg_entropy"]
@@ -56,10 +61,11 @@ def rank_candidates(run_dir: str | Path, device: str = "auto") -> pd.DataFrame:
         raise DataError(f"{run_dir}/split.csv has no training positive without a pixel label; "
                         "every defective training image already has a mask")
     torch_device = resolve_device(device)
-    model = model_from_checkpoint(load_checkpoint(best_checkpoint(run_dir)), torch_device)
+    state = load_checkpoint(best_checkpoint(run_dir))
+    model = model_from_checkpoint(state, torch_device)
     scores, maps = predict_loader(model, loader(train_set, config, torch_device, candidates),
-                           torch_device, autocast_dtype(config.precision, torch_device),
-                           keep_maps=len(candidates))
+                                  torch_device, scoring_dtype(state, torch_device),
+                                  keep_maps=len(candidates))
     seg_max = np.array([m.max() for m in maps], dtype=np.float64)
     table = pd.DataFrame({
         "image": [train_set.samples[i].name for i in candidates],

@@ -3,9 +3,10 @@
 The run directory holds ``config.yaml`` (resolved), ``split.csv``, ``history.csv``,
 ``metrics.json``, ``predictions.csv``, ``segmentation_maps.npz``, ``checkpoints/{best,last}.pt``
 and ``runtime.json`` (the device, precision, atrous gradient path, CPU and threads it ran with).
-Every file is written atomically; ``last.pt`` carries the optimiser, sampler and random-number
-states, so a resumed run ends exactly where an uninterrupted one would (on the same CPU kind and
-thread count).
+Every file is written atomically; ``last.pt`` carries the optimiser, loss-scaler, sampler and
+random-number states and the precision, so a resumed run ends exactly where an uninterrupted one
+would: on a CPU of the same kind with the same thread count; on a GPU only with
+``deterministic: true`` and the same GPU, CUDA and cuDNN (runtime.json records them).
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from segdec.checkpoint import load_checkpoint, model_config, save_checkpoint
+from segdec.checkpoint import (
+    checkpoint_precision,
+    load_checkpoint,
+    model_config,
+    save_checkpoint,
+)
 from segdec.config import RunConfig
 from segdec.data.check import check_samples
 from segdec.data.prepare import loader, prepare_data
@@ -32,11 +38,15 @@ from segdec.io import atomic_write, write_json
 from segdec.loss import LossTerms, SegDecLoss, loss_weights
 from segdec.model import SegDecNet, atrous_weight_gradient, use_space_to_batch
 from segdec.runtime import (
-    autocast_dtype,
+    can_compute,
+    data_workers,
     describe_runtime,
     keep_freed_memory,
     resolve_device,
+    resolve_precision,
+    set_deterministic,
     takes_space_to_batch,
+    use_precision,
 )
 from segdec.sampling import EpochOrder, NegativeSampler
 
@@ -97,9 +107,11 @@ def train_one_epoch(
                               channels_last)
         n = len(batch["label"])
         images += n
-        losses = torch.stack([terms.seg, terms.dec, terms.total.detach()]).double()
-        sums += losses * sums.new_tensor([n, n, 1])
-    return (sums / max(images, 1)).tolist()  # one device sync per epoch, not three per batch
+        # Python scalars, not a tensor built from a list: that would be a host-to-device copy,
+        # and a sync with the GPU, every step.
+        sums += torch.stack([terms.seg.double() * n, terms.dec.double() * n,
+                             terms.total.detach().double()])
+    return (sums / max(images, 1)).tolist()  # the one device sync of the epoch
 
 
 def _epoch_line(row: dict, epochs: int) -> str:
@@ -145,6 +157,23 @@ def _check_resumable(saved: dict, config: RunConfig, path: Path) -> None:
         )
 
 
+def _resumed_precision(state: dict, precision: str, device: torch.device, path: Path) -> str:
+    """The precision a resumed run continues in: the one it started in (changing the arithmetic
+    mid-way would make it a run of neither precision), or a clear refusal where this device
+    cannot compute it."""
+    trained = checkpoint_precision(state)
+    if trained == precision:
+        return precision
+    if not can_compute(trained, device):
+        raise ValueError(
+            f"cannot resume from {path} on {device}: the run trained in {trained}, which this "
+            "device cannot compute (TF32, and bf16 on a GPU, need compute capability 8.0 or "
+            "newer); resume it on a device like the one it started on, or train anew in "
+            "another out_dir")
+    tqdm.write(f"resuming in {trained}, the precision the run started in ({precision} here)")
+    return trained
+
+
 def _record_runtime(run_dir: Path, start_epoch: int, runtime: dict) -> None:
     """``runtime.json``: how each stretch of the run was computed (a resumed run appends one)."""
     path = run_dir / "runtime.json"
@@ -173,6 +202,7 @@ def train(
         )
     resuming = resume and last_path.exists()
     device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
     keep_freed_memory()
     # Everything is checked before anything is written: a refused resumption leaves the run
     # directory as it was. A new run (also after an attempt that never reached a checkpoint)
@@ -183,13 +213,15 @@ def train(
     check_samples(used.values()).raise_for_problems(f"the {len(used)} images of the split")
     if state is not None:
         _check_resumable(state["run_config"], config, last_path)
+        precision = _resumed_precision(state, precision, device, last_path)
     _remove_stale_temporaries(run_dir)
     config.save(run_dir / "config.yaml")
     save_split(data.split, run_dir / "split.csv")
 
+    set_deterministic(config.deterministic, device)
     torch.manual_seed(config.seed)
     model = SegDecNet(model_config(config)).to(device)
-    use_space_to_batch(model, takes_space_to_batch(config.atrous_gradient))
+    use_space_to_batch(model, takes_space_to_batch(config.atrous_gradient, device.type))
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate,
@@ -212,10 +244,13 @@ def train(
         history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
 
     step = torch.compile(model) if config.compile else model
-    dtype = autocast_dtype(config.precision, device)
+    dtype = use_precision(precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    if state is not None and state.get("scaler"):  # fp16's loss scale; {} when disabled
+        scaler.load_state_dict(state["scaler"])
     _record_runtime(run_dir, start_epoch, describe_runtime(
-        device, dtype, atrous_weight_gradient(model, device.type, dtype is not None)))
+        device, precision, atrous_weight_gradient(model, device.type, dtype is not None),
+        data_workers(config.num_workers, device)))
     epoch_order = EpochOrder()
     train_loader = loader(data.train, config, device, epoch_order)
     val_loader = loader(data.val, config, device)
@@ -238,7 +273,7 @@ def train(
             if _improves(val, best, config.tie_break):
                 best = {"ap": val["ap"], "loss": val["log_loss"], "epoch": epoch}
                 save_checkpoint(best_path, model, config, epoch=epoch, val_ap=val["ap"],
-                                threshold=val["threshold"])
+                                threshold=val["threshold"], precision=precision)
         row["seconds"] = time.perf_counter() - started
         if progress:
             tqdm.write(_epoch_line(row, config.epochs))
@@ -246,7 +281,8 @@ def train(
         _write_history(run_dir, history)
         save_checkpoint(
             last_path, model, config, epoch=epoch, history=history, best=best,
-            optimizer=optimizer.state_dict(), sampler=sampler.state_dict(),
+            precision=precision, optimizer=optimizer.state_dict(), scaler=scaler.state_dict(),
+            sampler=sampler.state_dict(),
             order_rng=order_rng.bit_generator.state, torch_rng=torch.get_rng_state(),
         )
         for callback in callbacks:

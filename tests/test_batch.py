@@ -219,6 +219,53 @@ def test_cpu_workers_share_the_cores(monkeypatch):
     assert os.environ["OMP_NUM_THREADS"] == "3" and "CUDA_VISIBLE_DEVICES" not in os.environ
 
 
+@pytest.mark.parametrize(("visible", "gpus"), [("2,3", ["2", "3", "2"]),
+                                               ("GPU-aa, GPU-bb", ["GPU-aa", "GPU-bb", "GPU-aa"]),
+                                               (None, ["0", "1", "0"])])
+def test_local_gpu_workers_take_the_gpus_the_user_made_visible(tmp_path, monkeypatch, visible,
+                                                                gpus):
+    """Worker i gets the i-th visible GPU (round robin) and its share of the cores, as given to
+    the process pool; the worker index itself would name GPUs 0 and 1 under ``2,3``."""
+    from concurrent.futures import Future
+
+    from segdec import batch as batches
+
+    started = {}
+
+    class Pool:
+        def __init__(self, workers, mp_context, initializer, initargs):
+            started.update(workers=workers, initializer=initializer, initargs=initargs)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, function, *job):
+            future = Future()
+            future.set_result(batches.Result(job[3], "done"))
+            return future
+
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(batches, "_gpu_count", lambda: 2)
+    monkeypatch.setattr(batches, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(os, "cpu_count", lambda: 12)
+    path = write_batch(tmp_path / "b.yaml", [{"name": n} for n in "abc"], **TINY)
+    loaded = load_batch(path)
+    results = batches.execute_runs(loaded, loaded.runs, workers=3, log=lambda line: None)
+    assert sorted(r.name for r in results) == ["a", "b", "c"] and started["workers"] == 3
+    queue, threads = started["initargs"]
+    assert [queue.get(timeout=5) for _ in range(3)] == gpus and threads == 4
+    queue.put(gpus[1])
+    started["initializer"](queue, threads)  # what the second worker process does
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == gpus[1] and os.environ["OMP_NUM_THREADS"] == "4"
+
+
 def test_ksdd_companion_batch_reads():
     batch = load_batch(REPO / "papermill_runs" / "ksdd.yaml")
     configs = [r.config for r in batch.runs]

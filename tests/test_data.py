@@ -202,3 +202,28 @@ def test_the_dataset_feeds_16_bit_images_scaled(tmp_path):
     assert item["image"][0, 0, 0].item() == pytest.approx(19 / 255)
     assert item["image"].max().item() == pytest.approx(1.0)
     assert item["image"][0, 1, 0].item() == pytest.approx(137 / 255)
+
+
+def _cache_size_in_worker(batch):
+    """A collate function: how many images the worker's copy of the dataset has cached."""
+    from torch.utils.data import get_worker_info
+
+    return len(get_worker_info().dataset.cache)
+
+
+def test_images_are_cached_in_the_main_process_only(tmp_path):
+    """Each DataLoader worker holds its own copy of the dataset: caching there would keep the
+    decoded images once per worker and loader, host memory growing with both."""
+    from PIL import Image
+    from torch.utils.data import DataLoader
+
+    samples = []
+    for i in range(3):
+        Image.fromarray(np.full((32, 32), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
+        samples.append(Sample(f"{i}.png", str(tmp_path / f"{i}.png"), 0))
+    dataset = DefectDataset(samples, [True] * 3, TargetOptions(size=(32, 32)))
+    batches = DataLoader(dataset, batch_size=1, num_workers=1,
+                         collate_fn=_cache_size_in_worker)
+    assert list(batches) == [0, 0, 0]
+    first = dataset[0]["image"]
+    assert list(dataset.cache) == [0] and torch.equal(dataset[0]["image"], first)

@@ -21,6 +21,7 @@ from segdec.explain import (
     gate_changes,
     gridding_ratio,
     held_statistics,
+    input_gradient,
     se_gates,
     without_attention,
 )
@@ -149,3 +150,16 @@ def test_a_finished_teaching_run_with_other_settings_is_not_loaded(tmp_path):
     with pytest.raises(ValueError, match=r"trained with other settings \(epochs, "
                                          r"validate_every\); choose another runs_dir"):
         train_or_load(RunConfig(dataset="folder", epochs=15, validate_every=3, out_dir=str(run)))
+
+
+def test_measurements_come_back_as_fp32_arrays_from_a_half_precision_network():
+    """Each measurement copies to the host in fp32 (``.numpy()`` alone fails on a GPU tensor,
+    which a CPU cannot make, and on a bf16 one, which it can)."""
+    torch.manual_seed(0)
+    model, images = build_model().to(torch.bfloat16), torch.rand(2, 1, 64, 128).bfloat16()
+    gates = se_gates(model, images[:1])
+    assert gates.dtype == np.float32 and gates.shape == (7, 64)
+    assert attended_features(model, images[:1]).dtype == np.float32
+    table = decision_ablation(model, images, ["a", "b"])
+    assert table.dtypes.eq(np.float32).all() and table.shape == (2, 5)
+    assert input_gradient(model, images[:1]).dtype == np.float32

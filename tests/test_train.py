@@ -1,6 +1,7 @@
 """End to end: a tiny model must learn, resume exactly, and leave a complete run directory."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -181,3 +182,141 @@ def test_the_atrous_gradient_path_is_the_configured_one_and_recorded(tiny_severs
     (stretch,) = json.loads((tmp_path / "run" / "runtime.json").read_text())
     assert stretch["atrous_weight_gradient"] == path and stretch["from_epoch"] == 0
     assert RunConfig.from_file(tmp_path / "run" / "config.yaml").atrous_gradient == path
+
+
+def test_epoch_losses_reach_the_host_once_per_epoch():
+    """Building the per-step weights from a Python list copied them to the device, a sync with
+    the GPU every step; the epoch's three means are its one sync."""
+    from collections import Counter
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from segdec.loss import SegDecLoss
+    from segdec.train import train_one_epoch
+
+    class CountOps(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = Counter()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops[str(func.overloadpacket)] += 1
+            return func(*args, **(kwargs or {}))
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+
+        def forward(self, x):
+            seg = self.conv(x)
+            return seg.mean(dim=(1, 2, 3)), seg
+
+    torch.manual_seed(0)
+    model = Tiny()
+    batches = [{"image": torch.rand(n, 1, 8, 8), "label": torch.tensor([0.0, 1.0, 1.0][:n]),
+                "seg_target": torch.rand(n, 1, 8, 8), "seg_weight": torch.ones(n, 1, 8, 8),
+                "has_pixel_label": torch.tensor([True, True, False][:n])} for n in (3, 3, 2)]
+    with CountOps() as counted:
+        means = train_one_epoch(model, torch.optim.SGD(model.parameters(), lr=0.1),
+                                torch.amp.GradScaler("cpu", enabled=False),
+                                SegDecLoss("bce", 1.0), batches, (0.5, 0.5),
+                                torch.device("cpu"), None)
+    assert counted.ops["aten.lift_fresh"] == 0  # no tensor from Python data inside the loop
+    assert means == pytest.approx([0.698355, 0.686533, 0.605517], abs=1e-6)
+
+
+def _edit_checkpoint(path, **changes):
+    state = torch.load(path, weights_only=True)
+    state.update(changes)
+    torch.save(state, path)
+
+
+@pytest.mark.slow
+def test_resuming_keeps_the_loss_scale_and_the_precision_the_run_started_in(tiny_severstal,
+                                                                            tmp_path):
+    config = demo_config(tmp_path, data_root=str(tiny_severstal), epochs=2, validate_every=1,
+                         precision="fp16", n_all=4, n_test=8, n_val=8,
+                         out_dir=str(tmp_path / "run"))
+
+    def stop(epoch, row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, callbacks=[stop], progress=False)
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    assert state["precision"] == "fp16" and load_checkpoint(
+        tmp_path / "run" / "checkpoints" / "best.pt")["precision"] == "fp16"
+    assert set(state["scaler"]) == {"scale", "growth_factor", "backoff_factor",
+                                    "growth_interval", "_growth_tracker"}
+    # A run started in TF32 (auto on an A100) cannot continue on this CPU; nothing is written.
+    _edit_checkpoint(last, precision="tf32")
+    before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    with pytest.raises(ValueError, match=f"cannot resume from {last} on cpu: the run trained in "
+                                         "tf32, which this device cannot compute"):
+        train(config, resume=True, progress=False)
+    assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
+    # The loss scale goes on from where it was (8.0 here; 13 halvings below GradScaler's
+    # initial 65536, so not reached afresh in one epoch).
+    _edit_checkpoint(last, precision="fp16", scaler={**state["scaler"], "scale": 8.0})
+    train(config, resume=True, progress=False)
+    assert load_checkpoint(last)["scaler"]["scale"] == 8.0
+    stretches = json.loads((tmp_path / "run" / "runtime.json").read_text())
+    assert [(s["from_epoch"], s["precision"]) for s in stretches] == [(0, "fp16"), (1, "fp16")]
+
+
+def test_a_resumed_run_keeps_its_precision_on_a_device_that_has_it(monkeypatch, tmp_path):
+    """Started in fp32 on a CPU, resumed on an A100 where "auto" is TF32: it stays fp32. A
+    checkpoint written before the precision was recorded counts as fp32."""
+    from segdec.train import _resumed_precision
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    a100 = torch.device("cuda", 0)
+    assert _resumed_precision({"precision": "fp32"}, "tf32", a100, tmp_path) == "fp32"
+    assert _resumed_precision({}, "tf32", a100, tmp_path) == "fp32"
+    assert _resumed_precision({"precision": "tf32"}, "tf32", a100, tmp_path) == "tf32"
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    with pytest.raises(ValueError, match="trained in bf16, which this device cannot compute"):
+        _resumed_precision({"precision": "bf16"}, "fp32", a100, tmp_path)
+
+
+@pytest.mark.slow
+def test_scoring_takes_the_precision_the_network_trained_in(tiny_run, tmp_path):
+    """predict and evaluate score in the checkpoint's recorded precision, not in the run's
+    "auto" (or bf16) resolved afresh; a checkpoint without the record counts as fp32."""
+    import shutil
+
+    from segdec.predict import predict_images
+
+    images = tmp_path / "images"
+    images.mkdir()
+    state = torch.load(tiny_run / "checkpoints" / "best.pt", weights_only=True)
+    assert state["precision"] == "fp32"
+    for name in pd.read_csv(tiny_run / "predictions.csv")["image"][:4]:
+        shutil.copy(Path(state["run_config"]["data_root"]) / "train_images" / name, images)
+
+    def scores(**changes):
+        edited = {**state, "run_config": {**state["run_config"], "precision": "bf16"}, **changes}
+        path = tmp_path / f"{len(list(tmp_path.glob('*.pt')))}.pt"
+        torch.save(edited, path)
+        table, _ = predict_images(path, images, tmp_path / path.stem, device="cpu",
+                                  progress=False)
+        return table.score.tolist()
+
+    fp32 = scores()
+    older = dict(state, run_config={**state["run_config"], "precision": "bf16"})
+    del older["precision"]
+    torch.save(older, tmp_path / "older.pt")
+    table, _ = predict_images(tmp_path / "older.pt", images, tmp_path / "older", device="cpu",
+                              progress=False)
+    assert table.score.tolist() == fp32
+    assert scores(precision="bf16") != fp32  # what bf16 scoring would have given
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    config = RunConfig.from_file(run / "config.yaml")
+    config.replace(precision="bf16").save(run / "config.yaml")
+    evaluate_run(run, device="cpu")
+    pd.testing.assert_frame_equal(pd.read_csv(run / "predictions.csv"),
+                                  pd.read_csv(tiny_run / "predictions.csv"))

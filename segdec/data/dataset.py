@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from segdec.data.images import DataError, image_shape, load_image, load_mask, resize
 from segdec.data.rle import RLEError, rle_decode
@@ -117,7 +117,10 @@ class TargetOptions:
 
 
 class DefectDataset(Dataset):
-    """Tensors for training and evaluation; decoded samples are cached in memory (uint8)."""
+    """Tensors for training and evaluation; decoded samples are cached in memory (uint8), in the
+    main process only: each DataLoader worker holds a copy of the dataset, so caching there
+    would keep the decoded set once per worker and loader (host memory growing with both),
+    while the workers decode in parallel with training anyway."""
 
     def __init__(
         self,
@@ -170,7 +173,7 @@ class DefectDataset(Dataset):
             image, target, weight = self.cache[index]
         else:
             image, target, weight = self._decode(index)
-            if self.cache is not None:
+            if self.cache is not None and get_worker_info() is None:
                 self.cache[index] = (image, target, weight)
         return {
             "image": image_tensor(image),

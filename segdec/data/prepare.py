@@ -19,6 +19,7 @@ from segdec.data.dataset import DefectDataset, TargetOptions
 from segdec.data.images import DataError, image_shape
 from segdec.data.splits import load_split, make_split, subset
 from segdec.model import SegDecNet
+from segdec.runtime import data_workers
 
 
 @dataclass
@@ -142,11 +143,12 @@ def _counts_of_split(split: pd.DataFrame, config: RunConfig, path: str | Path) -
 
 def loader(dataset: DefectDataset, config: RunConfig, device: torch.device,
            order: Sequence[int] | Sampler[int] | None = None) -> DataLoader:
+    workers = data_workers(config.num_workers, device)
     return DataLoader(
         dataset,
         batch_size=config.batch_size,
         sampler=order,
-        num_workers=config.num_workers,
+        num_workers=workers,
         pin_memory=device.type == "cuda",
-        persistent_workers=config.num_workers > 0,
+        persistent_workers=workers > 0,
     )
