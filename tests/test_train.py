@@ -127,6 +127,18 @@ def test_negative_sampler_prefers_least_used():
     np.testing.assert_array_equal(follow.draw(3), sampler.draw(3))
 
 
+def test_negative_sampler_draws_uniformly_when_too_few_probabilities_are_left():
+    """With 1000 negatives the exponent 4 ln N = 27.6 takes the used ones' floor 1e-12 to 0:
+    600 unused are fewer than 700 asked for, so all 1000 are drawn from uniformly."""
+    sampler = NegativeSampler(1000, seed=0)
+    sampler.counts = np.array([0] * 600 + [1] * 400)
+    assert np.count_nonzero(sampler.probabilities()) == 600
+    chosen = sampler.draw(700)
+    assert len(set(chosen.tolist())) == 700 and chosen[:5].tolist() == [636, 269, 40, 16, 813]
+    assert int((chosen >= 600).sum()) == 282  # used ones too, about 700 x 400 / 1000 of them
+    assert np.bincount(sampler.counts).tolist() == [182, 536, 282]
+
+
 def test_cli_reports_bad_data_without_traceback(tmp_path, capsys):
     code = main(["train", "--data-root", str(tmp_path / "missing"), "--out-dir",
                  str(tmp_path / "run")])
