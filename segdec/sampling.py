@@ -31,7 +31,7 @@ class NegativeSampler:
         k = min(k, len(self.counts))
         probabilities = self.probabilities()
         nonzero = int(np.count_nonzero(probabilities))
-        if nonzero < k:  # too peaked to draw k without replacement: top up by least used
+        if nonzero < k:  # the most used ones' probabilities underflow to 0: draw uniformly
             probabilities = np.full(len(self.counts), 1.0 / len(self.counts))
         chosen = self.rng.choice(len(self.counts), size=k, replace=False, p=probabilities)
         self.counts[chosen] += 1

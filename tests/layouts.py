@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from segdec.data.rle import rle_encode
+
 SHAPE = (40, 24)  # (H, W)
 
 
@@ -49,6 +51,36 @@ def mask(path: Path, shape=SHAPE, defect=True, colour=False, background="black")
     path.parent.mkdir(parents=True, exist_ok=True)
     picture.save(path)
     return path
+
+
+# Severstal's train.csv: (image, class) -> the defect's rows and columns. "scan_2.jpg" has an
+# underscore, as the older format's ImageId_ClassId key must be split at its last one.
+SEVERSTAL_DEFECTS = {("a.jpg", 1): (slice(10, 20), slice(5, 10)),
+                     ("a.jpg", 3): (slice(30, 35), slice(0, 24)),
+                     ("scan_2.jpg", 2): (slice(0, 4), slice(20, 24))}
+
+
+def severstal_mask(name: str, classes: tuple[int, ...] = (1, 2, 3, 4)) -> np.ndarray:
+    """The union of ``name``'s ``SEVERSTAL_DEFECTS`` of ``classes``, as a boolean [H, W] mask."""
+    pixels = np.zeros(SHAPE, bool)
+    for (image_name, class_id), where in SEVERSTAL_DEFECTS.items():
+        if image_name == name and class_id in classes:
+            pixels[where] = True
+    return pixels
+
+
+def _severstal_csv(legacy: bool) -> str:
+    """The current ``ImageId,ClassId,EncodedPixels`` (a row per defect) or the older
+    ``ImageId_ClassId,EncodedPixels`` (four rows per image, empty pixels for absent classes)."""
+    def rle(name, class_id):
+        return rle_encode(severstal_mask(name, (class_id,)))
+
+    if not legacy:
+        return "ImageId,ClassId,EncodedPixels\n" + "".join(
+            f"{name},{class_id},{rle(name, class_id)}\n" for name, class_id in SEVERSTAL_DEFECTS)
+    return "ImageId_ClassId,EncodedPixels\n" + "".join(
+        f"{name}_{class_id},{rle(name, class_id)}\n"
+        for name in ("a.jpg", "scan_2.jpg", "c.jpg") for class_id in (1, 2, 3, 4))
 
 
 def write_layout(layout: str, root: Path) -> dict[str, tuple[int, bool]]:
@@ -96,6 +128,11 @@ def write_layout(layout: str, root: Path) -> dict[str, tuple[int, bool]]:
         (root / "labels.csv").write_text("image,label\nc.png,1\nd.png,0\n")
         expected = {"a.png": (1, True), "b.jpg": (0, True), "c.png": (1, False),
                     "d.png": (0, False)}
+    elif layout in ("severstal", "severstal-legacy"):
+        for name in ("a.jpg", "scan_2.jpg", "c.jpg"):
+            image(root / "train_images" / name)
+        (root / "train.csv").write_text(_severstal_csv(layout == "severstal-legacy"))
+        expected = {"a.jpg": (1, True), "scan_2.jpg": (1, True), "c.jpg": (0, False)}
     else:
         raise ValueError(f"unknown layout {layout}")
     return expected

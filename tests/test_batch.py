@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from segdec import paper
-from segdec.batch import load_batch, run_batch
+from segdec.batch import execute_runs, load_batch, run_batch
 from segdec.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -209,14 +209,33 @@ def test_batch_runs_on_a_dask_cluster_on_loopback(tmp_path, tiny_severstal):
     assert (tmp_path / "runs" / "remote" / "metrics.json").is_file()
 
 
-def test_cpu_workers_share_the_cores(monkeypatch):
-    """Each local worker's kernels get their share of the cores, not all of them."""
-    from segdec.batch import _init_worker
+@pytest.mark.parametrize(("cores", "omp", "threads"), [(8, None, 2), (2, None, 1), (8, "5", None)])
+def test_cpu_workers_share_the_cores(tmp_path, monkeypatch, cores, omp, threads):
+    """Each of 3 local workers' kernels gets cpu_count // 3 threads (at least 1), not all of the
+    cores; an OMP_NUM_THREADS already set is left to the workers as it is."""
+    from segdec import batch as batch_module
 
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    started = []
+
+    class Pool:  # records how the pool would start its workers, and starts none
+        def __init__(self, workers, mp_context, initializer, initargs):
+            started.append((workers, initargs))
+            raise InterruptedError
+
+    monkeypatch.setattr(batch_module, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(batch_module, "_gpu_count", lambda: 0)
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    _init_worker(None, 3)
-    assert os.environ["OMP_NUM_THREADS"] == "3" and "CUDA_VISIBLE_DEVICES" not in os.environ
+    monkeypatch.setenv("OMP_NUM_THREADS", omp or "")  # so that the worker's setting is undone
+    if omp is None:
+        monkeypatch.delenv("OMP_NUM_THREADS")
+    batch = load_batch(write_batch(tmp_path / "b.yaml", [{"name": "a"}, {"name": "b"}]))
+    with pytest.raises(InterruptedError):
+        execute_runs(batch, batch.select(None), workers=3, log=lambda line: None)
+    assert started == [(3, (None, threads))]
+    batch_module._init_worker(*started[0][1])  # what each worker runs first
+    assert os.environ.get("OMP_NUM_THREADS") == (omp or str(threads))
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ
 
 
 @pytest.mark.parametrize(("visible", "gpus"), [("2,3", ["2", "3", "2"]),

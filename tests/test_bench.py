@@ -1,18 +1,23 @@
 """The benchmark's helpers count and record the right things (no timing assertions)."""
 
+import subprocess
+import sys
+
 import pandas as pd
+import pytest
 import torch
 from torch import nn
 
 from segdec.bench import (
     CSV_COLUMNS,
+    BenchResults,
     BenchSettings,
+    Variant,
     count_flops,
-    peak_memory_mib,
-    run_bench,
+    runners,
     write_results,
 )
-from segdec.model import build_model
+from segdec.model import atrous_weight_gradient, build_model
 
 
 def test_conv_flops_match_the_formula():
@@ -34,32 +39,92 @@ def test_the_paper_network_needs_about_six_times_fewer_flops():
 
 
 def test_peak_memory_sees_a_large_allocation():
-    def allocate():
-        torch.ones(64 * 2**20 // 4).sum()  # 64 MiB, written so that it is resident
+    """In a fresh process: once a test here has trained (segdec.runtime.keep_freed_memory), the
+    freed heap stays resident and a new 64 MiB block reuses it without raising the peak."""
+    probe = ("import torch\n"
+             "from segdec.bench import peak_memory_mib\n"
+             "def allocate():\n"
+             "    torch.ones(64 * 2**20 // 4).sum()  # 64 MiB, written so that it is resident\n"
+             "print(peak_memory_mib(allocate, torch.device('cpu')))\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout
+    assert float(out.split()[-1]) > 32
 
-    assert peak_memory_mib(allocate, torch.device("cpu")) > 32
+
+def fake_results() -> BenchResults:
+    """One size, made-up timings with round ratios: what run_bench returns, without running it."""
+    size = ("DAGM/4", 64, 96, 1)
+    rows = [  # network, precision, channels_last, compiled, path; times and GFLOP; peak share
+        ("original", "fp32", False, False, "none", 0.5, 3.0, 6.0, 18.0, 0.2),
+        ("paper", "fp32", False, False, "space_to_batch", 0.1, 0.5, 1.0, 3.0, 0.5),
+        ("paper", "fp32", False, False, "dilated", 0.1, 0.6, 1.0, 3.0, 0.4),
+        ("paper", "fp32", True, False, "space_to_batch", 0.08, 0.4, 1.0, 3.0, 0.6),
+    ]
+    networks = pd.DataFrame(
+        [(net, *size, precision, last, compiled, path, fwd, step, fwd_gflop, step_gflop,
+          fwd_gflop / fwd, step_gflop / step, share, 1 / step, 10.0, 20.0)
+         for net, precision, last, compiled, path, fwd, step, fwd_gflop, step_gflop, share
+         in rows], columns=CSV_COLUMNS)
+    loader = pd.DataFrame({"height": 64, "width": 96, "workers": [0, 2, 2],
+                           "cached": [False, False, True], "images_per_s": [1.0, 5.0, 3.0]})
+    machine = {"cpu": "Fake CPU", "atrous gradient (auto)": "space_to_batch", "device": "cpu",
+               "freed memory kept for reuse": "True"}
+    return BenchResults(machine, {"fp32": 100.0, "bf16": 50.0}, networks, loader,
+                        {"GroupNorm(C, C)": 1.5}, "op table", BenchSettings(sizes=(size[:3],)),
+                        12.0)
 
 
-def test_tiny_bench_writes_csv_and_markdown(tmp_path):
-    settings = BenchSettings(sizes=(("Severstal/16", 64, 96),), warmup=0, repeats=1,
-                             loader_images=4)
-    results = run_bench(settings, torch.device("cpu"), log=lambda line: None)
+def test_ratios_of_a_known_result_table():
+    ratios = fake_results().ratios()
+    assert (ratios["size"] == "DAGM/4 64x96").all()
+    assert [(r, round(v, 3), t, met) for r, v, t, met in zip(
+        ratios.ratio, ratios.value, ratios.target.fillna(-1), ratios.met, strict=True)] == [
+        ("FLOP ratio original/paper (speed-up at equal efficiency)", 6.0, -1, ""),
+        ("paper fp32 step speed-up over original fp32 step", 6.0, 5.5, "yes"),
+        ("paper best step (fp32+channels_last+space_to_batch) speed-up over original fp32",
+         7.5, -1, ""),
+        ("paper best forward (fp32+channels_last+space_to_batch) speed-up over original fp32",
+         6.25, -1, ""),
+        ("original fp32 step: share of fp32 matmul peak", 0.2, -1, ""),
+        ("paper fp32 step: share of fp32 matmul peak", 0.5, 0.65, "NO"),
+        ("paper fp32 step: auto atrous gradient (space_to_batch) over dilated", 1.2, -1, ""),
+        ("paper fp32 step (dilated): share of fp32 matmul peak", 0.4, -1, ""),
+        ("loader (2 workers, decoding) over paper's best training rate", 2.0, 2.0, "yes"),
+        ("loader (2 workers, cached) over paper's best training rate", 1.2, 2.0, "NO"),
+    ]
+
+
+def test_results_markdown_and_csv_of_a_known_result_table(tmp_path):
+    results = fake_results()
     path = write_results(results, tmp_path, "segdec bench --test")
-    frame = pd.read_csv(tmp_path / "results.csv")
-    assert list(frame.columns) == CSV_COLUMNS
-    assert set(frame.network) == {"original", "paper"}
-    assert set(frame.atrous_gradient[frame.network == "paper"]) == {"space_to_batch", "dilated"}
-    assert set(frame.atrous_gradient[frame.network == "original"]) == {"none"}
-    assert (frame.forward_gflop > 0).all() and (frame.step_gflop > frame.forward_gflop).all()
-    ratios = results.ratios()
-    assert ratios["size"].eq("Severstal/16 64x96").all() and ratios.value.gt(0).all()
-    auto = results.machine["atrous gradient (auto)"]
-    other = {"space_to_batch": "dilated", "dilated": "space_to_batch"}[auto]
-    assert f"paper fp32 step: auto atrous gradient ({auto}) over {other}" in set(ratios.ratio)
-    text = path.read_text()
-    for heading in ("## Machine", "## Targets", "## Networks", "## Data pipeline", "torch.mm",
-                    "## Profile", "convolution"):
-        assert heading in text
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "results.csv"), results.networks)
+    lines = path.read_text().splitlines()
+    assert lines[:3] == ["# segdec bench", "", "Produced by `segdec bench --test` in 12 s; batch "
+                         "size 1, medians of 3 repetitions after 1 warm-up. Ratios compare "
+                         "timings of this same run."]
+    assert [line for line in lines if line.startswith("## ")] == [
+        "## Machine", "## Measured matrix-multiply peak (torch.mm)",
+        "## Targets (ratios from this run)", "## Networks",
+        "## Data pipeline (decode, resize, mask downsampling; synthetic 1600x256 JPEGs)",
+        "## Normalisation (forward + backward, ms, [1, 32, 256, 256])",
+        "## Profile: the paper's fp32 training step at DAGM/4 64x96"]
+    for row in ("| cpu | Fake CPU |", "| fp32 | 100.0 |", "| GroupNorm(C, C) | 1.5 |",
+                "op table"):
+        assert row in lines
+    table = [line.replace(" ", "") for line in lines if line.startswith("| paper")]
+    assert table[2].startswith("|paper|DAGM/4|fp32+channels_last+space_to_batch|64|96|1|0.08|0.4|")
+    assert "SEGDEC_KEEP_FREED_MEMORY=0 segdec bench measures them." in path.read_text()
+    assert any("| paper fp32 step: share of fp32 matmul peak" in line and "| NO" in line
+               for line in lines)
+
+
+@pytest.mark.parametrize(("network", "atrous_gradient", "path"), [
+    ("paper", "space_to_batch", "space_to_batch"), ("paper", "dilated", "dilated"),
+    ("original", "space_to_batch", "none")])
+def test_each_variant_runs_on_its_atrous_gradient_path(network, atrous_gradient, path):
+    model = runners(network, 64, 64, Variant(atrous_gradient=atrous_gradient), 1,
+                    torch.device("cpu"))[0]
+    assert atrous_weight_gradient(model, "cpu", autocast=False) == path
 
 
 def test_bf16_is_timed_where_the_cpu_has_it_in_hardware(monkeypatch):

@@ -18,6 +18,7 @@ from segdec.data import (
 )
 from segdec.data.dataset import distance_weights
 from tests.conftest import shared_path
+from tests.layouts import SHAPE, severstal_mask, write_layout
 
 
 def test_synthetic_data_is_in_severstal_layout(tiny_severstal):
@@ -58,6 +59,24 @@ def test_legacy_csv_gives_identical_masks(tmp_path):
     columns = ["ImageId", "ClassId", "EncodedPixels"]
     pd.testing.assert_frame_equal(current[columns].sort_values(columns).reset_index(drop=True),
                                   legacy[columns].sort_values(columns).reset_index(drop=True))
+
+
+def test_legacy_csv_reads_as_the_current_one(tmp_path):
+    """The older wide train.csv, written here: the same samples, classes and masks."""
+    read = {}
+    for layout in ("severstal", "severstal-legacy"):
+        expected = write_layout(layout, tmp_path / layout)
+        samples = read_severstal(tmp_path / layout)
+        assert {s.name: (s.label, bool(s.rles)) for s in samples} == expected
+        read[layout] = {s.name: s for s in samples}
+    for name, sample in read["severstal-legacy"].items():
+        current = read["severstal"][name]
+        assert sample.classes == current.classes
+        np.testing.assert_array_equal(sample.mask(SHAPE), severstal_mask(name))
+        np.testing.assert_array_equal(sample.mask(SHAPE), current.mask(SHAPE))
+    assert read["severstal-legacy"]["a.jpg"].classes == (1, 3)
+    assert read["severstal-legacy"]["a.jpg"].rle_rows == (2, 4)  # its line in the file
+    assert read["severstal-legacy"]["scan_2.jpg"].rle_rows == (7,)
 
 
 def test_malformed_rle_row_is_named(tiny_severstal, tmp_path):

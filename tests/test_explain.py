@@ -3,20 +3,24 @@ and hand-made arrays whose answers are worked out by hand."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
+from PIL import Image
 
-from segdec.concepts import decision_learning_epoch, explore, save_figures
+from segdec.concepts import decision_learning_epoch, explore, plot_loss_curves, save_figures
 from segdec.config import RunConfig
 from segdec.explain import (
     attended_features,
     attention_effect,
     decision_ablation,
+    field_extent,
     field_size,
     gate_changes,
     gridding_ratio,
@@ -38,12 +42,25 @@ def open_gates(model):
 
 
 def test_held_statistics_change_the_gradient_not_the_output():
+    """The same segmentation map; the input gradient of one unit, which the per-image statistics
+    spread over every pixel, stays on the 216 pixels wide field that unit sees (without SE, whose
+    pooled gates would spread it too)."""
     torch.manual_seed(0)
-    model, image = build_model(), torch.rand(1, 1, 64, 128)
-    with torch.no_grad():
-        held = held_statistics(model).forward_features(image)[1]
-        assert torch.allclose(held, model.eval().forward_features(image)[1], atol=1e-4)
-    assert not any(isinstance(m, type(held_statistics(model).segmentation[0][1].norm))
+    model, image = build_model(attention=False), torch.rand(1, 1, 64, 320)
+    held_model = held_statistics(model)
+
+    def unit_gradient(network):
+        x = image.clone().requires_grad_(True)
+        seg = network.forward_features(x)[1]
+        seg[0, 0, 4, 20].backward()
+        return seg.detach(), x.grad[0, 0].abs().numpy()
+
+    held, held_gradient = unit_gradient(held_model)
+    plain, plain_gradient = unit_gradient(model.eval())
+    torch.testing.assert_close(held, plain, rtol=0, atol=1e-4)
+    assert np.count_nonzero(plain_gradient) == 64 * 320  # the statistics reach every pixel
+    assert field_extent(held_gradient) == (0, 63, 56, 271)  # 216 columns: 8 x 20 + 3.5 +- 107.5
+    assert not any(isinstance(m, type(held_model.segmentation[0][1].norm))
                    for m in model.modules())  # the original is untouched
 
 
@@ -75,17 +92,23 @@ def test_se_gates_their_changes_and_the_features_after_them():
 
 def test_attention_off_is_every_gate_one():
     torch.manual_seed(0)
-    model, images = build_model(), torch.rand(4, 1, 64, 128)
-    off = without_attention(model)
-    assert not any(isinstance(m, SqueezeExcite) for m in off.modules())
-    assert any(isinstance(m, SqueezeExcite) for m in model.modules())
+    model, images = build_model().eval(), torch.rand(4, 1, 64, 128)
+    opened = open_gates(copy.deepcopy(model)).eval()  # an independent network, gates at 1
     with torch.no_grad():
-        assert not torch.allclose(off(images)[1], model.eval()(images)[1])
-        assert torch.allclose(off(images)[1], open_gates(model).eval()(images)[1], atol=1e-5)
-    effect = attention_effect(model, images, np.array([1, 0, 1, 0]),
-                              np.ones((4, 64, 128), dtype=bool))
+        trained = model(images)[1]
+        off = without_attention(model)
+        assert not any(isinstance(m, SqueezeExcite) for m in off.modules())
+        assert torch.allclose(off(images)[1], opened(images)[1], atol=1e-5)
+        assert not torch.allclose(off(images)[1], trained, atol=1e-2)
+        assert torch.equal(model(images)[1], trained)  # the model itself keeps its gates
+    labels = np.array([1, 0, 1, 0])
+    masks = np.zeros((4, 64, 128), dtype=bool)
+    masks[0, 8:40, 16:64] = masks[2, 24:56, 64:120] = True
+    effect = attention_effect(model, images, labels, masks)
     assert list(effect.index) == ["SE on", "SE off (every gate 1)"]
-    assert effect.loc["SE on"].equals(effect.loc["SE off (every gate 1)"])  # gates are open
+    assert effect.loc["SE off (every gate 1)"].equals(
+        attention_effect(opened, images, labels, masks).loc["SE on"])
+    assert not effect.loc["SE on"].equals(effect.loc["SE off (every gate 1)"])
 
 
 def test_decision_ablation_zeroes_one_group_of_the_classifier_inputs():
@@ -106,21 +129,56 @@ def test_decision_ablation_zeroes_one_group_of_the_classifier_inputs():
                                    "without mean of segmentation map"]
 
 
-def test_decision_learning_epoch_and_saved_figures(tmp_path):
-    history = pd.DataFrame({"epoch": [0, 1, 2, 3], "loss_dec": [0.9, 0.5, 0.3, 0.1]})
-    assert decision_learning_epoch(history) == 2  # first below ln 2 / 2 = 0.347
+def test_decision_learning_epoch_and_its_mark_on_the_loss_curves():
+    history = pd.DataFrame({"epoch": [0, 1, 2, 3], "loss_dec": [0.9, math.log(2) / 2, 0.3, 0.1],
+                            "loss_seg": [0.5, 0.4, 0.3, 0.2], "w_seg": [1.0, 0.8, 0.6, 0.4]})
+    assert decision_learning_epoch(history) == 2  # first strictly below ln 2 / 2 = 0.347
     assert decision_learning_epoch(history.iloc[:2]) is None
-    calls = []
+    figure = plot_loss_curves({"run": history})
+    marks = [[line.get_xdata()[0] for line in axis.lines if line.get_linestyle() == ":"]
+             for axis in figure.axes]
+    assert marks == [[2], [2], []]  # on both loss panels, not on w_seg
+    plt.close(figure)
+
+
+def test_explore_shows_the_first_figure_and_redraws_on_a_slider(monkeypatch):
+    import IPython.display
+    import ipywidgets
+
+    shown, updates, calls = [], [], []
+
+    class Handle:
+        def update(self, figure):
+            updates.append(figure)
+
+    def display(item, display_id=False):
+        shown.append(item)
+        return Handle()
 
     def plot(dilation, beta):
         calls.append((dilation, beta))
         return Figure()
 
+    monkeypatch.setattr(IPython.display, "display", display)
     figure = explore(plot, dilation=(2, 1, 7, 1), beta=(0.04, 0.005, 0.2, 0.005))
-    assert calls == [(2, 0.04)] and isinstance(figure, Figure)
+    assert calls == [(2, 0.04)] and shown[0] is figure
+    dilation, beta = shown[1].children
+    assert isinstance(dilation, ipywidgets.IntSlider) and isinstance(beta, ipywidgets.FloatSlider)
+    assert (dilation.min, dilation.max, beta.step) == (1, 7, 0.005)
+    dilation.value = 5
+    assert calls[-1] == (5, 0.04) and len(updates) == 1
+
+
+def test_saved_figures_are_pngs_at_110_dpi(tmp_path):
+    figure = Figure(figsize=(2, 1))
+    axis = figure.add_axes((0, 0, 1, 1))
+    axis.imshow(np.zeros((1, 2)))  # fills the figure: no text whose size depends on fonts
+    axis.set_axis_off()
     assert save_figures({"a": figure}, None) == []
     assert save_figures({"a": figure}, tmp_path / "f") == [tmp_path / "f" / "a.png"]
-    assert (tmp_path / "f" / "a.png").stat().st_size > 0
+    with Image.open(tmp_path / "f" / "a.png") as saved:
+        assert saved.format == "PNG" and saved.info["dpi"] == pytest.approx((110, 110), abs=0.01)
+        assert saved.size == (242, 132)  # (2 x 1 inches + 0.1 inch padding around) x 110 dpi
 
 
 def test_teaching_runs_use_the_folder_recipe_on_real_images(tmp_path):

@@ -128,6 +128,18 @@ def test_negative_sampler_prefers_least_used():
     np.testing.assert_array_equal(follow.draw(3), sampler.draw(3))
 
 
+def test_negative_sampler_draws_uniformly_when_too_few_probabilities_are_left():
+    """With 1000 negatives the exponent 4 ln N = 27.6 takes the used ones' floor 1e-12 to 0:
+    600 unused are fewer than 700 asked for, so all 1000 are drawn from uniformly."""
+    sampler = NegativeSampler(1000, seed=0)
+    sampler.counts = np.array([0] * 600 + [1] * 400)
+    assert np.count_nonzero(sampler.probabilities()) == 600
+    chosen = sampler.draw(700)
+    assert len(set(chosen.tolist())) == 700 and chosen[:5].tolist() == [636, 269, 40, 16, 813]
+    assert int((chosen >= 600).sum()) == 282  # used ones too, about 700 x 400 / 1000 of them
+    assert np.bincount(sampler.counts).tolist() == [182, 536, 282]
+
+
 def test_cli_reports_bad_data_without_traceback(tmp_path, capsys):
     code = main(["train", "--data-root", str(tmp_path / "missing"), "--out-dir",
                  str(tmp_path / "run")])
@@ -172,13 +184,21 @@ def test_equal_validation_aps_keep_the_first_or_the_lowest_loss():
     assert _improves({"ap": 0.5, "log_loss": 2.0}, {"ap": -1.0, "epoch": -1}, "first")
 
 
-
 @pytest.mark.parametrize("path", ["space_to_batch", "dilated"])
 def test_the_atrous_gradient_path_is_the_configured_one_and_recorded(tiny_severstal, tmp_path,
-                                                                     path):
+                                                                     monkeypatch, path):
+    """Whichever path this CPU's "auto" would take. runtime.json records the path of the network
+    as built; the run stops where the first loader is made, so that nothing is trained."""
+    from segdec import train as train_module
+
+    def stop(*args, **kwargs):
+        raise InterruptedError
+
+    monkeypatch.setattr(train_module, "loader", stop)
     config = demo_config(tmp_path, data_root=str(tiny_severstal), epochs=1, atrous_gradient=path,
                          out_dir=str(tmp_path / "run"))
-    train(config, progress=False)
+    with pytest.raises(InterruptedError):
+        train(config, progress=False)
     (stretch,) = json.loads((tmp_path / "run" / "runtime.json").read_text())
     assert stretch["atrous_weight_gradient"] == path and stretch["from_epoch"] == 0
     assert RunConfig.from_file(tmp_path / "run" / "config.yaml").atrous_gradient == path
