@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from segdec import paper
 from segdec.config import RunConfig, supervision_mode
+from segdec.data.images import DataError
 from segdec.evaluate import image_metrics
 from segdec.io import atomic_write, write_text
 
@@ -81,7 +82,7 @@ def collect_runs(root: str | Path, tag: str | None = None) -> pd.DataFrame:
 def finished(runs: pd.DataFrame) -> pd.DataFrame:
     done = runs[runs["finished"].astype(bool)] if len(runs) else runs
     if done.empty:
-        raise ValueError("no finished runs to report on; run the batch first (segdec batch FILE)")
+        raise DataError("no finished runs to report on; run the batch first (segdec batch FILE)")
     return done
 
 
