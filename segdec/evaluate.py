@@ -14,7 +14,12 @@ import torch.nn.functional as F
 from sklearn.metrics import average_precision_score, log_loss, precision_recall_curve, roc_auc_score
 from torch.utils.data import DataLoader
 
-from segdec.checkpoint import best_checkpoint, load_checkpoint, model_from_checkpoint
+from segdec.checkpoint import (
+    best_checkpoint,
+    check_belongs_to_run,
+    load_checkpoint,
+    model_from_checkpoint,
+)
 from segdec.config import RunConfig
 from segdec.data.dataset import DefectDataset
 from segdec.data.images import DataError, image_shape, load_image, resize
@@ -121,7 +126,9 @@ def evaluate_run(
     if data is None:
         config, data = prepare_data(config, run_dir / "split.csv")
     checkpoint = best_checkpoint(run_dir)
-    model = model_from_checkpoint(load_checkpoint(checkpoint, device), device)
+    state = load_checkpoint(checkpoint, device)
+    check_belongs_to_run(state, config, checkpoint)
+    model = model_from_checkpoint(state, device)
     dtype = autocast_dtype(config.precision, device)
     labels = data.test.labels()
     # Figure 9 shows positives, and the pixel metrics score them: their maps come first.
