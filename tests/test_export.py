@@ -33,3 +33,15 @@ def test_onnx_matches_pytorch_for_batches_of_1_and_3(tiny_run, tmp_path):
         assert [o.shape for o in outputs] == [(batch,), (batch, 1, 8, 16)]
         for got, want in zip(outputs, expected, strict=True):
             assert np.abs(got - want).max() <= 1e-4
+
+
+def test_an_onnx_path_that_is_a_folder_is_refused_at_once(tiny_run, tmp_path, capsys,
+                                                           monkeypatch):
+    def no_export(*args, **kwargs):
+        raise AssertionError("the export started before the path was checked")
+
+    monkeypatch.setattr(torch.onnx, "export", no_export)
+    assert main(["export", "--checkpoint", str(tiny_run / "checkpoints" / "best.pt"),
+                 "--onnx", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"segdec export: error: {tmp_path} is a folder; give the "
+                                       f"ONNX file's name, such as {tmp_path / 'model.onnx'}\n")
