@@ -97,7 +97,7 @@ def probability(name: str, value: str | float) -> float:
         raise ConfigError(
             f"{name} {value!r} is not a number; give a probability in [0, 1]") from None
     if not 0.0 <= number <= 1.0:
-        raise ConfigError(f"{name} {number} must lie in [0, 1] (scores are probabilities)")
+        raise ConfigError(f"{name} {number} must lie in [0, 1] (scores and maps are probabilities)")
     return number
 
 
