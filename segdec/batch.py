@@ -32,6 +32,7 @@ import pandas as pd
 import yaml
 
 from segdec.config import RunConfig
+from segdec.errors import ConfigError, MissingExtraError
 
 KERNEL = "python3"  # the kernel of the Python that runs the batch (ipykernel is a dependency)
 TRAIN_NOTEBOOK = "notebooks/02_train.ipynb"
@@ -115,9 +116,15 @@ class Batch:
         patterns = list(patterns or [])
         if not patterns:
             return self.runs
-        chosen = [r for r in self.runs if any(fnmatch.fnmatchcase(r.name, p) for p in patterns)]
+        def matches(name: str) -> bool:
+            return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+        chosen = [r for r in self.runs if matches(r.name)]
         if not chosen:
-            raise ValueError(f"no run of {self.source} matches {', '.join(patterns)}")
+            unrunnable = [f"{name} cannot run: {error}" for name, error in self.invalid.items()
+                          if matches(name)]
+            raise ConfigError("; ".join(unrunnable) or
+                              f"no run of {self.source} matches {', '.join(patterns)}")
         return chosen
 
 
@@ -135,16 +142,19 @@ def load_batch(path: str | Path) -> Batch:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"batch file {path} does not exist")
-    spec = yaml.safe_load(path.read_text()) or {}
+    try:
+        spec = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:  # a syntax error, or a tag such as !!python/object
+        raise ConfigError(f"{path} is not valid YAML: {err}") from None
     if not isinstance(spec, dict):
-        raise ValueError(f"{path}: a batch file holds a mapping (batch, defaults, runs, reports)")
+        raise ConfigError(f"{path}: a batch file holds a mapping (batch, defaults, runs, reports)")
     unknown = sorted(set(spec) - BATCH_KEYS)
     if unknown:
-        raise ValueError(f"{path}: unknown keys {', '.join(unknown)}; "
-                         f"allowed: {', '.join(sorted(BATCH_KEYS))}")
+        raise ConfigError(f"{path}: unknown keys {', '.join(unknown)}; "
+                          f"allowed: {', '.join(sorted(BATCH_KEYS))}")
     name = str(spec.get("batch") or path.stem)
     if not NAME.match(name):
-        raise ValueError(f"{path}: batch name {name!r} may hold only letters, digits, _.+- and /")
+        raise ConfigError(f"{path}: batch name {name!r} may hold only letters, digits, _.+- and /")
     runs_dir = Path(spec.get("runs_dir", f"runs/{name}"))
     defaults = spec.get("defaults") or {}
     runs, seen, invalid = [], set(), {}
@@ -158,28 +168,28 @@ def load_batch(path: str | Path) -> Batch:
             invalid[str(run_name or f"run {index}")] = str(err)
             continue
         if run.name in seen:
-            raise ValueError(f"{path}: run name {run.name!r} appears twice")
+            raise ConfigError(f"{path}: run name {run.name!r} appears twice")
         seen.add(run.name)
         runs.append(run)
     if not runs:
         reasons = "; ".join(invalid.values())
-        raise ValueError(f"{path}: the batch lists no runs" + (f" that can run: {reasons}"
-                                                               if reasons else ""))
+        raise ConfigError(f"{path}: the batch lists no runs" + (f" that can run: {reasons}"
+                                                                if reasons else ""))
     synthetic = spec.get("synthetic")
     if synthetic is not None and (not isinstance(synthetic, dict)
                                   or set(synthetic) - SYNTHETIC_KEYS):
-        raise ValueError(f"{path}: synthetic takes only {', '.join(sorted(SYNTHETIC_KEYS))}")
+        raise ConfigError(f"{path}: synthetic takes only {', '.join(sorted(SYNTHETIC_KEYS))}")
     if synthetic is not None:
         synthetic = {**synthetic, "root": defaults.get("data_root", RunConfig().data_root)}
     reports: list[Report] = []
     for entry in spec.get("reports") or []:
         if not isinstance(entry, dict) or "notebook" not in entry:
-            raise ValueError(f"{path}: each report needs a notebook (optional: name, parameters)")
+            raise ConfigError(f"{path}: each report needs a notebook (optional: name, parameters)")
         notebook = Path(entry["notebook"])
         report = Report(str(entry.get("name", notebook.stem)), notebook,
                         dict(entry.get("parameters") or {}))
         if report.name in {r.name for r in reports}:
-            raise ValueError(f"{path}: two reports are named {report.name!r}; give them names")
+            raise ConfigError(f"{path}: two reports are named {report.name!r}; give them names")
         reports.append(report)
     return Batch(name=name, source=path, train_notebook=Path(spec.get("notebook", TRAIN_NOTEBOOK)),
                  runs=runs, reports=reports, synthetic=synthetic, invalid=invalid)
@@ -194,8 +204,8 @@ def _expand_seeds(entry: Any) -> list[Any]:
     seeds = entry.pop("seeds")
     if (not isinstance(seeds, list) or not seeds
             or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
-        raise ValueError(f"run {entry.get('name')!r}: seeds must be a list of whole numbers, "
-                         f"not {seeds!r}")
+        raise ConfigError(f"run {entry.get('name')!r}: seeds must be a list of whole numbers, "
+                          f"not {seeds!r}")
     name = str(entry.get("name"))
     return [{**entry, "name": name if i == 0 else f"{name}-seed{seed}", "seed": seed,
              "tags": {**(entry.get("tags") or {}), "seed": seed}} for i, seed in enumerate(seeds)]
@@ -203,18 +213,18 @@ def _expand_seeds(entry: Any) -> list[Any]:
 
 def _read_run(path: Path, index: int, entry: Any, defaults: dict, runs_dir: Path) -> BatchRun:
     if not isinstance(entry, dict) or "name" not in entry:
-        raise ValueError(f"{path}: run {index} needs a name (and run-configuration overrides)")
+        raise ConfigError(f"{path}: run {index} needs a name (and run-configuration overrides)")
     overrides = dict(entry)
     name, tags = str(overrides.pop("name")), overrides.pop("tags", {}) or {}
     if not NAME.match(name):
-        raise ValueError(f"{path}: run name {name!r} may hold only letters, digits, _.+- and /")
+        raise ConfigError(f"{path}: run name {name!r} may hold only letters, digits, _.+- and /")
     values = {**defaults, **overrides}
     values.setdefault("out_dir", str(runs_dir / name))
     values["notes"] = {**(values.get("notes") or {}), **tags}
     try:
         return BatchRun(name, RunConfig.from_dict(values))
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{path}: run {name!r}: {err}") from None
+        raise ConfigError(f"{path}: run {name!r}: {err}") from None
 
 
 def plan(runs: list[BatchRun]) -> pd.DataFrame:
@@ -320,8 +330,12 @@ def execute_runs(batch: Batch, runs: list[BatchRun], workers: int | None = None,
     if not jobs:
         return results
     if scheduler:
-        from dask.distributed import Client
-        from dask.distributed import as_completed as dask_completed
+        try:
+            from dask.distributed import Client
+            from dask.distributed import as_completed as dask_completed
+        except ImportError:
+            raise MissingExtraError(
+                "--scheduler needs Dask: pip install 'segdec[cluster]'") from None
 
         with Client(scheduler) as client:
             # Workers must see the same file system: paths are the submitting machine's.
@@ -358,7 +372,7 @@ def execute_reports(batch: Batch, log: Callable[[str], None] = _print,
     chosen = [r for r in batch.reports
               if not only or any(fnmatch.fnmatchcase(r.name, p) for p in only)]
     if only and not chosen:
-        raise ValueError(f"no report of {batch.source} matches {', '.join(only)}; its reports: "
+        raise ConfigError(f"no report of {batch.source} matches {', '.join(only)}; its reports: "
                          f"{', '.join(r.name for r in batch.reports)}")
     results = []
     for item in chosen:

@@ -12,11 +12,13 @@ import torch
 from segdec import __version__
 from segdec.config import RunConfig
 from segdec.data.dataset import PREPROCESSING
+from segdec.errors import CheckpointError
 from segdec.io import atomic_write
 from segdec.model import ModelConfig, SegDecNet
 from segdec.runtime import scoring_precision, use_precision
 
 CHECKPOINT_FORMAT = 1
+_MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)}
 
 
 def model_config(config: RunConfig) -> ModelConfig:
@@ -47,24 +49,24 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
         # torch's own text suggests weights_only=False, which would run the file's code.
-        raise ValueError(
+        raise CheckpointError(
             f"{path} was refused: it holds objects other than tensors and plain values, which a "
             "segdec checkpoint never does. Do not load it unless you trust where it came from"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise ValueError(
+        raise CheckpointError(
             f"{path} cannot be read as a checkpoint ({type(err).__name__}): it is truncated, "
             "empty or not a segdec checkpoint. Use another copy, or last.pt/best.pt of the run"
         ) from None
     version = state.get("format") if isinstance(state, dict) else None
     if version is None:
-        raise ValueError(f"{path} is not a segdec checkpoint")
-    missing = sorted({"model", "model_config"} - set(state))
+        raise CheckpointError(f"{path} is not a segdec checkpoint")
+    missing = [key for key in ("model", "model_config", "input_size") if key not in state]
     if missing:
-        raise ValueError(f"{path} is a segdec checkpoint without {', '.join(missing)}; it cannot "
-                         "rebuild the network. Use the run's best.pt or last.pt")
+        raise CheckpointError(f"{path} is a segdec checkpoint without {', '.join(missing)}; it "
+                              "cannot rebuild the network. Use the run's best.pt or last.pt")
     if version > CHECKPOINT_FORMAT:
-        raise ValueError(
+        raise CheckpointError(
             f"{path} has checkpoint format {version}, newer than this segdec reads "
             f"({CHECKPOINT_FORMAT}); upgrade segdec"
         )
@@ -74,10 +76,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             config.setdefault("seg_to_decision", "logit")
     # Format-1 checkpoints written before this key existed used today's preprocessing.
     if state.get("preprocessing", PREPROCESSING) != PREPROCESSING:
-        raise ValueError(
+        raise CheckpointError(
             f"{path} was trained on images prepared as {state['preprocessing']}, but this segdec "
             f"prepares them as {PREPROCESSING}; use the segdec version that trained it"
         )
+    _check_network(path, state)
     return state
 
 
@@ -94,14 +97,62 @@ def scoring_dtype(state: dict, device: torch.device) -> torch.dtype | None:
     return use_precision(scoring_precision(checkpoint_precision(state), device), device)
 
 
+def check_belongs_to_run(state: dict, config: RunConfig, path: Path) -> None:
+    """A checkpoint evaluated for a run must hold that run's network at its input size; another
+    run's best.pt would score well enough to pass unnoticed into its metrics.json."""
+    trained = {**state["model_config"], "input_size": list(state["input_size"])}
+    run = {**model_config(config).to_dict(),
+           "input_size": [config.input_height, config.input_width]}
+    # A field the configuration left to derive says nothing of what was trained: a config.yaml
+    # older than seg_to_decision derives today's default, its checkpoint reads as "logit".
+    differing = [name for name in run
+                 if name not in config._derived and trained.get(name) != run[name]]
+    if differing:
+        details = ", ".join(f"{name} {trained.get(name)!r} (the run: {run[name]!r})"
+                            for name in differing)
+        raise CheckpointError(f"{path} is not this run's network: it has {details}; evaluate "
+                              "it in the run directory that trained it")
+
+
+def last_checkpoint(run_dir: str | Path) -> Path:
+    """``last.pt`` of a run: the state a resumption continues from."""
+    return Path(run_dir) / "checkpoints" / "last.pt"
+
+
 def best_checkpoint(run_dir: str | Path) -> Path:
     """``best.pt`` of a run, or ``last.pt`` when no validation has happened yet."""
-    checkpoints = Path(run_dir) / "checkpoints"
-    best = checkpoints / "best.pt"
-    return best if best.exists() else checkpoints / "last.pt"
+    best = Path(run_dir) / "checkpoints" / "best.pt"
+    return best if best.exists() else last_checkpoint(run_dir)
 
 
 def model_from_checkpoint(state: dict, device: torch.device | str = "cpu") -> SegDecNet:
     model = SegDecNet(ModelConfig(**state["model_config"]))
     model.load_state_dict(state["model"])
     return model.to(device).eval()
+
+
+def _check_network(path: Path, state: dict) -> None:
+    """The network the checkpoint describes can be built and its weights fit it, so that a
+    malformed file is named here and not by a TypeError or ``load_state_dict``'s RuntimeError."""
+    described = state["model_config"]
+    unknown = sorted(set(described) - _MODEL_FIELDS) if isinstance(described, dict) else []
+    if not isinstance(described, dict) or unknown:
+        what = ", ".join(unknown) or repr(described)
+        raise CheckpointError(f"{path} describes its network with {what}, which this segdec "
+                              "does not know; use the segdec version that wrote it")
+    try:
+        expected = SegDecNet(ModelConfig(**described)).state_dict()
+    except ValueError as err:
+        raise CheckpointError(f"{path} describes a network this segdec cannot build: "
+                              f"{err}") from None
+    weights = state["model"] if isinstance(state["model"], dict) else {}
+    for problem, names in (
+        ("lacks the weights", [k for k in expected if k not in weights]),
+        ("holds unknown weights", [k for k in weights if k not in expected]),
+        ("holds weights of the wrong shape", [k for k in expected if k in weights and getattr(
+            weights[k], "shape", None) != expected[k].shape]),
+    ):
+        if names:
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+            raise CheckpointError(f"{path} {problem} {', '.join(names[:3])}{more}; it is damaged "
+                                  "or not from this network. Use the run's best.pt or last.pt")

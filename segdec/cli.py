@@ -6,15 +6,44 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from segdec.config import RunConfig
-from segdec.data.images import DataError
+from segdec.errors import ConfigError, OutputExistsError, SegdecError
 
 
 def _size(text: str) -> tuple[int, int]:
     width, _, height = text.lower().partition("x")
-    return int(width), int(height)
+    try:
+        return int(width), int(height)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, such as 320x64") from None
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``low``."""
+    def whole_number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} must be at least {low}")
+        return value
+
+    return whole_number
+
+
+def _threshold(text: str) -> str | float:
+    """``best`` or a number; predict checks that it is a probability."""
+    if text == "best":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither 'best' nor a probability such as 0.5") from None
 
 
 def _base_config(args: argparse.Namespace) -> RunConfig:
@@ -30,9 +59,18 @@ def _base_config(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from segdec.checkpoint import last_checkpoint
     from segdec.train import train
 
     config = _base_config(args)
+    # Said here in the CLI's words; the Python API (train's resume=True) says its own.
+    started = last_checkpoint(config.out_dir).is_file()
+    if args.resume and not started:
+        raise ConfigError(f"nothing to resume in {config.out_dir}: it holds no "
+                          "checkpoints/last.pt; start the run without --resume")
+    if started and not args.resume:
+        raise OutputExistsError(f"{config.out_dir} already holds a run; continue it with --resume "
+                                "or choose another --out-dir")
     metrics = train(config, resume=args.resume)
     print(_format_metrics(metrics))
     print(f"run directory: {config.out_dir}")
@@ -83,7 +121,7 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 def cmd_synth(args: argparse.Namespace) -> int:
     from segdec.data.synthetic import synthesize
 
-    out = synthesize(args.out, args.n_pos, args.n_neg, seed=args.seed, size=_size(args.size),
+    out = synthesize(args.out, args.n_pos, args.n_neg, seed=args.seed, size=args.size,
                      overwrite=args.overwrite)
     print(f"wrote {args.n_pos} defective and {args.n_neg} clean images to {out}")
     return 0
@@ -92,7 +130,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from segdec.demo import run_demo
 
-    table = run_demo(args.out, n_pos=args.n_pos, n_neg=args.n_neg, size=_size(args.size),
+    table = run_demo(args.out, n_pos=args.n_pos, n_neg=args.n_neg, size=args.size,
                      epochs=args.epochs)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"\nruns and data: {args.out}")
@@ -104,7 +142,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     scores, skipped = predict_images(args.checkpoint, args.images, args.out, args.threshold,
                                      args.batch_size, args.device, args.mask_threshold,
-                                     args.num_workers)
+                                     args.num_workers, overwrite=args.overwrite)
     print(f"{len(scores)} images scored, {int(scores.decision.sum())} judged defective, "
           f"{len(skipped)} unreadable skipped; results in {args.out}")
     if scores.empty:
@@ -242,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--n-pos", type=int, default=100)
     synth.add_argument("--n-neg", type=int, default=100)
     synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--size", default="1600x256", help="WIDTHxHEIGHT, multiples of 8")
+    synth.add_argument("--size", default="1600x256", type=_size,
+                       help="WIDTHxHEIGHT, multiples of 8")
     synth.add_argument("--overwrite", action="store_true")
     synth.set_defaults(func=cmd_synth)
 
@@ -250,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo", type=Path)
     demo.add_argument("--n-pos", type=int, default=60)
     demo.add_argument("--n-neg", type=int, default=60)
-    demo.add_argument("--size", default="320x64", help="WIDTHxHEIGHT of the synthetic images")
+    demo.add_argument("--size", default="320x64", type=_size,
+                      help="WIDTHxHEIGHT of the synthetic images")
     demo.add_argument("--epochs", type=int, default=10)
     demo.set_defaults(func=cmd_demo)
 
@@ -258,12 +298,15 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--checkpoint", required=True, type=Path, help="RUN/checkpoints/best.pt")
     predict.add_argument("--images", required=True, help="a folder, or a quoted glob pattern")
     predict.add_argument("--out", required=True, type=Path)
-    predict.add_argument("--threshold", default="best",
+    predict.add_argument("--threshold", default="best", type=_threshold,
                          help="'best' (the validation threshold in best.pt) or a probability")
     predict.add_argument("--mask-threshold", type=float, default=0.5,
                          help="segmentation probability above which a pixel is in the mask")
-    predict.add_argument("--batch-size", type=int, default=8)
-    predict.add_argument("--num-workers", type=int, default=0, help="image-decoding processes")
+    predict.add_argument("--batch-size", type=_at_least(1), default=8)
+    predict.add_argument("--num-workers", type=_at_least(0), default=0,
+                         help="image-decoding processes")
+    predict.add_argument("--overwrite", action="store_true",
+                         help="replace the results of an earlier prediction in --out")
     predict.add_argument("--device", default="auto", help="auto, cpu or cuda")
     predict.set_defaults(func=cmd_predict)
 
@@ -275,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     suggest = commands.add_parser(
         "suggest-labels", help="rank weakly labelled training positives for pixel labelling")
     suggest.add_argument("--run", required=True, type=Path)
-    suggest.add_argument("--budget", required=True, type=int, help="how many images to suggest")
+    suggest.add_argument("--budget", required=True, type=_at_least(1),
+                         help="how many images to suggest")
     suggest.add_argument("--out", type=Path, help="CSV (default RUN/label_suggestions.csv)")
     suggest.add_argument("--device", default="auto")
     suggest.set_defaults(func=cmd_suggest_labels)
@@ -289,7 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--dry-run", action="store_true", help="list the runs and stop")
     batch.add_argument("--reports-only", action="store_true",
                        help="render the reports from the runs finished so far; train nothing")
-    batch.add_argument("--workers", type=int, help="parallel local runs (default: one per GPU)")
+    batch.add_argument("--workers", type=_at_least(1),
+                       help="parallel local runs (default: one per GPU)")
     batch.add_argument("--scheduler", metavar="ADDRESS",
                        help="Dask scheduler (tcp://host:8786) to run on instead of locally")
     batch.set_defaults(func=cmd_batch)
@@ -333,7 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     try:
         return args.func(args)
-    except (DataError, FileNotFoundError, FileExistsError, ImportError, ValueError) as err:
+    # Bad input, and paths given by the user that are missing, taken or not accessible, are one
+    # line; anything else is a bug and keeps its traceback.
+    except (SegdecError, FileNotFoundError, FileExistsError, PermissionError) as err:
         print(f"segdec {args.command}: error: {err}", file=sys.stderr)
         return 2
 

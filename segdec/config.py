@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from segdec.errors import ConfigError
 from segdec.io import write_text
 from segdec.model import ModelConfig
 from segdec.options import option
@@ -35,6 +38,31 @@ OPTION_ALIASES = {"data_root": ("--data",)}
 OPTION_GROUPS = ("data", "model", "loss", "optimisation", "outputs")
 _METAVARS = {int: "INT", float: "FLOAT", str: "TEXT", list[int]: "[INT, ...]",
              dict[str, Any]: "{KEY: VALUE}"}
+
+
+# Numeric fields: the test a value must pass and the range as an error message names it.
+_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "n_all": (lambda v: v >= 1, "at least 1 (or null for all)"),
+    "n_seg": (lambda v: v >= 0, ">= 0 (or null for all)"),
+    "n_train_negatives": (lambda v: v >= 0, ">= 0 (or null)"),
+    "n_val": (lambda v: v >= 0, ">= 0 (or null)"),
+    "input_height": (lambda v: v > 0 and v % 8 == 0, "a positive multiple of 8"),
+    "input_width": (lambda v: v > 0 and v % 8 == 0, "a positive multiple of 8"),
+    "dilate_masks": (lambda v: v == 0 or (v > 0 and v % 2), "0 or an odd kernel size"),
+    "in_channels": (lambda v: v in (1, 3), "1 (grey) or 3 (colour)"),
+    "se_reduction": (lambda v: v >= 1, "at least 1"),
+    "beta": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    "delta": (lambda v: v >= 0.0, ">= 0"),
+    "epochs": (lambda v: v >= 1, "at least 1"),
+    "learning_rate": (lambda v: v > 0.0, "greater than 0"),
+    "batch_size": (lambda v: v >= 1, "at least 1"),
+    "momentum": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    "seed": (lambda v: v >= 0, ">= 0"),
+    "split_seed": (lambda v: v >= 0, ">= 0 (or null: the run's seed)"),
+    "num_workers": (lambda v: v >= 0, ">= 0 (0: load in the training process)"),
+    "validate_every": (lambda v: v >= 1, "at least 1"),
+    "n_saved_maps": (lambda v: v >= 0, ">= 0"),
+}
 
 
 def supervision_mode(n_all: int | None, n_seg: int | None) -> str:
@@ -157,33 +185,29 @@ class RunConfig(ModelConfig):
             if base is float and isinstance(value, int) and not isinstance(value, bool):
                 setattr(self, name, float(value))
             elif not _has_type(value, base):
-                raise ValueError(f"{name}={value!r} must be {_type_name(annotation)}")
+                raise ConfigError(f"{name}={value!r} must be {_type_name(annotation)}")
 
     def validate_choices(self) -> None:
         for f in fields(self):
             allowed, value = f.metadata.get("choices"), getattr(self, f.name)
             unset_recipe_field = value is None and f.name in RECIPE_FIELDS
             if allowed and value not in allowed and not unset_recipe_field:
-                raise ValueError(f"{f.name}={value!r} is not one of {', '.join(allowed)}")
+                raise ConfigError(f"{f.name}={value!r} is not one of {', '.join(allowed)}")
 
     def validate(self) -> None:
+        """Every value in its range, so a bad one is refused before a run writes anything
+        (a negative learning rate trains, a NaN one fails only after an epoch)."""
         self.validate_choices()
-        if self.n_all is not None and self.n_all < 1:
-            raise ValueError(f"n_all={self.n_all} must be at least 1 (or None for all)")
-        if self.n_seg is not None and self.n_seg < 0:
-            raise ValueError(f"n_seg={self.n_seg} must be >= 0 (or None for all)")
-        if self.n_seg is not None and self.n_all is not None and self.n_seg > self.n_all:
-            raise ValueError(f"n_seg={self.n_seg} cannot exceed n_all={self.n_all}")
-        for name in ("input_height", "input_width"):
+        for name, base in self.field_types().items():
             value = getattr(self, name)
-            if value is not None and (value <= 0 or value % 8):
-                raise ValueError(f"{name}={value} must be a positive multiple of 8")
-        if self.epochs < 1 or self.batch_size < 1 or self.validate_every < 1:
-            raise ValueError("epochs, batch_size and validate_every must be at least 1")
-        if not 0.0 <= self.beta < 1.0:
-            raise ValueError(f"beta={self.beta} must lie in [0, 1)")
-        if self.dilate_masks < 0 or (self.dilate_masks and self.dilate_masks % 2 == 0):
-            raise ValueError(f"dilate_masks={self.dilate_masks} must be 0 or an odd kernel size")
+            if _strip_optional(base) is float and value is not None and not math.isfinite(value):
+                raise ConfigError(f"{name}={value} must be a finite number")
+        for name, (within, allowed) in _RANGES.items():
+            value = getattr(self, name)
+            if value is not None and not within(value):
+                raise ConfigError(f"{name}={value} must be {allowed}")
+        if self.n_seg is not None and self.n_all is not None and self.n_seg > self.n_all:
+            raise ConfigError(f"n_seg={self.n_seg} cannot exceed n_all={self.n_all}")
 
     # ---- (de)serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -194,14 +218,14 @@ class RunConfig(ModelConfig):
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown run-configuration keys: {', '.join(unknown)}")
+            raise ConfigError(f"unknown run-configuration keys: {', '.join(unknown)}")
         types = cls.field_types()
         coerced = {}
         for name, value in values.items():
             try:
                 coerced[name] = _coerce(types[name], value)
             except ValueError:
-                raise ValueError(f"{name}={value!r} must be {_type_name(types[name])}") from None
+                raise ConfigError(f"{name}={value!r} must be {_type_name(types[name])}") from None
         return cls(**coerced)
 
     @classmethod
@@ -212,14 +236,14 @@ class RunConfig(ModelConfig):
         try:
             values = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as err:
-            raise ValueError(f"{path} is not valid YAML: {err}") from None
+            raise ConfigError(f"{path} is not valid YAML: {err}") from None
         if not isinstance(values, dict):
-            raise ValueError(f"{path} must hold a mapping of run-configuration keys")
+            raise ConfigError(f"{path} must hold a mapping of run-configuration keys")
         values.update(overrides)
         try:
             return cls.from_dict(values)
         except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
+            raise ConfigError(f"{path}: {err}") from None
 
     def unresolved(self) -> dict[str, Any]:
         """The fields as given: those the recipe or the architecture filled in are None again."""
@@ -294,7 +318,7 @@ def _coerce(annotation: Any, value: Any) -> Any:
             return True
         if value.lower() in ("false", "no", "0", "off"):
             return False
-        raise ValueError(f"cannot read {value!r} as a boolean")
+        raise ConfigError(f"cannot read {value!r} as a boolean")
     if base is int and isinstance(value, float) and value.is_integer():
         return int(value)
     if base is int and isinstance(value, str):

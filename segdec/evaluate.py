@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from segdec.checkpoint import (
     best_checkpoint,
+    check_belongs_to_run,
     load_checkpoint,
     model_from_checkpoint,
     scoring_dtype,
@@ -130,6 +131,7 @@ def evaluate_run(
         config, data = prepare_data(config, run_dir / "split.csv")
     checkpoint = best_checkpoint(run_dir)
     state = load_checkpoint(checkpoint, device)
+    check_belongs_to_run(state, config, checkpoint)
     model = model_from_checkpoint(state, device)
     dtype = use_precision(precision, device) if precision else scoring_dtype(state, device)
     labels = data.test.labels()

@@ -18,8 +18,9 @@ import torch
 
 from segdec.checkpoint import load_checkpoint, model_from_checkpoint
 from segdec.data.images import HIGH_DEPTH_RULE
+from segdec.errors import ConfigError, MissingExtraError
 from segdec.io import atomic_path
-from segdec.predict import Scorer
+from segdec.predict import Scorer, writable_folder
 
 
 def onnx_metadata(state: dict) -> dict[str, str]:
@@ -38,8 +39,15 @@ def export_onnx(checkpoint: str | Path, onnx_path: str | Path) -> Path:
     """Write the checkpoint's network as ONNX (dynamic batch size) to ``onnx_path``, atomically."""
     try:
         import onnx
+        import onnxscript  # noqa: F401  (torch.onnx.export imports it)
     except ImportError:
-        raise ImportError("ONNX export needs onnx: pip install 'segdec[export]'") from None
+        raise MissingExtraError("ONNX export needs onnx: pip install 'segdec[export]'") from None
+    onnx_path = Path(onnx_path)
+    # Checked first: the export itself takes seconds before it would reach the path.
+    if onnx_path.is_dir():
+        raise ConfigError(f"{onnx_path} is a folder; give the ONNX file's name, such as "
+                          f"{onnx_path / 'model.onnx'}")
+    writable_folder(onnx_path.parent)
     state = load_checkpoint(checkpoint)
     scorer = Scorer(model_from_checkpoint(state)).eval()
     height, width = state["input_size"]
@@ -54,4 +62,4 @@ def export_onnx(checkpoint: str | Path, onnx_path: str | Path) -> Path:
         onnx.helper.set_model_props(model, onnx_metadata(state))
         onnx.checker.check_model(model)
         onnx.save(model, tmp)
-    return Path(onnx_path)
+    return onnx_path

@@ -11,11 +11,14 @@ An unreadable file is reported and listed in ``skipped.csv``; the others go on.
 independent of the decision, so it can show a weak spot on an image judged clean.
 ``OUT/overlays/NAME.png``: the image with the map as a red tint, framed red (defective) or green,
 with the score written in the corner.
+An ``OUT`` that already holds these is refused unless ``overwrite``, which removes them first.
 """
 
 from __future__ import annotations
 
 import glob
+import os
+import shutil
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -34,11 +37,14 @@ from segdec.checkpoint import load_checkpoint, model_from_checkpoint, scoring_dt
 from segdec.data.dataset import image_tensor
 from segdec.data.images import DataError, load_image, resize
 from segdec.data.severstal import IMAGE_SUFFIXES
+from segdec.errors import CheckpointError, ConfigError, OutputExistsError
 from segdec.io import atomic_write
 from segdec.model import SegDecNet
 from segdec.runtime import keep_freed_memory, resolve_device
 
 DEFECT_COLOUR, CLEAN_COLOUR, TINT = (230, 30, 30), (40, 190, 70), np.array([255.0, 0.0, 0.0])
+# Everything predict writes in its output folder: what --overwrite replaces, and nothing else.
+OUTPUTS = ("scores.csv", "skipped.csv", "masks", "overlays")
 
 
 class Scorer(nn.Module):
@@ -77,13 +83,45 @@ def decision_threshold(state: dict, choice: str | float, checkpoint: str | Path)
     """``"best"``: the F-maximising threshold found on the validation split; else a number."""
     if choice == "best":
         if "threshold" not in state:
-            raise ValueError(f"{checkpoint} holds no validation threshold (only best.pt does); "
-                             "use RUN/checkpoints/best.pt or pass --threshold VALUE")
+            raise CheckpointError(f"{checkpoint} holds no validation threshold (only best.pt "
+                                  "does); use RUN/checkpoints/best.pt or pass --threshold VALUE")
         return float(state["threshold"])
-    value = float(choice)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"threshold {value} must lie in [0, 1] (scores are probabilities)")
-    return value
+    return probability("threshold", choice)
+
+
+def probability(name: str, value: str | float) -> float:
+    """``value`` as a number in [0, 1]: scores and segmentation maps are probabilities."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(
+            f"{name} {value!r} is not a number; give a probability in [0, 1]") from None
+    if not 0.0 <= number <= 1.0:
+        raise ConfigError(f"{name} {number} must lie in [0, 1] (scores and maps are probabilities)")
+    return number
+
+
+def writable_folder(folder: Path) -> None:
+    """``folder`` is (or can be made) a folder this process may write in; checked before any
+    work, so a mistyped path fails at once and not with a traceback after the last image."""
+    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{existing} is a file, not a folder; give a folder for the results")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write in {existing} (permission denied); give a folder you "
+                          "can write to")
+
+
+def previous_outputs(out: Path, overwrite: bool) -> list[Path]:
+    """Predict's outputs already in ``out``; refused unless ``overwrite``, since new scores beside
+    an older run's masks and overlays would describe two runs as one."""
+    writable_folder(out)
+    found = [out / name for name in OUTPUTS if (out / name).exists()]
+    if found and not overwrite:
+        raise OutputExistsError(
+            f"{out} already holds the results of a prediction ({', '.join(p.name for p in found)});"
+            " replace them with --overwrite (overwrite=True in Python) or choose another folder")
+    return found
 
 
 @dataclass
@@ -140,18 +178,27 @@ def predict_images(
     mask_threshold: float = 0.5,
     num_workers: int = 0,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Score every image of ``images`` (folder or glob) into ``out``; return (scores, skipped)."""
+    """Score every image of ``images`` (folder or glob) into ``out``; return (scores, skipped).
+    With ``overwrite``, the outputs of an earlier prediction in ``out`` are removed first."""
+    out = Path(out)
+    mask_threshold = probability("mask threshold", mask_threshold)
+    replaced = previous_outputs(out, overwrite)
     state = load_checkpoint(checkpoint)
     cut = decision_threshold(state, threshold, checkpoint)
     paths = find_images(images)
+    for path in replaced:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
     torch_device = resolve_device(device)
     keep_freed_memory()
     scorer = Scorer(model_from_checkpoint(state, torch_device))
     dtype = scoring_dtype(state, torch_device)
     files = ImageFiles(paths, tuple(state["input_size"]), state["model_config"]["in_channels"])
     batches = DataLoader(files, batch_size=batch_size, num_workers=num_workers, collate_fn=list)
-    out = Path(out)
     rows, skipped = [], []
     bar = tqdm(total=len(paths), unit="img", desc="predict", disable=not progress)
 

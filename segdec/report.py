@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from segdec import paper
 from segdec.config import RunConfig, supervision_mode
+from segdec.data.images import DataError
 from segdec.evaluate import image_metrics
 from segdec.io import atomic_write, write_text
 
@@ -98,7 +99,7 @@ def has_folds(runs: pd.DataFrame) -> bool:
 def finished(runs: pd.DataFrame) -> pd.DataFrame:
     done = runs[runs["finished"].astype(bool)] if len(runs) else runs
     if done.empty:
-        raise ValueError("no finished runs to report on; run the batch first (segdec batch FILE)")
+        raise DataError("no finished runs to report on; run the batch first (segdec batch FILE)")
     return done
 
 
@@ -245,7 +246,7 @@ def pixel_label_table(runs: pd.DataFrame,
     summary = over_seeds(join_folds(finished(runs)))
     summary = summary[(summary["folds"] == "0,1,2") & summary["network"].isin(networks)]
     if summary.empty:
-        raise ValueError(f"no setting of {', '.join(networks)} was run on all 3 folds")
+        raise DataError(f"no setting of {', '.join(networks)} was run on all 3 folds")
     order = {network: i for i, network in enumerate(networks)}
     table = summary.assign(order=summary["network"].map(order)).sort_values(["order", "l_p"])
     return pd.DataFrame({
@@ -269,7 +270,7 @@ def figure8_pixel_labels(runs: pd.DataFrame,
     joined = join_folds(done)
     joined = joined[joined["folds"] == "0,1,2"]
     if joined.empty:
-        raise ValueError(f"no {dataset} setting of {', '.join(networks)} was run on all 3 folds")
+        raise DataError(f"no {dataset} setting of {', '.join(networks)} was run on all 3 folds")
     summary = over_seeds(joined)
     figure, axis = plt.subplots(figsize=(7.5, 4.6))
     for colour, network in zip(sns.color_palette("colorblind"), networks, strict=False):
@@ -318,7 +319,7 @@ def _run_of(runs: pd.DataFrame, mode: str, network: str) -> Path:
     chosen = runs[(runs["mode"] == mode) & (runs["network"] == network)]
     chosen = chosen[[(Path(d) / "segmentation_maps.npz").is_file() for d in chosen["run_dir"]]]
     if chosen.empty:
-        raise ValueError(f"no finished {mode} run with network {network!r} and saved maps "
+        raise DataError(f"no finished {mode} run with network {network!r} and saved maps "
                          "(segmentation_maps.npz) among the runs; Figure 9 needs one with and "
                          "one without the improvements")
     # The most pixel labels; of several folds and seeds the first, so both columns show the
@@ -346,7 +347,7 @@ def figure9(runs: pd.DataFrame, mode: str = "FS", n_images: int = 4,
     names = [n for n, label in zip(reference["names"], reference["labels"], strict=True)
              if label and all(n in list(maps["names"]) for maps in saved.values())][:n_images]
     if not names:
-        raise ValueError(f"{columns[NETWORK_NAMES[IMPROVED]]} and "
+        raise DataError(f"{columns[NETWORK_NAMES[IMPROVED]]} and "
                          f"{columns[NETWORK_NAMES.get(baseline, baseline)]} saved no positive "
                          "test image in common")
     height, width = reference["images"].shape[1:3]

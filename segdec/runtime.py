@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from segdec.errors import ConfigError
+
 # The oldest torch segdec runs on (pyproject.toml declares the same): model.py calls
 # torch.is_autocast_enabled(device_type), new in 2.4; train.py builds torch.amp.GradScaler(device),
 # new in 2.3.
@@ -49,12 +51,12 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type != "cuda":
         return device
     if not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} was asked for but CUDA is not available")
+        raise ConfigError(f"device {name!r} was asked for but CUDA is not available")
     index = torch.cuda.current_device() if device.index is None else device.index
     count = torch.cuda.device_count()
     if index >= count:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        raise RuntimeError(
+        raise ConfigError(
             f"device {name!r} was asked for but this process sees {count} GPU(s), cuda:0 to "
             f"cuda:{count - 1}" + (f" (CUDA_VISIBLE_DEVICES={visible})" if visible else ""))
     torch.cuda.set_device(index)
@@ -93,7 +95,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         capability = gpu_capability(device)
         where = (f"{device} has {capability[0]}.{capability[1]}, where it is emulated"
                  if capability else f"{device} is not a GPU")
-        raise ValueError(f"precision {precision} needs a GPU of compute capability 8.0 or newer; "
+        raise ConfigError(f"precision {precision} needs a GPU of compute capability 8.0 or newer; "
                          f"{where}: use precision fp16 (loss-scaled) or fp32")
     return precision
 

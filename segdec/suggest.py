@@ -34,6 +34,7 @@ from segdec.checkpoint import (
 from segdec.config import RunConfig
 from segdec.data.images import DataError
 from segdec.data.prepare import loader, prepare_data
+from segdec.errors import ConfigError
 from segdec.evaluate import predict_loader
 from segdec.io import atomic_write
 from segdec.runtime import resolve_device
@@ -85,7 +86,7 @@ def suggest_labels(run_dir: str | Path, budget: int, out: str | Path | None = No
                    device: str = "auto") -> pd.DataFrame:
     """The ``budget`` best candidates, written to ``out`` (default RUN/label_suggestions.csv)."""
     if budget < 1:
-        raise ValueError(f"budget={budget} must be at least 1")
+        raise ConfigError(f"budget={budget} must be at least 1")
     top = rank_candidates(run_dir, device).head(budget)
     out = Path(out) if out else Path(run_dir) / "label_suggestions.csv"
     atomic_write(out, lambda tmp: top.to_csv(tmp, index=False))

@@ -14,6 +14,7 @@ from segdec.checkpoint import load_checkpoint, model_from_checkpoint
 from segdec.config import RunConfig
 from segdec.data.prepare import prepare_data
 from segdec.data.synthetic import synthesize
+from segdec.errors import ConfigError
 from segdec.evaluate import input_mask
 from segdec.model import SegDecNet
 from segdec.train import train
@@ -73,7 +74,7 @@ def train_or_load(config: RunConfig, progress: bool = True) -> SegDecNet:
         saved = RunConfig.from_file(run_dir / "config.yaml")
         if saved != config:
             changed = sorted(k for k, v in config.to_dict().items() if saved.to_dict()[k] != v)
-            raise ValueError(f"{run_dir} holds a network trained with other settings "
+            raise ConfigError(f"{run_dir} holds a network trained with other settings "
                              f"({', '.join(changed)}); choose another runs_dir or delete it")
     else:
         train(config, resume=True, progress=progress)

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from segdec.checkpoint import (
     checkpoint_precision,
+    last_checkpoint,
     load_checkpoint,
     model_config,
     save_checkpoint,
@@ -33,9 +34,11 @@ from segdec.config import RunConfig
 from segdec.data.check import check_samples
 from segdec.data.prepare import loader, prepare_data
 from segdec.data.splits import save_split
+from segdec.errors import ConfigError, OutputExistsError
 from segdec.evaluate import evaluate_run, image_metrics, predict_loader
 from segdec.io import atomic_write, write_json
 from segdec.loss import LossTerms, SegDecLoss, loss_weights
+from segdec.memory import check_training_memory
 from segdec.model import SegDecNet, atrous_weight_gradient, use_space_to_batch
 from segdec.runtime import (
     can_compute,
@@ -151,7 +154,7 @@ def _check_resumable(saved: dict, config: RunConfig, path: Path) -> None:
     before, now = _comparable(RunConfig.from_dict(saved)), _comparable(config)
     changed = sorted(k for k, v in now.items() if k not in RESUME_MAY_CHANGE and before[k] != v)
     if changed:
-        raise ValueError(
+        raise ConfigError(
             f"cannot resume from {path}: the configuration differs in {', '.join(changed)}; "
             "use a new out_dir for a different run"
         )
@@ -165,13 +168,20 @@ def _resumed_precision(state: dict, precision: str, device: torch.device, path: 
     if trained == precision:
         return precision
     if not can_compute(trained, device):
-        raise ValueError(
+        raise ConfigError(
             f"cannot resume from {path} on {device}: the run trained in {trained}, which this "
             "device cannot compute (TF32, and bf16 on a GPU, need compute capability 8.0 or "
             "newer); resume it on a device like the one it started on, or train anew in "
             "another out_dir")
     tqdm.write(f"resuming in {trained}, the precision the run started in ({precision} here)")
     return trained
+
+
+def _finished(state: dict, run_dir: Path) -> bool:
+    """Every epoch trained and the test evaluated: resuming it must leave the folder as it is
+    (``runtime.json`` gains no stretch, metrics are not recomputed)."""
+    return state["epoch"] + 1 >= state["run_config"]["epochs"] and (
+        run_dir / "metrics.json").is_file()
 
 
 def _record_runtime(run_dir: Path, start_epoch: int, runtime: dict) -> None:
@@ -195,11 +205,10 @@ def train(
 ) -> dict:
     """Train one run into ``config.out_dir``, then evaluate its best checkpoint on the test set."""
     run_dir = Path(config.out_dir)
-    last_path, best_path = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
+    last_path, best_path = last_checkpoint(run_dir), run_dir / "checkpoints" / "best.pt"
     if not resume and last_path.exists():
-        raise FileExistsError(
-            f"{run_dir} already holds a run; pass resume=True (--resume) or choose another out_dir"
-        )
+        raise OutputExistsError(
+            f"{run_dir} already holds a run; pass resume=True or choose another out_dir")
     resuming = resume and last_path.exists()
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
@@ -211,8 +220,14 @@ def train(
     config, data = prepare_data(config, run_dir / "split.csv" if resuming else None)
     used = {s.name: s for part in (data.train, data.val, data.test) for s in part.samples}
     check_samples(used.values()).raise_for_problems(f"the {len(used)} images of the split")
+    check_training_memory(config, device, use_precision(precision, device))
     if state is not None:
         _check_resumable(state["run_config"], config, last_path)
+        if _finished(state, run_dir):
+            if progress:
+                tqdm.write(f"{run_dir} is a finished run ({config.epochs} of {config.epochs} "
+                           "epochs, tested): nothing to resume, nothing changed")
+            return json.loads((run_dir / "metrics.json").read_text())
         precision = _resumed_precision(state, precision, device, last_path)
     _remove_stale_temporaries(run_dir)
     config.save(run_dir / "config.yaml")

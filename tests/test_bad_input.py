@@ -4,6 +4,7 @@ what was trained (issue 12: each case below reproduced a failure of an earlier m
 from __future__ import annotations
 
 import pickle
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from segdec.config import RunConfig
 from segdec.data.download import DownloadError, extract_safely, fetch_from_kaggle
 from segdec.data.images import DataError
 from segdec.demo import demo_config
+from segdec.errors import CheckpointError, ConfigError, SegdecError
 from segdec.train import _check_resumable, train
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -216,3 +218,118 @@ def test_kaggle_without_a_network_is_one_line(tmp_path):
 
     with pytest.raises(DownloadError, match="could not reach Kaggle.*--zip"):
         fetch_from_kaggle(tmp_path, Offline())
+
+
+# ---- issue 21 --------------------------------------------------------------------------------
+def test_input_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys):
+    import segdec.cli
+
+    def fails_with(error: Exception):
+        def command(args):
+            raise error
+        return command
+
+    monkeypatch.setattr(segdec.cli, "cmd_evaluate", fails_with(ConfigError("bad setting")))
+    assert main(["evaluate", "--run", "r"]) == 2
+    assert capsys.readouterr().err == "segdec evaluate: error: bad setting\n"
+    for bug in (ValueError("a bug"), ImportError("a bug"), KeyError("a bug")):
+        monkeypatch.setattr(segdec.cli, "cmd_evaluate", fails_with(bug))
+        with pytest.raises(type(bug), match="a bug"):
+            main(["evaluate", "--run", "r"])
+
+
+def test_input_errors_share_one_base_and_stay_value_errors():
+    for error in (DataError, DownloadError, ConfigError, CheckpointError):
+        assert issubclass(error, SegdecError) and issubclass(error, ValueError)
+    with pytest.raises(ConfigError):
+        RunConfig(epochs=0)
+
+
+def _tampered(tiny_run, tmp_path, change) -> Path:
+    state = torch.load(tiny_run / "checkpoints" / "best.pt", weights_only=True)
+    change(state)
+    path = tmp_path / "tampered.pt"
+    torch.save(state, path)
+    return path
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda s: s["model_config"].update(colour_mode="rgb"),
+     "describes its network with colour_mode, which this segdec does not know"),
+    (lambda s: s["model"].pop("seg_head.weight"), "lacks the weights seg_head.weight"),
+    (lambda s: s["model"].update(extra=torch.zeros(1)), "holds unknown weights extra"),
+    (lambda s: s["model"].update({"seg_head.weight": torch.zeros(1)}),
+     "holds weights of the wrong shape seg_head.weight"),
+    (lambda s: s.pop("input_size"), "without input_size"),
+])
+def test_malformed_checkpoints_are_named(tiny_run, tmp_path, capsys, change, message):
+    path = _tampered(tiny_run, tmp_path, change)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+    assert main(["predict", "--checkpoint", str(path), "--images", str(tmp_path), "--out",
+                 str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_run_too_large_for_memory_is_refused_before_it_writes(tiny_severstal, tmp_path):
+    run = tmp_path / "run"
+    config = one_epoch(tiny_severstal, run, input_height=16384, input_width=16384,
+                       precision="fp32")
+    # 16384 * 16384 pixels * 10 images * 1613 bytes
+    with pytest.raises(ConfigError, match="16384x16384 with batch_size=10 needs at least 4032.5 "
+                                          "GiB for activations, more than the"):
+        train(config, progress=False)
+    assert not run.exists()
+
+
+def test_the_memory_estimate_is_what_a_training_step_keeps(tiny_severstal):
+    """The bytes-per-pixel constant against a fresh count on the network as it is today."""
+    from segdec.memory import training_bytes
+    from segdec.model import ModelConfig, SegDecNet
+
+    config = RunConfig(input_height=128, input_width=192, batch_size=2)
+    kept = {}
+
+    def count(tensor):
+        kept[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    model = SegDecNet(ModelConfig())
+    with torch.autograd.graph.saved_tensors_hooks(count, lambda tensor: tensor):
+        decision, seg = model(torch.rand(2, 1, 128, 192))
+    (decision.sum() + seg.sum()).backward()
+    assert training_bytes(config, False) == pytest.approx(sum(kept.values()), rel=0.1)
+
+
+def test_resume_on_the_command_line(tiny_run, tmp_path, capsys):
+    missing = tmp_path / "missing"
+    assert main(["train", "--resume", "--out-dir", str(missing)]) == 2
+    assert (f"nothing to resume in {missing}: it holds no checkpoints/last.pt; start the run "
+            "without --resume") in capsys.readouterr().err
+    assert not missing.exists()
+    assert main(["train", "--out-dir", str(tiny_run)]) == 2
+    err = capsys.readouterr().err
+    assert "continue it with --resume" in err and "resume=True" not in err
+
+
+def test_resuming_a_finished_run_changes_nothing(tiny_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    assert main(["train", "--resume", "--out-dir", str(run)]) == 0
+    assert "is a finished run (1 of 1 epochs, tested): nothing to resume" in \
+        capsys.readouterr().out
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["synth", "--out", "data", "--size", "10x10"], "size 10x10 must be at least 64x64"),
+    (["summary", "."], "no finished runs to report on"),
+    (["train", "--config", "missing.yaml"], "run configuration missing.yaml does not exist"),
+])
+def test_input_errors_of_other_commands_stay_one_line(tmp_path, monkeypatch, capsys, argv,
+                                                      message):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -313,3 +313,33 @@ def test_ksdd_companion_batch_reads():
     assert {c.seg_to_decision for c in configs if c.architecture == "described"} == {
         "probability"}
     assert {c.n_val for c in configs} == {0} and {c.batch_size for c in configs} == {1}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("runs: [{name: a}\n", "is not valid YAML: while parsing a flow sequence"),
+    ("runs: !!python/object:pathlib.Path {}\n", "is not valid YAML: could not determine a "
+                                                 "constructor for the tag"),
+])
+def test_a_batch_file_that_is_not_yaml_is_one_line(tmp_path, capsys, text, message):
+    path = tmp_path / "b.yaml"
+    path.write_text(text)
+    assert main(["batch", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"segdec batch: error: {path} {message}")
+
+
+def test_only_naming_a_run_that_cannot_run_says_why(tmp_path, capsys):
+    path = write_batch(tmp_path / "b.yaml", [{"name": "good"}, {"name": "bad", "delta": -1}])
+    assert main(["batch", str(path), "--only", "bad", "--dry-run"]) == 2
+    assert capsys.readouterr().err == (f"segdec batch: error: bad cannot run: {path}: run 'bad': "
+                                       "delta=-1.0 must be >= 0\n")
+    assert main(["batch", str(path), "--only", "nothing", "--dry-run"]) == 2
+    assert f"no run of {path} matches nothing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("workers", ["0", "-1"])
+def test_workers_below_one_are_refused(tmp_path, capsys, workers):
+    with pytest.raises(SystemExit) as exited:
+        main(["batch", str(tmp_path / "b.yaml"), "--workers", workers])
+    assert exited.value.code == 2
+    assert f"argument --workers: {workers} must be at least 1" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 import argparse
+import re
 
 import pytest
 
@@ -200,3 +201,33 @@ def test_replace_derives_the_recipe_and_architecture_fields_afresh():
 def test_split_seed_holds_the_split_while_the_seed_varies():
     assert RunConfig(seed=3).effective_split_seed == 3
     assert RunConfig(seed=3, split_seed=0).effective_split_seed == 0
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--n-saved-maps", "-1", "n_saved_maps=-1 must be >= 0"),
+    ("--delta", "-1", r"delta=-1.0 must be >= 0"),
+    ("--learning-rate", "-0.1", "learning_rate=-0.1 must be greater than 0"),
+    ("--momentum", "-5", r"momentum=-5.0 must be in \[0, 1\)"),
+    ("--num-workers", "-1", "num_workers=-1 must be >= 0"),
+    ("--learning-rate", "nan", "learning_rate=nan must be a finite number"),
+    ("--learning-rate", "inf", "learning_rate=inf must be a finite number"),
+    ("--beta", "nan", "beta=nan must be a finite number"),
+    ("--epochs", "0", "epochs=0 must be at least 1"),
+    ("--batch-size", "0", "batch_size=0 must be at least 1"),
+    ("--seed", "-1", "seed=-1 must be >= 0"),
+])
+def test_out_of_range_values_are_refused_before_anything_is_written(tmp_path, capsys, option,
+                                                                     value, message):
+    from segdec.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--out-dir", str(out), option, value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("segdec train: error: ") and re.search(message, err)
+    assert not out.exists()  # neither config.yaml nor split.csv
+
+
+def test_every_range_names_a_field():
+    from segdec.config import _RANGES
+
+    assert set(_RANGES) <= set(RunConfig.field_types())

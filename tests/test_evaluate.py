@@ -1,9 +1,16 @@
-"""Image- and pixel-level metrics, pinned on cases worked out by hand."""
+"""Image- and pixel-level metrics, pinned on cases worked out by hand; a run's evaluation uses
+that run's network only."""
+
+import shutil
 
 import numpy as np
 import pytest
 
+from segdec.checkpoint import model_config, save_checkpoint
+from segdec.cli import main
+from segdec.config import RunConfig
 from segdec.evaluate import image_metrics, pixel_metrics
+from segdec.model import SegDecNet
 
 
 def test_image_metrics_by_hand():
@@ -67,3 +74,19 @@ def test_error_gallery_picks_the_worst_mistakes_and_draws_them(tmp_path):
     only_empty = error_gallery([empty_map], 0.5)._suptitle.get_text()
     assert "every predicted map empty" in only_empty and "orange" not in only_empty
     assert "No test errors" in error_gallery([], 0.5)._suptitle.get_text()
+
+
+def test_a_checkpoint_of_another_run_is_refused_before_metrics_are_overwritten(
+        tiny_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    config = RunConfig.from_file(run / "config.yaml")
+    other = config.replace(attention=False, input_height=2 * config.input_height)
+    save_checkpoint(run / "checkpoints" / "best.pt", SegDecNet(model_config(other)), other)
+    before = {p: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert main(["evaluate", "--run", str(run), "--device", "cpu"]) == 2
+    assert (f"{run / 'checkpoints' / 'best.pt'} is not this run's network: it has attention "
+            "False (the run: True), input_size "
+            f"[{other.input_height}, {config.input_width}] (the run: "
+            f"[{config.input_height}, {config.input_width}])") in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in run.iterdir() if p.is_file()} == before

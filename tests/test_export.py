@@ -73,3 +73,15 @@ def test_colour_images_train_predict_and_export(tmp_path):
     np.testing.assert_allclose(onnx_maps[:, 0], saved["seg_maps"], atol=1e-4)
     by_name = scores.set_index(scores.image.str.rsplit("/", n=1).str[1]).score
     np.testing.assert_allclose(onnx_scores, by_name[saved["names"]], atol=1e-4)
+
+
+def test_an_onnx_path_that_is_a_folder_is_refused_at_once(tiny_run, tmp_path, capsys,
+                                                           monkeypatch):
+    def no_export(*args, **kwargs):
+        raise AssertionError("the export started before the path was checked")
+
+    monkeypatch.setattr(torch.onnx, "export", no_export)
+    assert main(["export", "--checkpoint", str(tiny_run / "checkpoints" / "best.pt"),
+                 "--onnx", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"segdec export: error: {tmp_path} is a folder; give the "
+                                       f"ONNX file's name, such as {tmp_path / 'model.onnx'}\n")

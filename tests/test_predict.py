@@ -1,5 +1,6 @@
 """segdec predict: scores, masks and overlays for any folder; bad files are skipped, not fatal."""
 
+import os
 import shutil
 
 import numpy as np
@@ -125,3 +126,72 @@ def test_predict_on_real_severstal_images(tiny_run, tmp_path, capsys):
     with Image.open(out / "masks" / (scores.image[0].rsplit("/", 1)[1][:-4] + ".png")) as mask:
         assert mask.size == (1600, 256)
     assert len(list((out / "overlays").glob("*.png"))) == 12
+
+
+def test_a_used_output_folder_is_refused_unless_overwrite(tiny_run, tiny_severstal, tmp_path,
+                                                          capsys):
+    best = str(tiny_run / "checkpoints" / "best.pt")
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    images = sorted((tiny_severstal / "train_images").glob("*.jpg"))
+    shutil.copy(images[0], first)
+    shutil.copy(images[1], second)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")  # not predict's: a folder may hold other files
+    command = ["predict", "--checkpoint", best, "--out", str(out), "--device", "cpu"]
+    assert main([*command, "--images", str(first)]) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert main([*command, "--images", str(second)]) == 2
+    assert (f"{out} already holds the results of a prediction (scores.csv, skipped.csv, masks, "
+            "overlays); replace them with --overwrite") in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert main([*command, "--images", str(second), "--overwrite"]) == 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        f"masks/{images[1].stem}.png", "notes.txt", f"overlays/{images[1].stem}.png",
+        "scores.csv", "skipped.csv"]
+
+
+def test_an_output_that_cannot_be_a_folder_fails_before_any_work(tiny_run, tiny_severstal,
+                                                                  tmp_path, capsys):
+    taken = tmp_path / "results.csv"
+    taken.write_text("a file")
+    command = ["predict", "--checkpoint", str(tiny_run / "checkpoints" / "best.pt"),
+               "--images", str(tiny_severstal / "train_images")]
+    for out in (taken, taken / "inside"):
+        assert main([*command, "--out", str(out)]) == 2
+        assert capsys.readouterr().err == (f"segdec predict: error: {taken} is a file, not a "
+                                           "folder; give a folder for the results\n")
+    assert taken.read_text() == "a file"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in read-only folders")
+def test_a_read_only_output_folder_fails_before_any_work(tiny_run, tiny_severstal, tmp_path,
+                                                         capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    assert main(["predict", "--checkpoint", str(tiny_run / "checkpoints" / "best.pt"),
+                 "--images", str(tiny_severstal / "train_images"), "--out",
+                 str(locked / "out")]) == 2
+    assert f"cannot write in {locked} (permission denied)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--threshold", "abc", "argument --threshold: 'abc' is neither 'best' nor a probability"),
+    ("--batch-size", "0", "argument --batch-size: 0 must be at least 1"),
+    ("--num-workers", "-1", "argument --num-workers: -1 must be at least 0"),
+])
+def test_predict_options_are_checked_by_the_parser(tmp_path, capsys, option, value, message):
+    with pytest.raises(SystemExit) as exited:
+        main(["predict", "--checkpoint", "best.pt", "--images", "x", "--out", str(tmp_path),
+              option, value])
+    assert exited.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_mask_threshold_is_a_probability(tiny_run, tiny_severstal, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["predict", "--checkpoint", str(tiny_run / "checkpoints" / "best.pt"),
+                 "--images", str(tiny_severstal / "train_images"), "--out", str(out),
+                 "--mask-threshold", "7"]) == 2
+    assert "mask threshold 7.0 must lie in [0, 1]" in capsys.readouterr().err
+    assert not out.exists()

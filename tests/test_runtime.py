@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from segdec.errors import ConfigError
+
 # Allocates and frees 256 MiB, then prints whether the setting took effect and how much of the
 # freed block the process still holds (MiB of resident memory above the start).
 PROBE = """
@@ -169,7 +171,7 @@ def test_a_numbered_gpu_becomes_the_current_one(monkeypatch):
     assert runtime.resolve_device("cuda") == torch.device("cuda", 0)
     assert runtime.resolve_device("auto") == torch.device("cuda", 0)
     assert chosen == [2, 0, 0]
-    with pytest.raises(RuntimeError, match=r"sees 4 GPU\(s\), cuda:0 to cuda:3 "
+    with pytest.raises(ConfigError, match=r"sees 4 GPU\(s\), cuda:0 to cuda:3 "
                                            r"\(CUDA_VISIBLE_DEVICES=4,5,6,7\)"):
         runtime.resolve_device("cuda:4")
 

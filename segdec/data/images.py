@@ -10,10 +10,12 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from segdec.errors import SegdecError
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
-class DataError(ValueError):
+class DataError(SegdecError, ValueError):
     """Bad input data; the message names the file or row and says what to do."""
 
 

@@ -18,6 +18,7 @@ from PIL import Image
 from scipy import ndimage
 
 from segdec.data.rle import rle_encode
+from segdec.errors import ConfigError
 
 
 def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -95,7 +96,7 @@ def synthesize(
     out = Path(out)
     width, height = size
     if width % 8 or height % 8 or height < 64 or width < 64:
-        raise ValueError(f"size {width}x{height} must be at least 64x64 and a multiple of 8")
+        raise ConfigError(f"size {width}x{height} must be at least 64x64 and a multiple of 8")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} already holds files; pass overwrite=True (--overwrite)")
     rng = np.random.default_rng(seed)
