@@ -223,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--zip", type=Path,
                           help="use this archive, downloaded in a browser, instead of fetching it")
     download.add_argument("--expected-images", type=int, metavar="N",
-                          help="check for N images instead of the published count (a subset)")
+                          help="check for N images (dagm: per class) instead of the published "
+                               "count, for a subset")
     download.set_defaults(func=cmd_download)
 
     split = commands.add_parser("split", help="write the train/val/test split of a configuration")

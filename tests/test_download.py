@@ -1,8 +1,11 @@
 """segdec download against local archives (file:// URLs) and a stand-in Kaggle API; no network."""
 
 import hashlib
+import http.client
+import io
 import json
 import re
+import urllib.request
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -335,9 +338,24 @@ def test_a_changed_or_unreachable_download_is_refused(served_ksdd, monkeypatch, 
                                             f"{source.sha256}, not the published .* with 0000"):
         download("ksdd", tmp_path / "out" / "ksdd")
     monkeypatch.setitem(SOURCES, "ksdd", replace(source, url=(tmp_path / "gone.zip").as_uri()))
-    with pytest.raises(DownloadError, match="could not reach file:///.*gone.zip .*download "
-                                            "KolektorSDD.zip from https://www.vicos.si/resources/"
-                                            "kolektorsdd/ in a browser and pass it with --zip"):
+    with pytest.raises(DownloadError, match="the download from file:///.*gone.zip failed .*"
+                                            "download KolektorSDD.zip from https://www.vicos.si/"
+                                            "resources/kolektorsdd/ in a browser and pass it "
+                                            "with --zip"):
+        download("ksdd", tmp_path / "out" / "ksdd")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_download_cut_short_is_one_line(served_ksdd, monkeypatch, tmp_path):
+    class CutShort(io.BytesIO):
+        headers = {"Content-Length": "100"}
+
+        def read(self, size=-1):
+            raise http.client.IncompleteRead(b"x" * 40, 60)
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: CutShort())
+    (tmp_path / "out").mkdir()
+    with pytest.raises(DownloadError, match=r"the download from file:.* failed \(IncompleteRead"):
         download("ksdd", tmp_path / "out" / "ksdd")
     assert list((tmp_path / "out").iterdir()) == []
 

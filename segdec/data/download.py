@@ -11,6 +11,7 @@ A verified destination is not downloaded again; a failed run leaves the destinat
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -216,9 +217,10 @@ def fetch_url(source: Source, folder: Path) -> Path:
     except urllib.error.HTTPError as err:
         raise DownloadError(f"{source.url} answered HTTP {err.code}; run again later, or "
                             f"{by_hand}") from None
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
-        raise DownloadError(f"could not reach {source.url} ({getattr(err, 'reason', err)}); check "
-                            f"the network connection and run again, or {by_hand}") from None
+    except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as err:
+        raise DownloadError(f"the download from {source.url} failed "
+                            f"({getattr(err, 'reason', None) or repr(err)}); check the network "
+                            f"connection and run again, or {by_hand}") from None
     size, sha256 = path.stat().st_size, digest.hexdigest()
     if (size, sha256) != (source.archive_bytes, source.sha256):
         raise DownloadError(f"{source.url} sent {size} bytes with SHA-256 {sha256}, not the "
