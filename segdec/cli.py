@@ -85,9 +85,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from segdec.data.download import download_severstal
+    from segdec.data.download import download
 
-    download_severstal(args.dest, archive=args.zip)
+    download(args.dataset, args.dest, archive=args.zip, expected_images=args.expected_images)
     return 0
 
 
@@ -255,10 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=cmd_evaluate)
 
     download = commands.add_parser("download", help="download and verify a dataset")
-    download.add_argument("dataset", choices=["severstal"])
-    download.add_argument("--dest", required=True, type=Path, help="folder for the dataset")
+    download.add_argument("dataset", choices=["severstal", "ksdd", "ksdd2", "dagm"])
+    download.add_argument("--dest", required=True, type=Path,
+                          help="folder for the dataset (dagm: each class goes to DEST/ClassN)")
     download.add_argument("--zip", type=Path,
-                          help="use this already downloaded competition archive, not Kaggle")
+                          help="use this archive, downloaded in a browser, instead of fetching it")
+    download.add_argument("--expected-images", type=int, metavar="N",
+                          help="check for N images (dagm: per class) instead of the published "
+                               "count, for a subset")
     download.set_defaults(func=cmd_download)
 
     split = commands.add_parser("split", help="write the train/val/test split of a configuration")

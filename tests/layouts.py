@@ -84,7 +84,8 @@ def _severstal_csv(legacy: bool) -> str:
 
 
 def write_layout(layout: str, root: Path) -> dict[str, tuple[int, bool]]:
-    """Write ``layout`` under ``root``; return sample name -> (label, has a mask)."""
+    """Write ``layout`` (a folder layout, or a published dataset's own: ksdd, ksdd2, dagm) under
+    ``root``; return sample name -> (label, has a mask)."""
     expected: dict[str, tuple[int, bool]] = {}
     if layout == "mvtec":
         for i in range(3):
@@ -133,6 +134,28 @@ def write_layout(layout: str, root: Path) -> dict[str, tuple[int, bool]]:
             image(root / "train_images" / name)
         (root / "train.csv").write_text(_severstal_csv(layout == "severstal-legacy"))
         expected = {"a.jpg": (1, True), "scan_2.jpg": (1, True), "c.jpg": (0, False)}
+    elif layout == "ksdd":  # KolektorSDD: every image has a .bmp mask, all zero when clean
+        for item, part in ((1, 0), (1, 1), (2, 0), (2, 1), (3, 0), (3, 1)):
+            name = f"kos{item:02d}/Part{part}"
+            image(root / f"{name}.jpg")
+            mask(root / f"{name}_label.bmp", defect=(item, part) in ((1, 0), (3, 1)))
+            expected[f"{name}.jpg"] = (int((item, part) in ((1, 0), (3, 1))), True)
+    elif layout == "ksdd2":  # KolektorSDD2: colour images and colour ground truth
+        for name in ("train/10000", "train/10001", "train/10002", "test/20000", "test/20001"):
+            image(root / f"{name}.png", colour=True)
+            mask(root / f"{name}_GT.png", defect=name.endswith(("0", "2")), colour=True)
+            expected[f"{name}.png"] = (int(name.endswith(("0", "2"))), True)
+    elif layout == "dagm":  # DAGM 2007 Class1: Label/Labels.txt lists every image, CRLF endings
+        for split, ids, defective in (("Train", (1, 2, 3), 2), ("Test", (4, 5, 6), 4)):
+            folder, rows = root / "Class1" / split, [str(len(ids))]
+            for i in ids:
+                image(folder / f"{i:04d}.PNG")
+                label = f"{i:04d}_label.PNG" if i == defective else "0"
+                if i == defective:
+                    mask(folder / "Label" / label)
+                rows.append(f"{i:04d}\t{int(i == defective)}\t{i:04d}.PNG\t0\t{label}")
+                expected[f"{split}/{i:04d}.PNG"] = (int(i == defective), i == defective)
+            (folder / "Label" / "Labels.txt").write_bytes(("\r\n".join(rows) + "\r\n").encode())
     else:
         raise ValueError(f"unknown layout {layout}")
     return expected

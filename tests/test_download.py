@@ -1,29 +1,41 @@
-"""segdec download severstal against local archives and a stand-in Kaggle API; no network."""
+"""segdec download against local archives (file:// URLs) and a stand-in Kaggle API; no network."""
 
+import hashlib
+import http.client
+import io
 import json
+import re
+import urllib.request
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import requests
 
 from segdec.cli import main
+from segdec.config import RunConfig
+from segdec.data.catalogue import load_samples
 from segdec.data.download import (
     MARKER,
+    SOURCES,
     DownloadError,
-    download_severstal,
+    download,
     fetch_from_kaggle,
     kaggle_credentials,
 )
+from tests.conftest import shared_path
+from tests.layouts import mask, write_layout
 
 SMALL = {"expected_images": 40, "image_size": (128, 64)}
 
 
-def _zip(tree: Path, path: Path, extra: dict[str, bytes] | None = None) -> Path:
+def _zip(tree: Path, path: Path, extra: dict[str, bytes] | None = None, prefix: str = "") -> Path:
+    """``tree`` zipped, each name after ``prefix`` (a wrapping folder), plus ``extra`` entries."""
     with zipfile.ZipFile(path, "w") as zipped:
         for file in sorted(tree.rglob("*")):
             if file.is_file():
-                zipped.write(file, file.relative_to(tree).as_posix())
+                zipped.write(file, prefix + file.relative_to(tree).as_posix())
         for name, data in (extra or {}).items():
             zipped.writestr(name, data)
     return path
@@ -47,7 +59,7 @@ def _left_behind(parent: Path) -> list[str]:
 
 
 def test_good_archive_is_verified_and_not_fetched_again(good_zip, tmp_path, capsys):
-    dest = download_severstal(tmp_path / "severstal", archive=good_zip, **SMALL)
+    dest = download("severstal", tmp_path / "severstal", archive=good_zip, **SMALL)
     marker = json.loads((dest / MARKER).read_text())
     assert marker["images"] == 40 and marker["defective"] == 20
     assert marker["image_size"] == [128, 64]
@@ -55,7 +67,7 @@ def test_good_archive_is_verified_and_not_fetched_again(good_zip, tmp_path, caps
     assert _left_behind(tmp_path) == []
     damaged = tmp_path / "damaged.zip"
     damaged.write_bytes(b"PK not a zip")
-    download_severstal(dest, archive=damaged, **SMALL)  # verified: the archive is not opened
+    download("severstal", dest, archive=damaged, **SMALL)  # verified: the archive is not opened
     assert "already holds the verified dataset" in capsys.readouterr().out
 
 
@@ -63,7 +75,7 @@ def test_truncated_archive_leaves_nothing(good_zip, tmp_path):
     truncated = tmp_path / "truncated.zip"
     truncated.write_bytes(good_zip.read_bytes()[: good_zip.stat().st_size // 2])
     with pytest.raises(DownloadError, match=r"truncated.zip is damaged .*download again"):
-        download_severstal(tmp_path / "severstal", archive=truncated, **SMALL)
+        download("severstal", tmp_path / "severstal", archive=truncated, **SMALL)
     assert not (tmp_path / "severstal").exists() and _left_behind(tmp_path) == []
 
 
@@ -71,7 +83,7 @@ def test_truncated_archive_leaves_nothing(good_zip, tmp_path):
 def test_entries_outside_the_destination_are_refused(tiny_severstal, tmp_path, entry):
     evil = _zip(tiny_severstal, tmp_path / "evil.zip", {entry: b"gotcha"})
     with pytest.raises(DownloadError, match="holds an entry outside the destination"):
-        download_severstal(tmp_path / "out" / "severstal", archive=evil, **SMALL)
+        download("severstal", tmp_path / "out" / "severstal", archive=evil, **SMALL)
     assert not (tmp_path / "out" / "severstal").exists()
     assert sorted(p.name for p in tmp_path.rglob("*.txt")) == []
 
@@ -82,7 +94,7 @@ def test_wrong_image_count_and_size_are_refused(good_zip, tmp_path, capsys):
     assert ("expected 12568 training images in train_images/, found 40; the archive is "
             "incomplete") in capsys.readouterr().err
     with pytest.raises(DownloadError, match=r"is 128x64, not 1600x256"):
-        download_severstal(tmp_path / "b", archive=good_zip, expected_images=40)
+        download("severstal", tmp_path / "b", archive=good_zip, expected_images=40)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     assert _left_behind(tmp_path) == []
 
@@ -90,21 +102,21 @@ def test_wrong_image_count_and_size_are_refused(good_zip, tmp_path, capsys):
 def test_archive_without_train_csv_is_refused(tiny_severstal, tmp_path):
     images_only = _zip(tiny_severstal / "train_images", tmp_path / "images.zip")
     with pytest.raises(DownloadError, match="holds no usable Severstal dataset: .*train_images"):
-        download_severstal(tmp_path / "severstal", archive=images_only, **SMALL)
+        download("severstal", tmp_path / "severstal", archive=images_only, **SMALL)
 
 
 def test_unverified_destination_with_files_is_kept(good_zip, tmp_path):
     (tmp_path / "severstal").mkdir()
     (tmp_path / "severstal" / "notes.txt").write_text("mine")
     with pytest.raises(DownloadError, match="holds files but no verified dataset"):
-        download_severstal(tmp_path / "severstal", archive=good_zip, **SMALL)
+        download("severstal", tmp_path / "severstal", archive=good_zip, **SMALL)
     assert (tmp_path / "severstal" / "notes.txt").read_text() == "mine"
 
 
 def test_missing_credentials_are_explained_before_anything_is_written(no_credentials, tmp_path,
                                                                       capsys):
     with pytest.raises(DownloadError) as caught:
-        download_severstal(tmp_path / "severstal")
+        download("severstal", tmp_path / "severstal")
     message = str(caught.value)
     for hint in ("kaggle.json", "KAGGLE_USERNAME and KAGGLE_KEY", "KAGGLE_API_TOKEN",
                  "accept the competition's rules", "403", "--zip"):
@@ -159,6 +171,206 @@ def test_kaggle_answers_are_explained(tmp_path):
 
 def test_download_through_the_kaggle_api(good_zip, monkeypatch, tmp_path):
     monkeypatch.setenv("KAGGLE_API_TOKEN", "token-value")
-    dest = download_severstal(tmp_path / "severstal", api=FakeKaggle(good_zip), **SMALL)
+    dest = download("severstal", tmp_path / "severstal", api=FakeKaggle(good_zip), **SMALL)
     assert (dest / MARKER).is_file() and (dest / "train.csv").is_file()
     assert not list(dest.glob("*.zip")) and _left_behind(tmp_path) == []
+
+
+# ---- KolektorSDD, KolektorSDD2 and DAGM 2007 -----------------------------------------------------
+WRAPPER = {"ksdd": "KolektorSDD/", "ksdd2": "", "dagm": "DAGM_KaggleUpload/"}  # as users meet them
+KSDD2_STRAYS = {"train/10301 (copy).png": b"copy", "train/10301_GT (copy).png": b"copy"}
+
+
+def _published(monkeypatch, dataset: str, images: int, defective: int, **changes) -> None:
+    """Make the small test copy the published dataset: its counts (and source) replace the real."""
+    monkeypatch.setitem(SOURCES, dataset, replace(SOURCES[dataset], images=images,
+                                                  defective=defective, **changes))
+
+
+def _dataset_zip(dataset: str, tmp_path: Path, extra: dict[str, bytes] | None = None) -> Path:
+    expected = write_layout(dataset, tmp_path / "src")
+    (tmp_path / "expected.json").write_text(json.dumps(expected))
+    return _zip(tmp_path / "src", tmp_path / f"{dataset}.zip", extra, prefix=WRAPPER[dataset])
+
+
+@pytest.mark.parametrize("dataset", ["ksdd", "ksdd2", "dagm"])
+def test_each_dataset_is_laid_out_where_its_reader_finds_it(dataset, monkeypatch, tmp_path):
+    strays = KSDD2_STRAYS if dataset == "ksdd2" else {}
+    archive = _dataset_zip(dataset, tmp_path, strays)
+    expected = {name: tuple(v) for name, v in json.loads((tmp_path / "expected.json").read_text())
+                .items()}
+    _published(monkeypatch, dataset, 6 if dataset != "ksdd2" else 5, 2 if dataset != "ksdd2" else 3)
+    (tmp_path / "out").mkdir()
+    dest = download(dataset, tmp_path / "out" / dataset, archive=archive)
+    marker_folder = dest / "Class1" if dataset == "dagm" else dest
+    marker = json.loads((marker_folder / MARKER).read_text())
+    assert (marker["images"], marker["defective"], marker["counts_checked"]) == (
+        len(expected), sum(label for label, _ in expected.values()), True)
+    assert marker["removed_strays"] == sorted(strays)
+    config = RunConfig(dataset=dataset, data_root=str(dest), dataset_class=1)
+    samples = load_samples(config)
+    assert {s.name: (s.label, s.has_mask) for s in samples} == expected
+    assert not any((dest / name).exists() for name in strays)
+    assert _left_behind(tmp_path / "out") == []
+
+
+def test_counts_other_than_the_published_ones_are_refused(monkeypatch, tmp_path, capsys):
+    archive = _dataset_zip("ksdd", tmp_path)
+    dest = tmp_path / "out" / "ksdd"
+    assert main(["download", "ksdd", "--dest", str(dest), "--zip", str(archive)]) == 2
+    assert (f"{archive}: expected 399 images in the kosNN folders, found 6; the archive is "
+            "incomplete: download it again") in capsys.readouterr().err
+    _published(monkeypatch, "ksdd", 6, 3)
+    with pytest.raises(DownloadError, match="expected 3 defective images, found 2; the archive "
+                                            "is not KolektorSDD as published"):
+        download("ksdd", dest, archive=archive)
+    assert not dest.exists() and _left_behind(tmp_path / "out") == []
+    # a subset: only its image count is checked, and the verified copy is not laid out again
+    for _ in range(2):
+        assert main(["download", "ksdd", "--dest", str(dest), "--zip", str(archive),
+                     "--expected-images", "6"]) == 0
+    assert "already holds the verified dataset" in capsys.readouterr().out
+    assert json.loads((dest / MARKER).read_text())["counts_checked"] is True
+
+
+def _ksdd_small_mask(src: Path) -> None:
+    mask(src / "kos02" / "Part1_label.bmp", shape=(20, 24))
+
+
+def _ksdd_without_item_folders(src: Path) -> None:
+    for file in src.glob("kos*/*"):
+        file.rename(src / f"{file.parent.name}_{file.name}")
+    for item in src.glob("kos*/"):
+        item.rmdir()
+
+
+@pytest.mark.parametrize("dataset, spoil, message", [
+    ("ksdd", {"../escaped.txt": b"x"}, r"holds an entry outside the destination \('../escaped"),
+    ("ksdd2", {"a/../../escaped.txt": b"x"}, "holds an entry outside the destination"),
+    ("dagm", {"../escaped.txt": b"x"}, "holds an entry outside the destination"),
+    ("ksdd", _ksdd_small_mask, "no usable KolektorSDD dataset: mask KolektorSDD/kos02/"
+                               "Part1_label.bmp is 24x20 but its image is 24x40"),
+    ("ksdd2", lambda src: (src / "test" / "20001_GT.png").unlink(),
+     "no usable KolektorSDD2 dataset: test/20001.png has no ground truth 20001_GT.png"),
+    ("dagm", lambda src: (src / "Class1" / "Test" / "Label" / "Labels.txt").unlink(),
+     "no usable DAGM 2007 dataset: DAGM_KaggleUpload/Class1/Test/Label/Labels.txt does not exist"),
+    ("dagm", lambda src: (src / "Class1").rename(src / "Images"),
+     "no usable DAGM 2007 dataset: no ClassN folder"),
+    ("ksdd", _ksdd_without_item_folders,
+     r"no usable KolektorSDD dataset: KolektorSDD holds no item folders \(kos01, kos02"),
+])
+def test_bad_archives_are_refused_naming_the_file(dataset, spoil, message, monkeypatch,
+                                                    tmp_path):
+    _published(monkeypatch, dataset, 6 if dataset != "ksdd2" else 5, None)
+    if callable(spoil):
+        write_layout(dataset, tmp_path / "src")
+        spoil(tmp_path / "src")
+        archive = _zip(tmp_path / "src", tmp_path / "bad.zip", prefix=WRAPPER[dataset])
+    else:
+        archive = _dataset_zip(dataset, tmp_path, spoil)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(DownloadError, match=rf"^{re.escape(str(archive))}.*{message}"):
+        download(dataset, tmp_path / "out" / dataset, archive=archive)
+    assert list((tmp_path / "out").iterdir()) == []  # no destination, no staging folder
+    assert not list(tmp_path.rglob("escaped.txt"))
+
+
+def test_dagm_needs_the_archive_and_says_where_to_get_it(tmp_path, capsys):
+    assert main(["download", "dagm", "--dest", str(tmp_path / "dagm")]) == 2
+    err = capsys.readouterr().err
+    assert ("DAGM 2007 has no direct download: open https://hci.iwr.uni-heidelberg.de/content/"
+            "weakly-supervised-learning-industrial-optical-inspection, download the archive "
+            "(ClassN.zip) in a browser and pass it with --zip FILE") in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dagm_classes_arrive_one_archive_at_a_time(monkeypatch, tmp_path, capsys):
+    class1 = _dataset_zip("dagm", tmp_path)
+    class7 = _zip(tmp_path / "src" / "Class1", tmp_path / "Class7.zip", prefix="Class7/")
+    dest = tmp_path / "out" / "dagm"
+    with pytest.raises(DownloadError, match="expected 1150 images in Train/ and Test/, found 6"):
+        download("dagm", dest, archive=class1)  # classes 1-6: 1000 + 150 images each
+    _published(monkeypatch, "dagm", 6, 2)
+    download("dagm", dest, archive=class1)
+    download("dagm", dest, archive=class7)  # classes 7-10: no published count to check
+    assert json.loads((dest / "Class7" / MARKER).read_text())["counts_checked"] is False
+    assert json.loads((dest / "Class1" / MARKER).read_text())["counts_checked"] is True
+    for number in (1, 7):
+        config = RunConfig(dataset="dagm", data_root=str(dest), dataset_class=number)
+        assert len(load_samples(config)) == 6
+    download("dagm", dest, archive=class1)
+    assert f"{dest / 'Class1'} already holds the verified dataset" in capsys.readouterr().out
+    (dest / "Class1" / MARKER).unlink()  # an unverified class is kept, and nothing else is added
+    both = _zip(dest, tmp_path / "both.zip")
+    with pytest.raises(DownloadError, match="Class1 holds files but no verified dataset"):
+        download("dagm", dest, archive=both)
+    assert (dest / "Class1" / "Train" / "0001.PNG").is_file()
+    assert _left_behind(tmp_path / "out") == []
+
+
+@pytest.fixture
+def served_ksdd(monkeypatch, tmp_path) -> Path:
+    """The small KolektorSDD archive as the published one, at a file:// URL (urllib, no network)."""
+    archive = _dataset_zip("ksdd", tmp_path)
+    data = archive.read_bytes()
+    _published(monkeypatch, "ksdd", 6, 2, url=archive.as_uri(), archive_bytes=len(data),
+               sha256=hashlib.sha256(data).hexdigest())
+    return archive
+
+
+def test_a_direct_download_is_checked_against_its_published_size_and_checksum(served_ksdd,
+                                                                              tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    assert main(["download", "ksdd", "--dest", str(tmp_path / "out" / "ksdd")]) == 0
+    out = capsys.readouterr().out
+    assert f"KolektorSDD from {served_ksdd.as_uri()}; licence: CC BY-NC-SA 4.0" in out
+    assert "verified 6 images (2 defective)" in out
+    assert sorted(p.name for p in (tmp_path / "out" / "ksdd").iterdir()) == [
+        MARKER, "kos01", "kos02", "kos03"]  # the wrapper is gone, and so is the archive
+    assert _left_behind(tmp_path / "out") == []
+
+
+def test_a_changed_or_unreachable_download_is_refused(served_ksdd, monkeypatch, tmp_path):
+    source = SOURCES["ksdd"]
+    monkeypatch.setitem(SOURCES, "ksdd", replace(source, sha256="0" * 64))
+    (tmp_path / "out").mkdir()
+    with pytest.raises(DownloadError, match=rf"sent {source.archive_bytes} bytes with SHA-256 "
+                                            f"{source.sha256}, not the published .* with 0000"):
+        download("ksdd", tmp_path / "out" / "ksdd")
+    monkeypatch.setitem(SOURCES, "ksdd", replace(source, url=(tmp_path / "gone.zip").as_uri()))
+    with pytest.raises(DownloadError, match="the download from file:///.*gone.zip failed .*"
+                                            "download KolektorSDD.zip from https://www.vicos.si/"
+                                            "resources/kolektorsdd/ in a browser and pass it "
+                                            "with --zip"):
+        download("ksdd", tmp_path / "out" / "ksdd")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_download_cut_short_is_one_line(served_ksdd, monkeypatch, tmp_path):
+    class CutShort(io.BytesIO):
+        headers = {"Content-Length": "100"}
+
+        def read(self, size=-1):
+            raise http.client.IncompleteRead(b"x" * 40, 60)
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: CutShort())
+    (tmp_path / "out").mkdir()
+    with pytest.raises(DownloadError, match=r"the download from file:.* failed \(IncompleteRead"):
+        download("ksdd", tmp_path / "out" / "ksdd")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_the_real_ksdd_passes_the_published_counts(tmp_path):
+    """The full KolektorSDD (../shared/data/ksdd, 399 images) zipped as its publisher does."""
+    archive = _zip(shared_path("ksdd"), tmp_path / "KolektorSDD.zip")
+    dest = download("ksdd", tmp_path / "ksdd", archive=archive)
+    marker = json.loads((dest / MARKER).read_text())
+    assert (marker["images"], marker["defective"]) == (399, 52)
+
+
+def test_a_real_dagm_subset_is_checked_by_its_own_count(tmp_path, capsys):
+    """../shared/data/dagm: 142 images of Class1's Test split, a subset: --expected-images."""
+    archive = _zip(shared_path("dagm"), tmp_path / "Class1.zip")
+    assert main(["download", "dagm", "--dest", str(tmp_path / "dagm"), "--zip", str(archive),
+                 "--expected-images", "142"]) == 0
+    assert "verified 142 images (71 defective)" in capsys.readouterr().out

@@ -1,20 +1,28 @@
-"""Severstal from Kaggle: credentials first, a safe extraction, a verified tree or nothing.
+"""Datasets fetched, checked and laid out: a safe extraction, a verified tree or nothing.
 
-The archive is downloaded and extracted into a staging folder beside the destination; only a
-tree that passed verification (``train.csv`` parses, the expected number of training images,
-each of the expected size) is moved into place, carrying a marker file that records the check.
+Severstal comes from Kaggle (credentials first), KolektorSDD and KolektorSDD2 from ViCoS's public
+server (size and SHA-256 checked), DAGM 2007 from an archive downloaded in a browser (``--zip``):
+its page names no stable direct link. Any of them takes ``--zip``. The archive is extracted into a
+staging folder beside the destination; only a tree that the project's own reader reads, with the
+published number of images, is moved into place, carrying a marker file that records the check.
 A verified destination is not downloaded again; a failed run leaves the destination as it was.
 """
 
 from __future__ import annotations
 
+import hashlib
+import http.client
 import json
 import os
 import shutil
 import stat
 import tempfile
+import urllib.error
+import urllib.request
 import zipfile
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -22,7 +30,11 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from segdec import __version__
+from segdec.data.dagm import read_dagm
+from segdec.data.dataset import Sample
 from segdec.data.images import DataError, image_shape
+from segdec.data.ksdd import read_ksdd
+from segdec.data.ksdd2 import read_ksdd2
 from segdec.data.severstal import read_severstal
 from segdec.io import write_json
 
@@ -30,6 +42,7 @@ COMPETITION = "severstal-steel-defect-detection"
 RULES_URL = f"https://www.kaggle.com/competitions/{COMPETITION}/rules"
 SEVERSTAL_IMAGES, SEVERSTAL_SIZE = 12568, (1600, 256)  # (W, H)
 MARKER = ".segdec-verified.json"
+DAGM_DEVELOPMENT_CLASSES = 6  # classes 1-6: 1000 defect-free and 150 defective images each
 CREDENTIALS_HELP = f"""no Kaggle credentials found. Provide one of:
   - ~/.kaggle/kaggle.json (or $KAGGLE_CONFIG_DIR/kaggle.json): on kaggle.com open Settings ->
     API -> "Create New Token", save the file there and `chmod 600` it;
@@ -122,80 +135,265 @@ def extract_safely(archive: Path, out: Path) -> None:
                                     f"({unsafe[0]!r}); refusing to extract it")
             links = [e.filename for e in entries if _is_symlink(e)]
             if links:
-                raise DownloadError(f"{archive} holds a symbolic link ({links[0]!r}), which the "
-                                    "Kaggle archive never does; refusing to extract it")
+                raise DownloadError(f"{archive} holds a symbolic link ({links[0]!r}), which no "
+                                    "dataset's archive does; refusing to extract it")
             for entry in tqdm(entries, desc="extracting", unit="file"):
                 zipped.extract(entry, out)
     except (zipfile.BadZipFile, zlib.error, EOFError) as err:
         raise DownloadError(f"{archive} is damaged ({err}); delete it and download again") from None
 
 
-def verify(root: Path, expected_images: int, image_size: tuple[int, int]) -> dict:
-    """Check an extracted tree; the record written to the marker file."""
+@dataclass(frozen=True)
+class Source:
+    """Where a dataset comes from and what a complete copy holds, as its authors publish it."""
+
+    title: str
+    page: str
+    licence: str
+    top: str  # a glob that matches in the folder holding the layout's top level
+    counted: str  # where the images are counted, for messages
+    read: Callable[[Path], list[Sample]]  # the project's reader, on the folder moved into place
+    images: int | None = None
+    defective: int | None = None
+    image_size: tuple[int, int] | None = None  # (W, H), where every image has the same size
+    archive: str = ""  # the archive's name at the source
+    url: str = ""  # a stable direct download; empty where the page needs a browser or an account
+    archive_bytes: int = 0
+    sha256: str = ""
+    strays: tuple[str, ...] = ()  # files of the published archive that are not part of the data
+
+
+def _class_number(folder: Path) -> int | None:
+    """N of a DAGM ``ClassN`` folder; ``None`` for any other name."""
+    number = folder.name.removeprefix("Class")
+    return int(number) if number.isdigit() else None
+
+
+def _read_dagm_class(folder: Path) -> list[Sample]:
+    return read_dagm(folder.parent, _class_number(folder))
+
+
+SOURCES: dict[str, Source] = {
+    "severstal": Source(
+        "Severstal", f"https://www.kaggle.com/competitions/{COMPETITION}/data",
+        f"the competition's rules ({RULES_URL})", "train.csv",
+        "training images in train_images/", read_severstal, SEVERSTAL_IMAGES,
+        image_size=SEVERSTAL_SIZE, archive=f"{COMPETITION}.zip"),
+    "ksdd": Source(
+        "KolektorSDD", "https://www.vicos.si/resources/kolektorsdd/",
+        "CC BY-NC-SA 4.0 (non-commercial; cite Tabernik et al. 2019)", "kos[0-9]*",
+        "images in the kosNN folders", read_ksdd, 399, 52, archive="KolektorSDD.zip",
+        url="https://data.vicos.si/datasets/KSDD/KolektorSDD.zip", archive_bytes=101_831_129,
+        sha256="65dc621693418585de9c4467d1340ea7958a6181816f0dc2883a1e8b61f9d4dc"),
+    "ksdd2": Source(
+        "KolektorSDD2", "https://www.vicos.si/resources/kolektorsdd2/",
+        "CC BY-NC-SA 4.0 (non-commercial; cite Božič et al. 2021)", "train",
+        "images in train/ and test/", read_ksdd2, 3335, 356, archive="KolektorSDD2.zip",
+        url="https://data.vicos.si/datasets/KSDD/KolektorSDD2.zip", archive_bytes=853_126_555,
+        sha256="edcdb486809b24f1d17b785e30c52fafc5999554dd5fe18ddf77b61ceb6f36a8",
+        strays=("train/10301 (copy).png", "train/10301_GT (copy).png")),  # copies of 10301
+    "dagm": Source(
+        "DAGM 2007",
+        "https://hci.iwr.uni-heidelberg.de/content/weakly-supervised-learning-industrial-optical-inspection",
+        "non-commercial research; cite the DAGM 2007 competition", "Class[0-9]*",
+        "images in Train/ and Test/", _read_dagm_class, 1150, 150, archive="ClassN.zip"),
+}
+
+
+def fetch_url(source: Source, folder: Path) -> Path:
+    """Download ``source.url`` into ``folder`` (with progress), refused unless its size and
+    SHA-256 are the published ones; its path."""
+    path = folder / source.archive
+    by_hand = f"download {source.archive} from {source.page} in a browser and pass it with --zip"
+    digest = hashlib.sha256()
     try:
-        samples = read_severstal(root)
+        with urllib.request.urlopen(source.url, timeout=60) as response, path.open("wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=source.archive) as progress:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    progress.update(len(chunk))
+    except urllib.error.HTTPError as err:
+        raise DownloadError(f"{source.url} answered HTTP {err.code}; run again later, or "
+                            f"{by_hand}") from None
+    except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as err:
+        raise DownloadError(f"the download from {source.url} failed "
+                            f"({getattr(err, 'reason', None) or repr(err)}); check the network "
+                            f"connection and run again, or {by_hand}") from None
+    size, sha256 = path.stat().st_size, digest.hexdigest()
+    if (size, sha256) != (source.archive_bytes, source.sha256):
+        raise DownloadError(f"{source.url} sent {size} bytes with SHA-256 {sha256}, not the "
+                            f"published {source.archive_bytes} bytes with {source.sha256}; the "
+                            f"download was cut short or the file changed: run again, or {by_hand}")
+    return path
+
+
+def layout_root(tree: Path, top: str) -> Path:
+    """The folder of ``tree`` whose entries match ``top``: ``tree`` itself, or the one that single
+    wrapping folders (``KolektorSDD/``, ``DAGM_KaggleUpload/``) lead to; else the innermost of
+    those, for the reader to say what it lacks."""
+    folder = tree
+    while not any(folder.glob(top)):
+        inner = [p for p in folder.iterdir() if p.is_dir() and p.name != "__MACOSX"]
+        if len(inner) != 1:
+            break
+        folder = inner[0]
+    return folder
+
+
+def verify(folder: Path, source: Source, expected: tuple[int | None, int | None],
+           image_size: tuple[int, int] | None = None) -> dict:
+    """Read an extracted tree with the project's reader and check its counts (``None``: not
+    checked) and image size; the record written to the marker file."""
+    try:
+        samples = source.read(folder)
     except DataError as err:
-        raise DownloadError(f"the archive holds no usable Severstal dataset: {err}") from None
-    if len(samples) != expected_images:
-        raise DownloadError(f"expected {expected_images} training images in train_images/, found "
-                            f"{len(samples)}; the archive is incomplete: download it again")
-    width, height = image_size
-    for sample in tqdm(samples, desc="verifying", unit="image"):
-        if image_shape(sample.image) != (height, width):
-            found = image_shape(sample.image)
-            raise DownloadError(f"{sample.image} is {found[1]}x{found[0]}, not {width}x{height}; "
-                                "the archive is not the Severstal competition data")
-    return {
-        "competition": COMPETITION,
-        "images": len(samples),
-        "defective": sum(s.label for s in samples),
-        "image_size": [width, height],
-        "verified_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "segdec_version": __version__,
-    }
+        raise DownloadError(f"the archive holds no usable {source.title} dataset: {err}") from None
+    images, defective = expected
+    found = len(samples), sum(s.label for s in samples)
+    if images is not None and found[0] != images:
+        raise DownloadError(f"expected {images} {source.counted}, found {found[0]}; the archive "
+                            "is incomplete: download it again")
+    if defective is not None and found[1] != defective:
+        raise DownloadError(f"expected {defective} defective images, found {found[1]}; the "
+                            f"archive is not {source.title} as published")
+    record = {"dataset": source.title, "source": source.page, "licence": source.licence,
+              "images": found[0], "defective": found[1], "counts_checked": images is not None,
+              "verified_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "segdec_version": __version__}
+    if image_size:
+        width, height = image_size
+        for sample in tqdm(samples, desc="verifying", unit="image"):
+            if image_shape(sample.image) != (height, width):
+                found_h, found_w = image_shape(sample.image)
+                raise DownloadError(f"{sample.image} is {found_w}x{found_h}, not {width}x{height}; "
+                                    f"the archive is not the {source.title} data")
+        record["image_size"] = [width, height]
+    return record
 
 
-def verified(dest: Path, expected_images: int = SEVERSTAL_IMAGES) -> bool:
+def verified(dest: Path, expected_images: int | None) -> bool:
+    """Whether ``dest`` carries a marker (of ``expected_images`` images, where given)."""
     marker = dest / MARKER
-    if not marker.is_file() or not (dest / "train.csv").is_file():
+    if not marker.is_file():
         return False
     try:
-        return json.loads(marker.read_text()).get("images") == expected_images
+        record = json.loads(marker.read_text())
     except ValueError:
         return False
+    return expected_images is None or record.get("images") == expected_images
 
 
-def download_severstal(
+def _pending(target: Path, expected_images: int | None) -> bool:
+    """Whether ``target`` still needs the dataset; refuses a folder holding unverified files."""
+    if verified(target, expected_images):
+        print(f"{target} already holds the verified dataset ({MARKER}); nothing to do")
+        return False
+    if target.exists() and any(target.iterdir()):
+        raise DownloadError(f"{target} holds files but no verified dataset ({MARKER}); empty it "
+                            "or choose another --dest")
+    return True
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One folder moved into place: the dataset, or one DAGM class."""
+
+    staged: Path
+    target: Path
+    expected: tuple[int | None, int | None]
+
+
+def _counts(source: Source, expected_images: int | None, published: bool = True
+            ) -> tuple[int | None, int | None]:
+    """(images, defective) to check, ``None`` where not checked: ``expected_images`` alone for a
+    subset, else the published counts where there are some."""
+    if expected_images is not None:
+        return expected_images, None
+    return (source.images, source.defective) if published else (None, None)
+
+
+def _units(dataset: str, root: Path, dest: Path, expected_images: int | None) -> list[_Unit]:
+    source = SOURCES[dataset]
+    if dataset != "dagm":
+        return [_Unit(root, dest, _counts(source, expected_images))]
+    classes = sorted((p for p in root.glob(source.top) if p.is_dir() and _class_number(p)),
+                     key=_class_number)
+    if not classes:
+        raise DownloadError(f"the archive holds no usable {source.title} dataset: no ClassN "
+                            "folder (Class1 ... Class10) holding Train/ and Test/")
+    return [_Unit(folder, dest / folder.name, _counts(
+        source, expected_images, published=_class_number(folder) <= DAGM_DEVELOPMENT_CLASSES))
+        for folder in classes]  # classes 7-10: no published count to check
+
+
+def download(
+    dataset: str,
     dest: str | Path,
     archive: str | Path | None = None,
-    expected_images: int = SEVERSTAL_IMAGES,
-    image_size: tuple[int, int] = SEVERSTAL_SIZE,
+    expected_images: int | None = None,
+    image_size: tuple[int, int] | None = None,
     api: Any = None,
 ) -> Path:
-    """Put a verified Severstal training set at ``dest``, from Kaggle or a local ``archive``."""
-    dest = Path(dest)
-    if verified(dest, expected_images):
-        print(f"{dest} already holds the verified dataset ({MARKER}); nothing to do")
+    """Put the verified ``dataset`` at ``dest`` (DAGM: each class of the archive at
+    ``dest/ClassN``), from its source or a local ``archive``.
+
+    ``expected_images`` replaces the published count, for a subset (the defective count is then
+    not checked); ``image_size`` (W, H) replaces the published size; ``api`` stands in for Kaggle.
+    """
+    source, dest = SOURCES[dataset], Path(dest)
+    if dataset != "dagm" and not _pending(dest, _counts(source, expected_images)[0]):
         return dest
-    if archive is None:
-        print(f"using Kaggle credentials from {kaggle_credentials()}")
-    elif not Path(archive).is_file():
+    if archive is not None and not Path(archive).is_file():
         raise DownloadError(f"archive {archive} does not exist")
-    if dest.exists() and any(dest.iterdir()):
-        raise DownloadError(f"{dest} holds files but no verified dataset ({MARKER}); empty it or "
-                            "choose another --dest")
+    if archive is None and dataset == "severstal":
+        print(f"using Kaggle credentials from {kaggle_credentials()}")
+    elif archive is None and not source.url:
+        raise DownloadError(f"{source.title} has no direct download: open {source.page}, download "
+                            f"the archive ({source.archive}) in a browser and pass it with --zip "
+                            f"FILE. Licence: {source.licence}")
+    elif archive is None:
+        print(f"{source.title} from {source.url}; licence: {source.licence}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.download-", dir=dest.parent))
     try:
-        zip_path = Path(archive) if archive else fetch_from_kaggle(staging, api)
+        if archive is not None:
+            zip_path = Path(archive)
+        elif dataset == "severstal":
+            zip_path = fetch_from_kaggle(staging, api)
+        else:
+            zip_path = fetch_url(source, staging)
         tree = staging / "tree"
         tree.mkdir()
         extract_safely(zip_path, tree)
-        write_json(tree / MARKER, verify(tree, expected_images, image_size))
-        if dest.exists():
-            dest.rmdir()
-        tree.rename(dest)
+        try:
+            _lay_out(dataset, layout_root(tree, source.top), dest, expected_images, image_size)
+        except DownloadError as err:  # name the archive's files, not the staging folder's
+            message = str(err).replace(f"{tree}{os.sep}", "").replace(str(tree), "the archive")
+            raise DownloadError(f"{archive or source.archive}: {message}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    print(f"verified {expected_images} training images in {dest}")
     return dest
+
+
+def _lay_out(dataset: str, root: Path, dest: Path, expected_images: int | None,
+             image_size: tuple[int, int] | None) -> None:
+    """Verify every unit of the extracted ``root``, then move them all into place."""
+    source = SOURCES[dataset]
+    removed = [name for name in source.strays if (root / name).is_file()]
+    for name in removed:
+        (root / name).unlink()
+    units = [unit for unit in _units(dataset, root, dest, expected_images)
+             if _pending(unit.target, unit.expected[0])]
+    checked = [(unit, verify(unit.staged, source, unit.expected, image_size or source.image_size))
+               for unit in units]
+    for unit, record in checked:
+        write_json(unit.staged / MARKER, {**record, "removed_strays": removed})
+    for unit, record in checked:
+        if unit.target.exists():
+            unit.target.rmdir()  # empty: _pending refused any other
+        unit.target.parent.mkdir(parents=True, exist_ok=True)
+        unit.staged.rename(unit.target)
+        print(f"verified {record['images']} images ({record['defective']} defective) in "
+              f"{unit.target}")
