@@ -1,6 +1,6 @@
 """One typed run configuration shared by the CLI, the notebooks and the papermill batches.
 
-Defaults follow Table 4 of the paper for Severstal (PAPER.md); every run saves the resolved
+Defaults follow Table 4 of the paper for Severstal (docs/paper.md); every run saves the resolved
 configuration as ``config.yaml`` in its run directory, so a run can be repeated from it alone.
 """
 

@@ -1,4 +1,4 @@
-"""Testing a trained network: image-level metrics (PAPER.md: AP, AUC, best F-measure, its
+"""Testing a trained network: image-level metrics (docs/paper.md, Metrics: AP, AUC, best F, its
 threshold, FP and FN there), pixel-level metrics of the segmentation map (which the paper shows
 but does not score), and a run's test evaluation into ``metrics.json``, ``predictions.csv`` and
 ``segmentation_maps.npz``, and the error gallery ``errors.png``."""

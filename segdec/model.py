@@ -1,4 +1,4 @@
-"""The segmentation-based decision network of Bi et al. (2022), PAPER.md Table 2, in one file.
+"""The segmentation-based decision network of Bi et al. (2022), docs/paper.md Table 2, in one file.
 
 Two subnetworks trained end to end: a segmentation subnetwork (11 convs, output at 1/8 resolution)
 and a decision subnetwork that reads its 1024 features and its segmentation map. The paper's two

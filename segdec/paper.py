@@ -1,4 +1,4 @@
-"""The paper's reference numbers (PAPER.md), written once as data for the reports and batches.
+"""The paper's reference numbers (docs/paper.md), written once as data for the reports and batches.
 
 Table 4 fixes the Severstal schedule per ``N_all``; Table 5 holds the image-level results of the
 26 Severstal settings; Table 6 the ablation AP (in %) of the three improvements per dataset.

@@ -1,4 +1,4 @@
-"""Each dataset's published training recipe (PAPER.md): what a run gets for fields left unset.
+"""Each dataset's published training recipe (docs/paper.md): what a run gets for fields left unset.
 
 Božič et al. published one recipe per dataset (their experiment scripts); Severstal's is the
 paper's Table 4, whose epochs and beta depend on N_all. A recipe fills only the run-configuration

@@ -61,7 +61,8 @@ def test_missing_config_file(tmp_path):
 
 
 def test_each_dataset_gets_its_published_recipe():
-    """PAPER.md: Božič's KSDD, DAGM and KSDD2 scripts; Severstal's Table 4 by N_all."""
+    """docs/paper.md, Recipes per dataset: Božič's KSDD, DAGM and KSDD2 scripts; Severstal's
+    Table 4 by N_all."""
     fs = RunConfig(dataset="ksdd", n_all=None)
     assert (fs.epochs, fs.batch_size, fs.learning_rate, fs.delta, fs.dilate_masks) == (
         50, 1, 1.0, 0.01, 7)

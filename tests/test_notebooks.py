@@ -125,3 +125,23 @@ def test_the_readme_opens_with_the_headline_of_the_committed_records():
     readme = (REPO / "README.md").read_text()
     assert readme_with_headline(readme, REPO) == readme
     assert readme.index("## Results") < readme.index("## Set-up: two commands")
+
+
+def test_links_and_citations_resolve_in_a_clone():
+    """Every relative link of the READMEs points at a file of the repository, and nothing cites
+    the paper brief that lives outside it (PAPER.md) instead of docs/paper.md."""
+    import re
+
+    readmes = [REPO / "README.md", *sorted((REPO / "figures").rglob("README.md")),
+               REPO / "benchmarks" / "README.md"]
+    for readme in readmes:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme.read_text()):
+            if not target.startswith(("http://", "https://")):
+                assert (readme.parent / target).exists(), f"{readme}: link to {target}"
+    folders = ("segdec", "tests", "notebooks", "figures", "docs", "papermill_runs", "benchmarks")
+    texts = [REPO / "README.md", *(p for folder in folders for p in (REPO / folder).rglob("*")
+                                   if p.suffix in (".py", ".md", ".yaml", ".ipynb"))]
+    assert (REPO / "docs" / "paper.md").is_file()
+    citing = [p.relative_to(REPO).as_posix() for p in texts
+              if "PAPER.md" in p.read_text(errors="ignore") and p.name != "test_notebooks.py"]
+    assert citing == []

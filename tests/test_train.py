@@ -105,7 +105,8 @@ def test_checkpoints_load_without_unpickling(tiny_severstal, tmp_path):
 
 
 def test_negative_sampler_probabilities_are_bozic_s():
-    """p = 1 - f / max f; p = p - median(p) + 1; p = p ** (4 ln N); normalised (PAPER.md)."""
+    """p = 1 - f / max f; p = p - median(p) + 1; p = p ** (4 ln N); normalised
+    (docs/paper.md, Božič's reference implementation)."""
     sampler = NegativeSampler(5, seed=0)
     assert sampler.probabilities().tolist() == [0.2] * 5  # nothing used yet
     sampler.counts = np.array([0, 1, 2, 3, 4])

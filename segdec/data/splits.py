@@ -1,4 +1,4 @@
-"""Deterministic, nested train / validation / test splits (PAPER.md, Table 4).
+"""Deterministic, nested train / validation / test splits (docs/paper.md, Table 4).
 
 From one seed: a fixed test and validation set (stratified by label) and a fixed pool of
 training negatives, shared by every setting; the training positives are a fixed permutation, so
