@@ -91,6 +91,15 @@ def has_finished(runs: pd.DataFrame) -> bool:
     return bool(len(runs)) and bool(runs["finished"].astype(bool).any())
 
 
+def runs_dataset(runs: pd.DataFrame) -> str:
+    """The one dataset the finished runs come from (a report of several must name one)."""
+    datasets = sorted(finished(runs)["dataset"].unique())
+    if len(datasets) != 1:
+        raise DataError(f"the runs come from {len(datasets)} datasets ({', '.join(datasets)}); "
+                        "name the one to report on")
+    return datasets[0]
+
+
 def has_folds(runs: pd.DataFrame) -> bool:
     """Whether the runs come from a dataset with folds (KolektorSDD), read fold by fold."""
     return bool(len(runs)) and bool(runs["fold"].notna().any())

@@ -40,7 +40,9 @@ def test_cli_writes_the_top_of_the_ranking(tiny_run, tmp_path, capsys):
     assert top["rank"].tolist() == [1, 2, 3]
     assert top.image.tolist() == rank_candidates(tiny_run, "cpu").image.head(3).tolist()
     assert top.image[0] in capsys.readouterr().out
-    assert main(["suggest-labels", "--run", str(tiny_run), "--budget", "0"]) == 2
+    with pytest.raises(SystemExit) as refused:  # argparse refuses it before any work
+        main(["suggest-labels", "--run", str(tiny_run), "--budget", "0"])
+    assert refused.value.code == 2 and "0 must be at least 1" in capsys.readouterr().err
 
 
 def test_with_pixel_labels_marks_only_training_positives(tiny_run):
