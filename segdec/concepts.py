@@ -1,5 +1,6 @@
 """The teaching notebook ``00_concepts``'s figures that need no trained network (kernel taps,
-layer table, balance schedules), its loss curves, and its sliders.
+the pixels stacked dilated kernels reach, layer table, balance schedules), its loss curves, and its
+sliders.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from scipy.signal import convolve2d
 from torch import nn
 
 from segdec.loss import loss_weights
@@ -89,6 +92,51 @@ def plot_kernel_taps(taps: dict[str, np.ndarray]) -> Figure:
     return figure
 
 
+def reachable_pixels(convolutions: int, pooled: bool, dilation: int = 2,
+                     size: int = 3) -> tuple[np.ndarray, int]:
+    """Which input pixels one output unit reads through ``convolutions`` stacked ``size`` x
+    ``size`` kernels with ``dilation``, with a 2x2 max-pool (stride 2) between each two of them or
+    with none: 1 where some path of taps reaches the pixel, over the square the taps span.
+
+    Each layer adds one of its offsets, so the reachable set is the support of the layers' tap
+    indicators convolved together: a kernel after p pools has its taps 2^p x ``dilation`` input
+    pixels apart, and a pool adds 0 or the stride so far. Returns the grid and the index, in both
+    axes, of the pixel under the unit (the offset 0).
+    """
+    grid, origin, stride = np.ones((1, 1), dtype=np.int64), 0, 1
+    for layer in range(convolutions):
+        if layer and pooled:
+            pool = np.zeros(stride + 1, dtype=np.int64)
+            pool[[0, -1]] = 1
+            grid, stride = convolve2d(grid, np.outer(pool, pool)), 2 * stride
+        step = stride * dilation
+        taps = np.zeros(step * (size - 1) + 1, dtype=np.int64)
+        taps[::step] = 1
+        grid, origin = convolve2d(grid, np.outer(taps, taps)), origin + step * (size - 1) // 2
+    return (grid > 0).astype(np.uint8), origin
+
+
+def plot_reachable_pixels(dilation: int = 2) -> Figure:
+    """The pixels one unit reaches through 2 and 3 stacked 3x3 kernels with ``dilation``, without
+    and with the network's 2x2 max-pools between them; red: the pixel under the unit."""
+    cases = [(n, pooled) for pooled in (False, True) for n in (2, 3)]
+    figure, axes = plt.subplots(1, len(cases), figsize=(3.4 * len(cases), 3.9))
+    for axis, (convolutions, pooled) in zip(axes, cases, strict=True):
+        grid, origin = reachable_pixels(convolutions, pooled, dilation)
+        axis.imshow(grid, cmap="Blues", vmin=0, vmax=1.3, interpolation="nearest")
+        if grid.shape[0] <= 20:  # pixel borders where they stay readable
+            axis.set_xticks(np.arange(-0.5, grid.shape[1]), minor=True)
+            axis.set_yticks(np.arange(-0.5, grid.shape[0]), minor=True)
+            axis.grid(which="minor", color="grey", linewidth=0.5)
+        axis.plot(origin, origin, "s", color="red", markersize=4)
+        axis.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+        between = "a 2x2 max-pool between each" if pooled else "no pooling"
+        axis.set_title(f"{convolutions} convs 3x3, dilation {dilation},\n{between}:\n"
+                       f"{int(grid.sum())} of {grid.size} px reached", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
 def layer_table(model: SegDecNet, height: int = 512, width: int = 512) -> pd.DataFrame:
     """Every convolution of the segmentation subnetwork: its kernel, dilation and effective size,
     the receptive field it has grown to (in input pixels, analytically: each layer adds
@@ -133,10 +181,15 @@ def plot_loss_curves(histories: dict[str, pd.DataFrame]) -> Figure:
                 axis.axvline(learned, color=colour, linestyle=":")
     axes[0].set(title="segmentation loss", xlabel="epoch", yscale="log")
     axes[1].axhline(math.log(2), color="grey", linewidth=0.8)
-    axes[1].set(title="decision loss (grey: ln 2, chance)", xlabel="epoch")
+    axes[1].set(title="decision loss", xlabel="epoch")
     axes[2].set(title="w_seg (w_dec = 1 - w_seg)", xlabel="epoch", ylim=(0, 1.05))
-    axes[1].legend(fontsize=8)
-    figure.tight_layout()
+    handles, _ = axes[0].get_legend_handles_labels()
+    handles += [Line2D([], [], color="grey", linewidth=0.8, label="ln 2: a decision by chance"),
+                Line2D([], [], color="black", linestyle=":",
+                       label="the epoch the decision loss falls below ln 2 / 2")]
+    figure.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8,
+                  frameon=False)
+    figure.tight_layout(rect=(0, 0.08, 1, 1))
     return figure
 
 

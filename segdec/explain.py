@@ -1,7 +1,7 @@
 """What a trained network does, measured on an image: receptive fields, SE gates, decision inputs.
 
 Everything here reads a network and changes nothing in it: where a measurement needs a changed
-network (statistics held constant, attention switched off), it works on a copy.
+network (statistics held constant, SE gates held fixed), it works on a copy.
 """
 
 from __future__ import annotations
@@ -99,28 +99,42 @@ def field_size(gradient: np.ndarray, centre: tuple[int, int], share: float = 0.9
     return 2 * max(gradient.shape) + 1
 
 
-def plot_effective_fields(image: np.ndarray, fields: dict[str, np.ndarray],
-                          centre: tuple[int, int], radius: int = 12) -> Figure:
-    """Per network: the input, the gradient map over it (log scale) and a crop around the unit
-    at pixel scale, where the gridding of dilated kernels shows."""
-    figure, axes = plt.subplots(len(fields), 3, figsize=(11, 3.6 * len(fields)), squeeze=False,
-                                width_ratios=[1, 1, 1.3])
-    row, col = centre
-    for (left, middle, right), (title, gradient) in zip(axes, fields.items(), strict=True):
+def unit_centre(unit: tuple[int, int]) -> tuple[int, int]:
+    """The input pixel at the centre of a unit of the 1/8 segmentation map, which covers 8 x 8
+    pixels from 8 x its index (the lower right of the middle four)."""
+    stride = SegDecNet.output_stride
+    return stride * unit[0] + stride // 2, stride * unit[1] + stride // 2
+
+
+def plot_effective_fields(image: np.ndarray, fields: dict[str, np.ndarray], unit: tuple[int, int],
+                          field: int, radius: int = 12) -> Figure:
+    """Per network: the input, the |gradient| over it and a crop around the unit at pixel scale,
+    where the gridding of dilated kernels shows. The gradient is divided by its maximum and drawn
+    on one linear scale with one colour bar; the dashed square around it is the unit's theoretical
+    field, ``field`` pixels wide, centred on the unit (the middle of its 8 x 8 pixels)."""
+    figure, axes = plt.subplots(len(fields), 3, figsize=(11, 3.8 * len(fields)), squeeze=False,
+                                width_ratios=[1, 1, 1.3], layout="constrained")
+    row, col = unit_centre(unit)
+    middle = [SegDecNet.output_stride * i + (SegDecNet.output_stride - 1) / 2 for i in unit]
+    for (left, centre, right), (title, gradient) in zip(axes, fields.items(), strict=True):
         left.imshow(image, cmap="gray")
-        left.plot(col, row, "c+", markersize=12)
-        left.set_title("input, the unit's centre (+)")
-        log = np.log10(gradient + gradient.max() * 1e-6)
-        middle.imshow(log, cmap="magma")
-        middle.set_title(f"{title}: |gradient| (log)")
+        left.set_title("input, the unit (+)")
+        shown = centre.imshow(gradient / gradient.max(), cmap="magma", vmin=0, vmax=1)
+        centre.set_title(f"{title}: |gradient|")
+        for axis in (left, centre):
+            axis.plot(col, row, "c+", markersize=12)
+        centre.add_patch(plt.Rectangle((middle[1] - field / 2, middle[0] - field / 2), field,
+                                       field, fill=False, edgecolor="cyan", linestyle="--"))
         crop = gradient[max(row - radius, 0):row + radius + 1,
                         max(col - radius, 0):col + radius + 1]
-        right.imshow(crop / crop.max(), cmap="magma", interpolation="nearest")
+        right.imshow(crop / gradient.max(), cmap="magma", vmin=0, vmax=1,
+                     interpolation="nearest")
         right.set_title(f"{2 * radius + 1} px around it; gridding ratio "
-                        f"{gridding_ratio(gradient, centre, radius):.2f}")
-        for axis in (left, middle, right):
+                        f"{gridding_ratio(gradient, (row, col), radius):.2f}")
+        for axis in (left, centre, right):
             axis.set_axis_off()
-    figure.tight_layout()
+    figure.colorbar(shown, ax=axes[:, 1:], shrink=0.6,
+                    label=f"|gradient| / its maximum (dashed: the theoretical {field} px field)")
     return figure
 
 
@@ -132,17 +146,38 @@ def _squeeze_excite(model: nn.Module) -> list[SqueezeExcite]:
 
 
 @torch.inference_mode()
-def se_gates(model: SegDecNet, image: torch.Tensor) -> np.ndarray:
-    """The channel weights of every SE module for one image, shape [modules, channels]."""
-    gates: list[np.ndarray] = []
-    hooks = [m.register_forward_hook(lambda m, inputs, _: gates.append(
-        _numpy(m.gate(inputs[0])[0, :, 0, 0]))) for m in _squeeze_excite(model)]
+def squeeze_statistics(model: SegDecNet, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """What every SE module squeezes its input to (the channel means) and the channel weights it
+    computes from them, for each image: two arrays [images, modules, channels]."""
+    means: list[torch.Tensor] = []
+    gates: list[torch.Tensor] = []
+
+    def keep(module: SqueezeExcite, inputs: tuple[torch.Tensor], _output: torch.Tensor) -> None:
+        means.append(inputs[0].mean(dim=(2, 3)))
+        gates.append(module.gate(inputs[0])[:, :, 0, 0])
+
+    hooks = [m.register_forward_hook(keep) for m in _squeeze_excite(model)]
     try:
-        model.eval()(image)
+        model.eval()(images)
     finally:
         for hook in hooks:
             hook.remove()
-    return np.stack(gates)
+    return _numpy(torch.stack(means, 1)), _numpy(torch.stack(gates, 1))
+
+
+def se_gates(model: SegDecNet, image: torch.Tensor) -> np.ndarray:
+    """The channel weights of every SE module for one image, shape [modules, channels]."""
+    return squeeze_statistics(model, image)[1][0]
+
+
+def squeeze_spread(means: np.ndarray) -> np.ndarray:
+    """Per SE module, how much the squeezed channel means vary between images: the median over
+    the channels of their standard deviation over their mean across the images (channels that
+    are zero on every image left out). ``means`` is [images, modules, channels]."""
+    average = means.mean(0)
+    spread = np.divide(means.std(0), average, out=np.full_like(average, np.nan),
+                       where=average > 0)
+    return np.nanmedian(spread, axis=1)
 
 
 @torch.inference_mode()
@@ -208,31 +243,57 @@ def plot_channels(image: np.ndarray, features: np.ndarray, changes: pd.DataFrame
     return figure
 
 
-def without_attention(model: SegDecNet) -> SegDecNet:
-    """An evaluation copy of ``model`` whose SE modules pass features through (every gate 1)."""
-    model = copy.deepcopy(model).eval()
+class _FixedGate(nn.Module):
+    """In place of an SE module: the same channel weights on every image."""
+
+    def __init__(self, gate: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("gate", gate.reshape(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate
+
+
+def _fixed_gates(model: SegDecNet, gates: list[torch.Tensor]) -> SegDecNet:
+    """An evaluation copy of ``model`` whose SE modules, in order, weight by ``gates``."""
+    model, gates = copy.deepcopy(model).eval(), iter(gates)
     for parent in list(model.modules()):
         for name, child in parent.named_children():
             if isinstance(child, SqueezeExcite):
-                setattr(parent, name, nn.Identity())
+                setattr(parent, name, _FixedGate(next(gates)))
     return model
+
+
+def without_attention(model: SegDecNet) -> SegDecNet:
+    """An evaluation copy of ``model`` whose SE modules pass features through (every gate 1)."""
+    return _fixed_gates(model, [torch.ones(m.fc2.out_channels)
+                                for m in _squeeze_excite(model)])
+
+
+def gates_at_mean(model: SegDecNet, images: torch.Tensor) -> SegDecNet:
+    """An evaluation copy of ``model`` whose every SE gate is held at its mean over ``images``:
+    the learned average weighting of the channels, without adapting it to each image."""
+    return _fixed_gates(model, list(torch.from_numpy(squeeze_statistics(model, images)[1].mean(0))))
 
 
 def plot_maps(image: np.ndarray, mask: np.ndarray, maps: dict[str, np.ndarray]) -> Figure:
     """The input with its true defect outlined, then each segmentation map (1/8, upsampled
-    bilinearly to the input as the paper shows it)."""
-    figure, axes = plt.subplots(1, len(maps) + 1, figsize=(2.6 * (len(maps) + 1), 5))
+    bilinearly to the input as the paper shows it), all on one scale from 0 to the largest
+    probability shown, with one colour bar."""
+    figure, axes = plt.subplots(1, len(maps) + 1, figsize=(2.6 * (len(maps) + 1) + 0.8, 5),
+                                layout="constrained")
     axes[0].imshow(image, cmap="gray", aspect="auto")
     if mask.any():
         axes[0].contour(mask, levels=[0.5], colors="red", linewidths=0.8)
     axes[0].set_title("input, true defect")
+    top = max(float(seg.max()) for seg in maps.values())
     for axis, (title, seg) in zip(axes[1:], maps.items(), strict=True):
-        axis.imshow(seg, cmap="jet", vmin=0, vmax=1, aspect="auto", interpolation="bilinear",
-                    extent=(0, image.shape[1], image.shape[0], 0))
+        shown = axis.imshow(seg, cmap="magma", vmin=0, vmax=top, aspect="auto",
+                            interpolation="bilinear", extent=(0, image.shape[1], image.shape[0], 0))
         axis.set_title(f"{title}\nmax {seg.max():.2f}", fontsize=9)
     for axis in axes:
         axis.set_axis_off()
-    figure.tight_layout()
+    figure.colorbar(shown, ax=axes[1:], shrink=0.8, label="defect probability")
     return figure
 
 
@@ -245,10 +306,13 @@ def predict(model: SegDecNet, images: torch.Tensor) -> tuple[np.ndarray, np.ndar
 
 def attention_effect(model: SegDecNet, images: torch.Tensor, labels: np.ndarray,
                      masks: np.ndarray) -> pd.DataFrame:
-    """Image AP, and pixel AP on the defective images, with the SE gates as trained and with
-    them switched off (every gate 1) at inference."""
+    """Image AP, and pixel AP on the defective images, with the SE gates as trained, with every
+    gate held at its mean over ``images`` (what adapting the gates to each image adds) and with
+    every gate 1 (what the learned channel weights add at all), at inference."""
     rows = {}
-    for name, network in (("SE on", model), ("SE off (every gate 1)", without_attention(model))):
+    for name, network in (("SE on", model),
+                          ("gates held at their mean", gates_at_mean(model, images)),
+                          ("SE off (every gate 1)", without_attention(model))):
         scores, maps = predict(network, images)
         positive = np.flatnonzero(labels == 1)
         pixel = pixel_metrics([maps[i] for i in positive], [masks[i] for i in positive])

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.figure import Figure
 
 from segdec.checkpoint import load_checkpoint, model_from_checkpoint
 from segdec.config import RunConfig
@@ -21,14 +22,18 @@ from segdec.train import train
 
 SHARED_KSDD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ksdd"
 # The networks the notebook compares: the paper's (A+T+W), the same with Božič's linear balance
-# (for the loss curves), and Božič's network as described (Table 2), with his linear balance:
-# name -> (run folder, settings).
+# (for the loss curves), Božič's network as described (Table 2), with his linear balance, and
+# that network with atrous kernels (T), which differs from it in the kernels alone (for the
+# effective receptive field): name -> (run folder, settings).
 NETWORKS = {
     "paper (A+T+W)": ("paper", {"attention": True, "atrous": True, "balance": "decay"}),
     "paper, linear balance (A+T)": ("paper-linear-balance",
                                     {"attention": True, "atrous": True, "balance": "linear"}),
     "Božič (none)": ("bozic", {"attention": False, "atrous": False, "balance": "linear"}),
+    "atrous only (T)": ("atrous", {"attention": False, "atrous": True, "balance": "linear"}),
 }
+KOLEKTORSDD = ("download KolektorSDD from https://www.vicos.si/resources/kolektorsdd/ "
+               "(CC BY-NC-SA 4.0) and pass its folder as data_root")
 
 
 def teaching_data(data_root: str | Path | None, runs_dir: str | Path,
@@ -47,6 +52,28 @@ def teaching_data(data_root: str | Path | None, runs_dir: str | Path,
         raise FileNotFoundError(f"data_root {data_root} does not exist; give a folder of images, "
                                 "'synthetic', or None for KolektorSDD")
     return "folder", Path(data_root)
+
+
+def describe_data(data_root: str | Path | None, dataset: str, root: Path) -> str:
+    """The line the notebook prints first: which images the networks learn, and on the synthetic
+    set (the only one ``teaching_data`` gives in the severstal format) a banner saying why and how
+    to get KolektorSDD instead."""
+    if dataset != "severstal":
+        return f"Real images: {root} ({dataset} format)."
+    why = ("data_root is 'synthetic'" if data_root == "synthetic"
+           else f"no data_root given and no KolektorSDD at {SHARED_KSDD}")
+    rule = "!" * 79
+    return (f"{rule}\nSYNTHETIC DATA ({why}): these networks learn made-up images, {root}, and\n"
+            f"every figure of them says so in its title. For real defects, {KOLEKTORSDD}.\n{rule}")
+
+
+def mark_synthetic(figure: Figure, dataset: str) -> Figure:
+    """``figure``, titled as drawn from synthetic images when ``dataset`` is the synthetic set's
+    format (see ``describe_data``)."""
+    if dataset == "severstal":
+        figure.suptitle("SYNTHETIC images, not KolektorSDD", color="red", fontweight="bold",
+                        y=1.0, va="bottom")
+    return figure
 
 
 def teaching_configs(dataset: str, data_root: str | Path, runs_dir: str | Path,

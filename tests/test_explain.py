@@ -14,7 +14,14 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from PIL import Image
 
-from segdec.concepts import decision_learning_epoch, explore, plot_loss_curves, save_figures
+from segdec.concepts import (
+    decision_learning_epoch,
+    explore,
+    plot_loss_curves,
+    plot_reachable_pixels,
+    reachable_pixels,
+    save_figures,
+)
 from segdec.config import RunConfig
 from segdec.explain import (
     attended_features,
@@ -23,14 +30,28 @@ from segdec.explain import (
     field_extent,
     field_size,
     gate_changes,
+    gates_at_mean,
     gridding_ratio,
     held_statistics,
     input_gradient,
+    plot_effective_fields,
+    plot_maps,
     se_gates,
+    squeeze_spread,
+    squeeze_statistics,
+    unit_centre,
     without_attention,
 )
 from segdec.model import SqueezeExcite, build_model
-from segdec.teaching import NETWORKS, teaching_configs, teaching_data, train_or_load
+from segdec.teaching import (
+    NETWORKS,
+    SHARED_KSDD,
+    describe_data,
+    mark_synthetic,
+    teaching_configs,
+    teaching_data,
+    train_or_load,
+)
 
 
 def open_gates(model):
@@ -105,7 +126,7 @@ def test_attention_off_is_every_gate_one():
     masks = np.zeros((4, 64, 128), dtype=bool)
     masks[0, 8:40, 16:64] = masks[2, 24:56, 64:120] = True
     effect = attention_effect(model, images, labels, masks)
-    assert list(effect.index) == ["SE on", "SE off (every gate 1)"]
+    assert list(effect.index) == ["SE on", "gates held at their mean", "SE off (every gate 1)"]
     assert effect.loc["SE off (every gate 1)"].equals(
         attention_effect(opened, images, labels, masks).loc["SE on"])
     assert not effect.loc["SE on"].equals(effect.loc["SE off (every gate 1)"])
@@ -185,12 +206,16 @@ def test_teaching_runs_use_the_folder_recipe_on_real_images(tmp_path):
     configs = teaching_configs("folder", tmp_path / "parts", tmp_path / "runs", 96, 264, 15)
     assert list(configs) == list(NETWORKS)
     assert [c.out_dir for c in configs.values()] == [
-        str(tmp_path / "runs" / name) for name in ("paper", "paper-linear-balance", "bozic")]
-    paper, linear, bozic = configs.values()
+        str(tmp_path / "runs" / name)
+        for name in ("paper", "paper-linear-balance", "bozic", "atrous")]
+    paper, linear, bozic, atrous = configs.values()
     assert (paper.learning_rate, paper.batch_size, paper.delta, paper.validate_every) == (
         1.0, 1, 0.01, 5)
     assert (paper.balance, linear.balance, bozic.atrous, bozic.attention) == (
         "decay", "linear", False, False)
+    # the effective receptive field's pair differs in the kernels alone
+    assert {k for k, v in atrous.to_dict().items() if bozic.to_dict()[k] != v} == {
+        "atrous", "out_dir"}
     synthetic = teaching_configs("severstal", tmp_path, tmp_path / "runs", 64, 64, 6)
     assert synthetic["paper (A+T+W)"].momentum == 0.9
     with pytest.raises(FileNotFoundError, match="data_root .*nowhere does not exist"):
@@ -221,3 +246,150 @@ def test_measurements_come_back_as_fp32_arrays_from_a_half_precision_network():
     table = decision_ablation(model, images, ["a", "b"])
     assert table.dtypes.eq(np.float32).all() and table.shape == (2, 5)
     assert input_gradient(model, images[:1]).dtype == np.float32
+
+
+def test_reachable_pixels_of_stacked_dilated_kernels_counted_by_hand():
+    """Two 3x3 dilation-2 kernels reach the even offsets -4..4 in each axis: 5 x 5 of the 9 x 9
+    they span; three, -6..6: 7 x 7 of 13 x 13. A 2x2 pool between them adds 0 or 1 to the first
+    kernel's offsets {-2, 0, 2} before the second's, now 4 apart: {-4, 0, 4} + {0, 1} + {-2, 0, 2}
+    is every offset -6..7 (14 x 14 of 14 x 14); with a second pool and a third kernel, -14..17."""
+    cases = {(2, False): (9, 25, 4), (3, False): (13, 49, 6),
+             (2, True): (14, 196, 6), (3, True): (32, 1024, 14)}
+    for (convolutions, pooled), (span, reached, origin) in cases.items():
+        grid, at = reachable_pixels(convolutions, pooled)
+        assert (grid.shape, int(grid.sum()), at) == ((span, span), reached, origin)
+        # the same set from a real stack: all-ones kernels and average pools (which pass the
+        # gradient to every pixel of the window a max-pool may take) leave no cancellation
+        layers = []
+        for layer in range(convolutions):
+            if layer and pooled:
+                layers.append(torch.nn.AvgPool2d(2))
+            layers.append(torch.nn.Conv2d(1, 1, 3, padding=2, dilation=2, bias=False))
+            torch.nn.init.ones_(layers[-1].weight)
+        x = torch.zeros(1, 1, 64, 64, requires_grad=True)
+        out = torch.nn.Sequential(*layers)(x)
+        unit = out.shape[-1] // 2
+        out[0, 0, unit, unit].backward()
+        expected = np.zeros((64, 64), dtype=np.uint8)
+        top = unit * 2 ** (convolutions - 1 if pooled else 0) - origin
+        expected[top:top + span, top:top + span] = grid
+        assert np.array_equal(x.grad[0, 0].numpy() > 0, expected > 0)
+    assert int(reachable_pixels(2, False, dilation=3)[0].sum()) == 25  # 3 x 3 taps, 3 apart
+    assert reachable_pixels(2, False, dilation=3)[0].shape == (13, 13)
+    figure = plot_reachable_pixels()
+    assert [axis.get_title() for axis in figure.axes] == [
+        "2 convs 3x3, dilation 2,\nno pooling:\n25 of 81 px reached",
+        "3 convs 3x3, dilation 2,\nno pooling:\n49 of 169 px reached",
+        "2 convs 3x3, dilation 2,\na 2x2 max-pool between each:\n196 of 196 px reached",
+        "3 convs 3x3, dilation 2,\na 2x2 max-pool between each:\n1024 of 1024 px reached"]
+    plt.close(figure)
+
+
+def test_effective_fields_on_one_linear_scale_with_the_theoretical_field():
+    assert unit_centre((2, 3)) == (20, 28)
+    gradient = np.arange(64 * 48, dtype=float).reshape(64, 48)
+    figure = plot_effective_fields(np.zeros((64, 48)), {"T": gradient, "none": 2 * gradient},
+                                   unit=(2, 3), field=216, radius=4)
+    assert len(figure.axes) == 7  # two rows of three panels and one colour bar
+    assert figure.axes[-1].get_ylabel() == (
+        "|gradient| / its maximum (dashed: the theoretical 216 px field)")
+    for row in (0, 3):
+        whole, crop = figure.axes[row + 1].images[0], figure.axes[row + 2].images[0]
+        assert whole.get_clim() == crop.get_clim() == (0, 1)
+        assert np.array_equal(whole.get_array(), gradient / gradient.max())
+        assert crop.get_array()[4, 4] == gradient[20, 28] / gradient.max()  # the unit's pixel
+        (square,) = figure.axes[row + 1].patches  # centred between pixels 16..23 and 24..31
+        assert (square.get_xy(), square.get_width(), square.get_height()) == (
+            (27.5 - 108, 19.5 - 108), 216, 216)
+    plt.close(figure)
+
+
+def test_squeezed_means_and_their_spread_between_images():
+    torch.manual_seed(0)
+    model, images = build_model(), torch.rand(3, 1, 64, 128)
+    means, gates = squeeze_statistics(model, images)
+    assert means.shape == gates.shape == (3, 7, 64)
+    assert np.allclose(gates[1], se_gates(model, images[1:2]), atol=1e-6)
+    kept = []
+    hook = model.segmentation[3][3].register_forward_hook(  # the first SE module
+        lambda _m, inputs, _o: kept.append(inputs[0].mean(dim=(2, 3))))
+    with torch.no_grad():
+        model(images)
+    hook.remove()
+    assert np.allclose(means[:, 0], kept[0].numpy(), atol=1e-6)
+    by_hand = np.array([[[1.0, 2.0, 0.0, 4.0]], [[3.0, 2.0, 0.0, 4.0]]])
+    # std over mean per channel: 1 / 2, 0, left out (zero on every image), 0 -> median 0
+    assert squeeze_spread(by_hand) == pytest.approx([0.0])
+    assert squeeze_spread(by_hand[:, :, :2]) == pytest.approx([0.25])
+
+
+def test_gates_held_at_their_mean_weight_every_image_alike():
+    torch.manual_seed(0)
+    model, images = build_model().eval(), torch.rand(4, 1, 64, 128)
+    mean = np.mean([se_gates(model, images[i:i + 1]) for i in range(4)], axis=0)
+    held = gates_at_mean(model, images)
+    assert not any(isinstance(m, SqueezeExcite) for m in held.modules())
+    assert np.allclose(np.stack([m.gate.flatten().numpy() for m in held.modules()
+                                 if isinstance(getattr(m, "gate", None), torch.Tensor)]),
+                       mean, atol=1e-6)
+    constant = copy_with_constant_gates(model, mean)  # independent: SE reading nothing
+    labels = np.array([1, 0, 1, 0])
+    masks = np.zeros((4, 64, 128), dtype=bool)
+    masks[0, 8:40, 16:64] = masks[2, 24:56, 64:120] = True
+    with torch.no_grad():
+        assert torch.allclose(held(images)[1], constant(images)[1], atol=1e-5)
+        assert not torch.allclose(held(images)[1], model(images)[1], atol=1e-3)
+        own = gates_at_mean(model, images[:1])  # one image: its mean gate is its gate
+        assert torch.allclose(own(images[:1])[1], model(images[:1])[1], atol=1e-5)
+    effect = attention_effect(model, images, labels, masks)
+    assert list(effect.index) == ["SE on", "gates held at their mean", "SE off (every gate 1)"]
+    assert effect.loc["gates held at their mean"].to_numpy() == pytest.approx(
+        attention_effect(constant, images, labels, masks).loc["SE on"].to_numpy())
+
+
+def copy_with_constant_gates(model, gates):
+    """A copy whose every SE module outputs ``gates`` whatever it reads: zero weights before the
+    last sigmoid, its bias the gates' logit."""
+    model = copy.deepcopy(model)
+    for module, gate in zip([m for m in model.modules() if isinstance(m, SqueezeExcite)], gates,
+                            strict=True):
+        torch.nn.init.zeros_(module.fc2.weight)
+        module.fc2.bias.data = torch.logit(torch.from_numpy(gate).double()).float()
+    return model.eval()
+
+
+def test_segmentation_maps_share_one_perceptual_scale_and_colour_bar():
+    maps = {"SE on": np.full((8, 6), 0.2), "held": np.linspace(0, 0.8, 48).reshape(8, 6)}
+    mask = np.zeros((64, 48), dtype=bool)
+    mask[10:20, 5:30] = True
+    figure = plot_maps(np.zeros((64, 48)), mask, maps)
+    assert len(figure.axes) == 4  # input, two maps, one colour bar
+    assert [(a.images[0].get_clim(), a.images[0].get_cmap().name) for a in figure.axes[1:3]] == [
+        ((0, 0.8), "magma")] * 2
+    assert figure.axes[-1].get_ylabel() == "defect probability"
+    plt.close(figure)
+
+
+def test_loss_curves_legend_names_the_runs_and_both_marks():
+    history = pd.DataFrame({"epoch": [0, 1], "loss_dec": [0.9, 0.3], "loss_seg": [0.5, 0.4],
+                            "w_seg": [1.0, 0.5]})
+    figure = plot_loss_curves({"decay": history, "linear": history})
+    (legend,) = figure.legends
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "decay", "linear", "ln 2: a decision by chance",
+        "the epoch the decision loss falls below ln 2 / 2"]
+    plt.close(figure)
+
+
+def test_synthetic_data_is_said_loudly_and_in_every_figure_title(tmp_path):
+    assert describe_data(None, "folder", tmp_path) == f"Real images: {tmp_path} (folder format)."
+    banner = describe_data(None, "severstal", tmp_path).splitlines()
+    assert banner[0] == banner[-1] == "!" * 79
+    assert banner[1] == (f"SYNTHETIC DATA (no data_root given and no KolektorSDD at "
+                         f"{SHARED_KSDD}): these networks learn made-up images, {tmp_path}, and")
+    assert "https://www.vicos.si/resources/kolektorsdd/ (CC BY-NC-SA 4.0)" in banner[2]
+    assert describe_data("synthetic", "severstal", tmp_path).splitlines()[1].startswith(
+        "SYNTHETIC DATA (data_root is 'synthetic'):")
+    assert mark_synthetic(Figure(), "severstal").get_suptitle() == (
+        "SYNTHETIC images, not KolektorSDD")
+    assert mark_synthetic(Figure(), "folder").get_suptitle() == ""

@@ -107,14 +107,21 @@ def test_concepts_notebook_trains_its_networks_once_and_shows_what_they_do(tmp_p
                 if c.cell_type == "code" for o in c.outputs]
 
     outputs = execute("first.ipynb")
-    texts = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
-    assert texts.count("epoch 2/2: segmentation loss") == 3  # three networks trained
+    texts = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "")
+                    + o.get("data", {}).get("text/markdown", "") for o in outputs)
+    assert texts.count("epoch 2/2: segmentation loss") == 4  # four networks trained
+    assert "SYNTHETIC DATA (data_root is 'synthetic'): these networks learn made-up" in texts
     assert "Both networks see 216 x 216 pixels" in texts and "15x15" in texts
-    assert "Switching the gates off moves the test pixel AP" in texts
-    assert sum("image/png" in o.get("data", {}) for o in outputs) == 7
+    assert ("2 stacked 3x3 dilation-2 kernels reach 25 of the 81 pixels they span; with a 2x2 "
+            "max-pool between each two, 196 of 196.") in texts
+    assert "atrous only (T): 90% of the gradient within" in texts
+    assert "**Measured on the 30 test images.** Each channel's squeezed mean varies" in texts
+    assert "Holding every gate at its mean over the test images moves the test pixel AP" in texts
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 8
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
         "balance_schedules.png", "effective_receptive_field.png", "kernel_taps.png",
-        "loss_curves.png", "se_channels.png", "se_gates.png", "se_off.png"]
+        "loss_curves.png", "reachable_pixels.png", "se_channels.png", "se_gates.png",
+        "se_off.png"]
     again = execute("second.ipynb")
     assert "epoch 1/2" not in "".join(o.get("text", "") for o in again)  # loaded, not retrained
 
