@@ -34,6 +34,7 @@ def save_checkpoint(path: Path, model: SegDecNet, config: RunConfig, **extra) ->
         "model_config": model.config.to_dict(),
         "input_size": [config.input_height, config.input_width],
         "preprocessing": PREPROCESSING,
+        "bit_depth": config.bit_depth,  # grey images deeper than 8 bits: value * 255 / (2**b - 1)
         "run_config": config.to_dict(),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
@@ -74,6 +75,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     for config in (state["model_config"], state.get("run_config")):
         if isinstance(config, dict):
             config.setdefault("seg_to_decision", "logit")
+    # Checkpoints written before bit_depth existed read each image at the depth its own largest
+    # value implies: bit depth 8 for the 8-bit data they were trained on, so those runs resume;
+    # a deeper run's scaling cannot be continued, and resuming it is refused as a changed one.
+    # Their state keeps no bit_depth, so predict reads images as they were trained on.
+    if isinstance(state.get("run_config"), dict):
+        state["run_config"].setdefault("bit_depth", 8)
     # Format-1 checkpoints written before this key existed used today's preprocessing.
     if state.get("preprocessing", PREPROCESSING) != PREPROCESSING:
         raise CheckpointError(
@@ -103,6 +110,8 @@ def check_belongs_to_run(state: dict, config: RunConfig, path: Path) -> None:
     trained = {**state["model_config"], "input_size": list(state["input_size"])}
     run = {**model_config(config).to_dict(),
            "input_size": [config.input_height, config.input_width]}
+    if state.get("bit_depth") is not None:  # older checkpoints say nothing of it
+        trained["bit_depth"], run["bit_depth"] = state["bit_depth"], config.bit_depth
     # A field the configuration left to derive says nothing of what was trained: a config.yaml
     # older than seg_to_decision derives today's default, its checkpoint reads as "logit".
     differing = [name for name in run

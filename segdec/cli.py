@@ -112,7 +112,7 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     from segdec.data.check import check_samples
 
     config = _base_config(args)
-    check = check_samples(load_samples(config))
+    check = check_samples(load_samples(config), config.bit_depth)
     print(f"{config.dataset} at {config.data_root}")
     print(check.summary())
     return 2 if check.problems else 0

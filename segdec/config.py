@@ -49,6 +49,8 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "input_height": (lambda v: v > 0 and v % 8 == 0, "a positive multiple of 8"),
     "input_width": (lambda v: v > 0 and v % 8 == 0, "a positive multiple of 8"),
     "dilate_masks": (lambda v: v == 0 or (v > 0 and v % 2), "0 or an odd kernel size"),
+    "bit_depth": (lambda v: 8 <= v <= 16, "8 to 16 (or null: the deepest of the training "
+                  "images)"),
     "in_channels": (lambda v: v in (1, 3), "1 (grey) or 3 (colour)"),
     "se_reduction": (lambda v: v >= 1, "at least 1"),
     "beta": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
@@ -102,6 +104,9 @@ class RunConfig(ModelConfig):
                                       "dataset's usual size)")
     input_width: int | None = option(None, "data", "input width, a multiple of 8")
     dilate_masks: int | None = option(None, "data", "odd kernel to dilate masks with (0: off)")
+    bit_depth: int | None = option(None, "data", "bits of the grey images' pixel values (null: "
+                                   "the deepest found among the training images; 8 for 8-bit "
+                                   "data)")
     # loss
     seg_loss: str = option("bce", "loss", "segmentation loss (the paper: mse; README)",
                            SEG_LOSSES)

@@ -154,7 +154,7 @@ def evaluate_run(
     predictions = pd.DataFrame({"image": names, "score": scores, "label": labels})
     atomic_write(run_dir / "predictions.csv", lambda tmp: predictions.to_csv(tmp, index=False))
     _save_maps(run_dir / "segmentation_maps.npz", data.test, mapped[:keep], maps[:keep], scores)
-    entries = [{"image": resize(load_image(data.test.samples[i].image), data.test.options.size),
+    entries = [{"image": input_image(data.test, i, channels=1),
                 "mask": input_mask(data.test, i), "seg_map": maps[mapped.index(i)],
                 "score": float(scores[i]), "kind": kind, "name": names[i]}
                for kind, indices in (("false positive", false_pos), ("false negative", false_neg))
@@ -163,6 +163,15 @@ def evaluate_run(
     atomic_write(run_dir / "errors.png",
                  lambda tmp: figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
     return metrics
+
+
+def input_image(dataset: DefectDataset, index: int, channels: int | None = None) -> np.ndarray:
+    """One image at the network's input size, read at the run's bit depth as the network read
+    it (a figure by another scaling would show a dark image brighter than the network saw it);
+    grey with ``channels=1``, else in the dataset's channels."""
+    sample, options = dataset.samples[index], dataset.options
+    image = load_image(sample.image, channels or options.channels, options.bit_depth)
+    return resize(image, options.size)
 
 
 def input_mask(dataset: DefectDataset, index: int) -> np.ndarray:
@@ -174,9 +183,7 @@ def input_mask(dataset: DefectDataset, index: int) -> np.ndarray:
 def _save_maps(path: Path, dataset: DefectDataset, shown: list[int], maps: list[np.ndarray],
                scores: np.ndarray) -> None:
     """Images, ground-truth masks (input size) and predicted maps (1/8) of a few test images."""
-    size = dataset.options.size
-    images = [resize(load_image(dataset.samples[i].image, dataset.options.channels), size)
-              for i in shown]
+    images = [input_image(dataset, i) for i in shown]
     masks = [input_mask(dataset, i) for i in shown]
 
     def write(tmp: Path) -> None:

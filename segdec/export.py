@@ -2,11 +2,13 @@
 
 The ONNX model takes ``image``: float32 [batch, C, H, W], pixels / 255, each image stretched
 (bilinear) to the checkpoint's input size H x W, C = 1 (grey) or 3 (RGB); the batch size is free.
-Images deeper than 8 bits (16-bit PNG or TIFF) are first brought to 0-255 as segdec reads them
-(metadata ``bit_depth``). It returns ``score`` [batch] (defect probability) and ``seg_map``
-[batch, 1, H/8, W/8] (defect probability per cell). The metadata
-(``onnx.load(path).metadata_props``) records the input size, channels, preprocessing, the
-bit-depth rule, validation threshold and segdec version.
+Grey images deeper than 8 bits (16-bit PNG or TIFF) must first be brought to 0-255 by the run's
+bit depth B (metadata ``bit_depth``), as segdec reads them: value * 255 / (2**B - 1), rounded,
+every image by the same B (an image by its own maximum would come out brighter than it is).
+It returns ``score`` [batch] (defect probability) and ``seg_map`` [batch, 1, H/8, W/8] (defect
+probability per cell). The metadata (``onnx.load(path).metadata_props``) records the input size,
+channels, preprocessing, bit depth (and ``bit_depth_scaling``, the formula), validation
+threshold and segdec version.
 """
 
 from __future__ import annotations
@@ -25,12 +27,16 @@ from segdec.predict import Scorer, writable_folder
 
 def onnx_metadata(state: dict) -> dict[str, str]:
     height, width = state["input_size"]
+    depth = state.get("bit_depth")  # None: older than bit_depth, each image by its own depth
     return {
         "segdec_version": str(state["segdec_version"]),
         "input_size": f"{height}x{width}",
         "in_channels": str(state["model_config"]["in_channels"]),
         "preprocessing": json.dumps(state.get("preprocessing")),
-        "bit_depth": HIGH_DEPTH_RULE,
+        "bit_depth": HIGH_DEPTH_RULE if depth is None else str(depth),
+        "bit_depth_scaling": "" if depth is None else (
+            f"grey images deeper than 8 bits: round(value * 255 / {2**depth - 1}), every image "
+            "alike, before the preprocessing's / 255"),
         "threshold": str(state.get("threshold", "")),
     }
 

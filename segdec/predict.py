@@ -1,9 +1,10 @@
 """Run a trained model on new images: scores, decisions, masks and overlays.
 
 Every image is read by content (grey or colour, as the model was trained; deeper than 8 bits
-scaled to 0-255 by its bit depth, as in training), stretched to the checkpoint's input size
-exactly as in training, and scored in batches. Its 1/8 segmentation map is interpolated back to
-the image's own resolution, so masks and overlays line up with the file the engineer opened.
+scaled to 0-255 by the run's bit depth, which the checkpoint records, as in training), stretched
+to the checkpoint's input size exactly as in training, and scored in batches. Its 1/8
+segmentation map is interpolated back to the image's own resolution, so masks and overlays line
+up with the file the engineer opened.
 An unreadable file is reported and listed in ``skipped.csv``; the others go on.
 
 ``OUT/scores.csv``: ``image, score, decision`` (decision 1 = defective, ``score >= threshold``).
@@ -135,15 +136,23 @@ class LoadedImage:
 class ImageFiles(Dataset):
     """Images prepared as in training; a failure becomes a record, so a batch survives it."""
 
-    def __init__(self, paths: list[Path], size: tuple[int, int], channels: int) -> None:
-        self.paths, self.size, self.channels = paths, size, channels
+    def __init__(self, paths: list[Path], size: tuple[int, int], channels: int,
+                 bit_depth: int | None = None) -> None:
+        self.paths, self.size, self.channels, self.bit_depth = paths, size, channels, bit_depth
+
+    @classmethod
+    def for_checkpoint(cls, paths: list[Path], state: dict) -> ImageFiles:
+        """``paths`` read as the checkpoint's network was trained on: its input size, channels
+        and bit depth (checkpoints older than bit_depth: each image by its own)."""
+        return cls(paths, tuple(state["input_size"]), state["model_config"]["in_channels"],
+                   state.get("bit_depth"))
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> LoadedImage:
         try:
-            native = load_image(self.paths[index], self.channels)
+            native = load_image(self.paths[index], self.channels, self.bit_depth)
         except DataError as err:
             return LoadedImage(index, None, None, str(err))
         return LoadedImage(index, native, image_tensor(resize(native, self.size)))
@@ -197,7 +206,11 @@ def predict_images(
     keep_freed_memory()
     scorer = Scorer(model_from_checkpoint(state, torch_device))
     dtype = scoring_dtype(state, torch_device)
-    files = ImageFiles(paths, tuple(state["input_size"]), state["model_config"]["in_channels"])
+    files = ImageFiles.for_checkpoint(paths, state)
+    if state.get("bit_depth") is None:
+        tqdm.write(f"note: {checkpoint} predates bit_depth, so each grey image deeper than 8 bits "
+                   "is scaled by the depth its own largest value implies, as in its training",
+                   file=sys.stderr)
     batches = DataLoader(files, batch_size=batch_size, num_workers=num_workers, collate_fn=list)
     rows, skipped = [], []
     bar = tqdm(total=len(paths), unit="img", desc="predict", disable=not progress)

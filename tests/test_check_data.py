@@ -27,17 +27,27 @@ def test_a_good_folder_is_summarised(tmp_path, capsys):
     assert "image sizes (W x H): 1 distinct; most common 24x40 (12)" in out
     assert "mask coverage of defective images: median 5.21%" in out  # 50 of 960 pixels
     assert "grey 11, colour 1" in out
-    assert "bit depth: 8 (12 images)" in out and "warnings:" not in out
+    assert "bit depth: 8 (12 images)\n  a run reads them at bit_depth 8 (the deepest" in out
+    assert "warnings:" not in out
 
 
-def test_bit_depths_are_reported_and_mixed_depths_warned(tmp_path, capsys):
+def test_bit_depths_are_reported_with_the_one_a_run_would_use(tmp_path, capsys):
+    """Mixed depths no longer warn (one run, one depth); an image deeper than a configured
+    bit_depth is a problem, as it is for train."""
     write_layout("images-masks", tmp_path)
     camera_image(tmp_path / "images" / "c.png")  # 16-bit PNG of 12-bit values, labelled 1
     assert main(["check-data", "--dataset", "folder", "--data", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "bit depth: 8 (3 images), 12 (1 image)\n" in out
-    assert "(grey images deeper than 8 bits are scaled to 0-255 by the bit depth" in out
-    assert "warnings:\n  bit depths differ (8, 12): each image deeper than 8 bits" in out
+    assert ("bit depth: 8 (3 images), 12 (1 image)\n  a run scales grey images deeper than 8 "
+            "bits by bit_depth 12 (the deepest here; a run takes its training images' deepest "
+            "unless set)\n") in out
+    assert "warnings:" not in out
+    assert main(["check-data", "--dataset", "folder", "--data", str(tmp_path),
+                 "--bit-depth", "10"]) == 2
+    out = capsys.readouterr().out
+    assert "reads them at bit_depth 10 (set in the configuration)" in out
+    assert (f"c.png: image {tmp_path / 'images' / 'c.png'} holds pixel values up to 4095, deeper "
+            "than the run's bit_depth 10 (0-1023)") in out
 
 
 def test_bad_folders_give_every_problem_and_a_nonzero_exit(tmp_path, capsys):

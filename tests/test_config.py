@@ -47,12 +47,22 @@ def test_papermill_style_values_are_coerced():
         ({"n_all": 10, "n_seg": 20}, "cannot exceed"),
         ({"input_height": 100}, "multiple of 8"),
         ({"dilate_masks": 4}, "odd"),
+        ({"bit_depth": 7}, r"bit_depth=7 must be 8 to 16 \(or null"),
+        ({"bit_depth": 17}, "bit_depth=17 must be 8 to 16"),
+        ({"bit_depth": "deep"}, "bit_depth='deep' must be a whole number or null"),
         ({"typo_field": 1}, "unknown run-configuration keys: typo_field"),
     ],
 )
 def test_invalid_values_are_refused(values, message):
     with pytest.raises(ValueError, match=message):
         RunConfig.from_dict(values)
+
+
+def test_bit_depth_is_derived_unless_set():
+    assert RunConfig().bit_depth is None
+    assert RunConfig.from_dict({"bit_depth": "null"}).bit_depth is None
+    assert RunConfig.from_dict({"bit_depth": 12}).bit_depth == 12
+    assert RunConfig.from_dict({"bit_depth": 16.0}).bit_depth == 16
 
 
 def test_missing_config_file(tmp_path):
@@ -216,6 +226,7 @@ def test_split_seed_holds_the_split_while_the_seed_varies():
     ("--epochs", "0", "epochs=0 must be at least 1"),
     ("--batch-size", "0", "batch_size=0 must be at least 1"),
     ("--seed", "-1", "seed=-1 must be >= 0"),
+    ("--bit-depth", "32", "bit_depth=32 must be 8 to 16"),
 ])
 def test_out_of_range_values_are_refused_before_anything_is_written(tmp_path, capsys, option,
                                                                      value, message):

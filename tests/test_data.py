@@ -1,5 +1,7 @@
 """Readers, splits, targets and the error messages bad input gets."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -221,6 +223,83 @@ def test_the_dataset_feeds_16_bit_images_scaled(tmp_path):
     assert item["image"][0, 0, 0].item() == pytest.approx(19 / 255)
     assert item["image"].max().item() == pytest.approx(1.0)
     assert item["image"][0, 1, 0].item() == pytest.approx(137 / 255)
+
+
+def _dagm_of_a_12_bit_camera(root, dark_top=900, bright_top=4095):
+    """DAGM's layout (fixed train and test folders) with two training images of a 12-bit camera:
+    a dark one whose largest value is ``dark_top`` and a bright one up to ``bright_top``."""
+    from tests.layouts import camera_image
+
+    write_layout("dagm", root)
+    train = root / "Class1" / "Train"
+    camera_image(train / "0001.PNG", (64, 64), low=100, high=dark_top)  # 100, 500, dark_top
+    camera_image(train / "0003.PNG", (64, 64), high=bright_top)  # 300, 2197, bright_top
+    return root
+
+
+def _prepare(root, **fields):
+    from segdec.config import RunConfig
+    from segdec.data.prepare import prepare_data
+
+    return prepare_data(RunConfig(dataset="dagm", data_root=str(root), n_all=None, n_val=0,
+                                  input_height=64, input_width=64, **fields))
+
+
+def _pixels(dataset, name):
+    """(top-left, row 1, last pixel) of a sample as the network receives it, in 0-255."""
+    index = next(i for i, s in enumerate(dataset.samples) if s.name == name)
+    image = (dataset[index]["image"][0] * 255).round().to(torch.uint8)
+    return image[0, 0].item(), image[1, 0].item(), image[-1, -1].item()
+
+
+def test_a_run_scales_every_image_by_one_bit_depth(tmp_path):
+    """Each image scaled by its own maximum's depth read the dark image (largest value 900) as
+    10-bit: 4x brighter than its 12-bit neighbours (900 -> 224), a brightness that isn't there."""
+    config, data = _prepare(_dagm_of_a_12_bit_camera(tmp_path))
+    assert config.bit_depth == 12 and data.test.options.bit_depth == 12
+    # round(value * 255 / 4095) for both: 100, 500, 900 and 300, 2197, 4095
+    assert _pixels(data.train, "Train/0001.PNG") == (6, 31, 56)
+    assert _pixels(data.train, "Train/0003.PNG") == (19, 137, 255)
+    assert _pixels(data.train, "Train/0002.PNG") == (100, 100, 100)  # an 8-bit file: as it is
+    explicit, data = _prepare(tmp_path, bit_depth=14)  # a configured depth wins
+    assert explicit.bit_depth == 14 and _pixels(data.train, "Train/0003.PNG") == (5, 34, 64)
+
+
+def test_8_bit_data_is_read_byte_for_byte(tmp_path):
+    """The committed KolektorSDD results depend on 8-bit images reaching the network unchanged."""
+    from PIL import Image
+
+    from segdec.data.images import decode_image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "grey.png")
+    for depth in (None, 8, 12):  # an 8-bit file is never scaled, whatever the run's depth
+        np.testing.assert_array_equal(decode_image(tmp_path / "grey.png", 1, depth).pixels,
+                                      pixels)
+    write_layout("dagm", tmp_path / "dagm")
+    Image.fromarray(pixels).save(tmp_path / "dagm" / "Class1" / "Train" / "0001.PNG")
+    config, data = _prepare(tmp_path / "dagm")
+    assert config.bit_depth == 8
+    index = next(i for i, s in enumerate(data.train.samples) if s.name == "Train/0001.PNG")
+    np.testing.assert_array_equal((data.train[index]["image"][0] * 255).round().byte().numpy(),
+                                  pixels)
+
+
+def test_an_image_deeper_than_the_runs_bit_depth_is_refused_by_name(tmp_path):
+    """Clipping a test image at the training images' depth would hide its brightest parts."""
+    from segdec.data.images import decode_image
+    from tests.layouts import camera_image
+
+    root = _dagm_of_a_12_bit_camera(tmp_path, bright_top=1000)  # training images: 10 bits
+    deep = camera_image(root / "Class1" / "Test" / "0005.PNG", (64, 64))  # up to 4095
+    named = f"image {re.escape(str(deep))} holds pixel values up to 4095, deeper than the run's"
+    with pytest.raises(DataError, match=rf"{named} bit_depth 10 \(0-1023\); .* train with "
+                       "bit_depth 12 .*; the run's bit_depth is the deepest of the training"):
+        _prepare(root)
+    with pytest.raises(DataError, match="bit_depth 8 .*set in the configuration"):
+        _prepare(root, bit_depth=8)
+    with pytest.raises(DataError, match=rf"{named} bit_depth 10"):  # predict reads this way
+        decode_image(deep, bit_depth=10)
 
 
 def _cache_size_in_worker(batch):

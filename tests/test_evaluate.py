@@ -90,3 +90,20 @@ def test_a_checkpoint_of_another_run_is_refused_before_metrics_are_overwritten(
             f"[{other.input_height}, {config.input_width}] (the run: "
             f"[{config.input_height}, {config.input_width}])") in capsys.readouterr().err
     assert {p: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_saved_maps_show_images_at_the_runs_bit_depth(tmp_path):
+    """Figure 9's images were read by each image's own depth: a 12-bit run's dark image (largest
+    value 900) was shown 4x brighter (224) than the network saw it (56)."""
+    from segdec.data import DefectDataset, Sample, TargetOptions
+    from segdec.evaluate import _save_maps
+    from tests.layouts import camera_image
+
+    dark = camera_image(tmp_path / "dark.png", low=100, high=900)
+    dataset = DefectDataset([Sample("dark.png", str(dark), 0)], [True],
+                            TargetOptions(size=(40, 24), bit_depth=12))
+    _save_maps(tmp_path / "maps.npz", dataset, [0], [np.zeros((1, 5, 3), np.float32)],
+               np.array([0.5]))
+    image = np.load(tmp_path / "maps.npz")["images"][0]
+    assert (image[0, 0], image[1, 0], image[-1, -1]) == (6, 31, 56)
+    np.testing.assert_array_equal(image, (dataset[0]["image"][0] * 255).round().byte().numpy())

@@ -85,3 +85,19 @@ def test_an_onnx_path_that_is_a_folder_is_refused_at_once(tiny_run, tmp_path, ca
                  "--onnx", str(tmp_path)]) == 2
     assert capsys.readouterr().err == (f"segdec export: error: {tmp_path} is a folder; give the "
                                        f"ONNX file's name, such as {tmp_path / 'model.onnx'}\n")
+
+
+def test_the_onnx_metadata_records_the_runs_bit_depth(tiny_run):
+    """The metadata stated the per-image rule, by which ONNX users would brighten a 12-bit run's
+    dark images 4x; it now gives the run's one depth and how to scale by it."""
+    from segdec.data.images import HIGH_DEPTH_RULE
+    from segdec.export import onnx_metadata
+
+    state = load_checkpoint(tiny_run / "checkpoints" / "best.pt")
+    metadata = onnx_metadata({**state, "bit_depth": 12})
+    assert metadata["bit_depth"] == "12"
+    assert metadata["bit_depth_scaling"] == ("grey images deeper than 8 bits: round(value * 255 / "
+                                             "4095), every image alike, before the "
+                                             "preprocessing's / 255")
+    older = onnx_metadata({k: v for k, v in state.items() if k != "bit_depth"})
+    assert older["bit_depth"] == HIGH_DEPTH_RULE and older["bit_depth_scaling"] == ""

@@ -101,7 +101,64 @@ def test_16_bit_images_are_predicted_as_trained(tiny_run, tmp_path):
     assert (loaded.native[0, 0], loaded.native[1, 0], loaded.native[-1, -1]) == (19, 137, 255)
     assert loaded.pixels[0, 0, 0].item() == pytest.approx(19 / 255)
     metadata = onnx_metadata(load_checkpoint(tiny_run / "checkpoints" / "best.pt"))
-    assert metadata["bit_depth"].startswith("grey images deeper than 8 bits are scaled to 0-255")
+    assert metadata["bit_depth"] == "8"  # tiny_run: 8-bit JPEGs
+
+
+def test_predict_reads_images_at_the_checkpoints_bit_depth(tiny_run, tmp_path, capsys):
+    """predict scaled each image by its own maximum's depth: a dark image of a 12-bit run
+    (largest value 900) reached the network 4x brighter (900 -> 224) than in training (56)."""
+    from segdec.checkpoint import model_from_checkpoint
+    from segdec.data import DefectDataset, Sample, TargetOptions
+    from segdec.predict import ImageFiles, Scorer
+    from tests.layouts import camera_image
+
+    state = torch.load(tiny_run / "checkpoints" / "best.pt", weights_only=True)
+    torch.save(dict(state, bit_depth=12), tmp_path / "12.pt")
+    twelve = load_checkpoint(tmp_path / "12.pt")
+    size = tuple(twelve["input_size"])  # 64x128: no resizing
+    dark = camera_image(tmp_path / "images" / "dark.png", size, low=100, high=900)
+    deep = camera_image(tmp_path / "images" / "deep.png", size)  # up to 4095
+    trained = DefectDataset([Sample("dark.png", str(dark), 0)], [True],
+                            TargetOptions(size=size, bit_depth=12))[0]["image"]
+    loaded = ImageFiles.for_checkpoint([dark], twelve)[0]
+    assert loaded.native[-1, -1] == 56 and torch.equal(loaded.pixels, trained)
+    scores, skipped = predict_images(tmp_path / "12.pt", tmp_path / "images", tmp_path / "out",
+                                     0.5, device="cpu", progress=False)
+    with torch.inference_mode():
+        expected = Scorer(model_from_checkpoint(twelve))(trained[None])[0].item()
+    assert scores.image.tolist() == [str(dark), str(deep)] and skipped.empty
+    assert scores.score[0] == pytest.approx(expected, abs=1e-6)
+    # a 10-bit run's network never saw values above 1023: deep.png is skipped, by name
+    torch.save(dict(state, bit_depth=10), tmp_path / "10.pt")
+    scores, skipped = predict_images(tmp_path / "10.pt", tmp_path / "images", tmp_path / "out",
+                                     0.5, device="cpu", progress=False, overwrite=True)
+    assert scores.image.tolist() == [str(dark)] and skipped.image.tolist() == [str(deep)]
+    assert f"image {deep} holds pixel values up to 4095, deeper than the run's bit_depth 10" in \
+        skipped.error[0]
+    assert "predates bit_depth" not in capsys.readouterr().err
+
+
+def test_a_checkpoint_older_than_bit_depth_reads_each_image_by_its_own(tiny_run, tmp_path,
+                                                                        capsys):
+    """As it was trained; it resumes as bit_depth 8, what its per-image rule is on 8-bit data."""
+    from segdec.config import RunConfig
+    from segdec.predict import ImageFiles
+    from segdec.train import _check_resumable
+    from tests.layouts import camera_image
+
+    state = torch.load(tiny_run / "checkpoints" / "best.pt", weights_only=True)
+    run_config = {k: v for k, v in state["run_config"].items() if k != "bit_depth"}
+    older = {**{k: v for k, v in state.items() if k != "bit_depth"}, "run_config": run_config}
+    torch.save(older, tmp_path / "older.pt")
+    loaded = load_checkpoint(tmp_path / "older.pt")
+    assert "bit_depth" not in loaded and loaded["run_config"]["bit_depth"] == 8
+    _check_resumable(loaded["run_config"], RunConfig.from_dict(state["run_config"]),
+                     tmp_path / "older.pt")
+    dark = camera_image(tmp_path / "images" / "dark.png", (64, 128), low=100, high=900)
+    predict_images(tmp_path / "older.pt", tmp_path / "images", tmp_path / "out", 0.5,
+                   device="cpu", progress=False)
+    assert "older.pt predates bit_depth" in capsys.readouterr().err
+    assert ImageFiles.for_checkpoint([dark], loaded)[0].native[-1, -1] == 224  # 900 of 1023
 
 
 def test_checkpoint_with_other_preprocessing_is_refused(tiny_run, tmp_path):
@@ -195,3 +252,19 @@ def test_the_mask_threshold_is_a_probability(tiny_run, tiny_severstal, tmp_path,
                  "--mask-threshold", "7"]) == 2
     assert "mask threshold 7.0 must lie in [0, 1]" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_evaluate_refuses_a_checkpoint_trained_at_another_bit_depth(tiny_run):
+    """Its network would score images scaled unlike its training; older checkpoints say nothing
+    of their depth and pass."""
+    from segdec.checkpoint import check_belongs_to_run
+    from segdec.config import RunConfig
+    from segdec.errors import CheckpointError
+
+    state = load_checkpoint(tiny_run / "checkpoints" / "best.pt")
+    config = RunConfig.from_dict(state["run_config"])
+    check_belongs_to_run(state, config, tiny_run / "best.pt")
+    with pytest.raises(CheckpointError, match=r"it has bit_depth 12 \(the run: 8\)"):
+        check_belongs_to_run({**state, "bit_depth": 12}, config, tiny_run / "best.pt")
+    check_belongs_to_run({k: v for k, v in state.items() if k != "bit_depth"}, config,
+                         tiny_run / "best.pt")

@@ -12,7 +12,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from segdec.data.dataset import Sample
-from segdec.data.images import HIGH_DEPTH_RULE, DataError, decode_image
+from segdec.data.images import MAX_BIT_DEPTH, DataError, decode_image
 
 # A mask marking more of its image than this is more likely a white or coloured background (an
 # inverted mask, a palette whose index 0 is white) than a defect.
@@ -27,6 +27,7 @@ class DataCheck:
     images: pd.DataFrame
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    bit_depth: int | None = None  # the configured one, which every image was read at
 
     def summary(self) -> str:
         """Counts per label, sizes, mask coverage, grey versus colour, bit depths, the warnings
@@ -50,13 +51,24 @@ class DataCheck:
                 f"{depth} ({n} image{'s' * (n != 1)})"
                 for depth, n in sorted(frame.bit_depth.value_counts().items(),
                                        key=lambda item: _depth_order(item[0]))))
-            if set(frame.bit_depth) - {"1", "8"}:
-                lines.append(f"  ({HIGH_DEPTH_RULE})")
+            lines.append(f"  {self.run_bit_depth()}")
         if self.warnings:
             lines += ["", "warnings:", *(f"  {warning}" for warning in self.warnings)]
         if self.problems:
             lines += ["", "problems:", *(f"  {problem}" for problem in self.problems)]
         return "\n".join(lines)
+
+    def run_bit_depth(self) -> str:
+        """Which bit depth a run would scale these images by, and why."""
+        if self.bit_depth is not None:
+            depth, origin = self.bit_depth, "set in the configuration"
+        else:
+            depths = [int(d) for d in self.images.bit_depth if d.isdigit()]
+            depth = min(max(depths, default=8), MAX_BIT_DEPTH)
+            origin = "the deepest here; a run takes its training images' deepest unless set"
+        deep = set(self.images.bit_depth) - {"1", "8"}
+        what = "scales grey images deeper than 8 bits by" if deep else "reads them at"
+        return f"a run {what} bit_depth {depth} ({origin})"
 
     def raise_for_problems(self, what: str = "the dataset") -> None:
         """Print the warnings, then refuse the data if there are problems (training's check)."""
@@ -76,16 +88,21 @@ def _depth_order(depth: str) -> tuple[bool, int, str]:
     return not depth.isdigit(), int(depth) if depth.isdigit() else 0, depth
 
 
-def check_samples(samples: Iterable[Sample]) -> DataCheck:
-    """Decode every image and mask of ``samples``; collect problems instead of stopping."""
+def check_samples(samples: Iterable[Sample], bit_depth: int | None = None) -> DataCheck:
+    """Decode every image and mask of ``samples`` (at the run's ``bit_depth`` where it is set,
+    so an image deeper than it is a problem); collect problems instead of stopping."""
     rows, problems, warnings = [], [], []
     for sample in samples:
         try:
-            decoded = decode_image(sample.image)
+            decoded = decode_image(sample.image, bit_depth=bit_depth)
             shape = decoded.pixels.shape
             mask = sample.mask(shape) if sample.has_mask else None
         except DataError as err:
             problems.append(f"{sample.name}: {err}")
+            continue
+        if decoded.bit_depth.isdigit() and int(decoded.bit_depth) > MAX_BIT_DEPTH:
+            problems.append(f"{sample.name}: image {sample.image} is {decoded.bit_depth}-bit, "
+                            f"deeper than the {MAX_BIT_DEPTH} bits segdec reads; convert it")
             continue
         where = sample.source or sample.mask_path
         if mask is not None and int(mask.any()) != sample.label:
@@ -103,11 +120,4 @@ def check_samples(samples: Iterable[Sample]) -> DataCheck:
                      "bit_depth": decoded.bit_depth, "coverage": coverage})
     columns = ["image", "label", "has_mask", "height", "width", "colour", "bit_depth", "coverage"]
     frame = pd.DataFrame(rows, columns=columns)
-    depths = sorted(set(frame.bit_depth), key=_depth_order)
-    if len(depths) > 1 and set(depths) - {"1", "8"}:
-        warnings.append(
-            f"bit depths differ ({', '.join(depths)}): each image deeper than 8 bits is scaled "
-            "by the bit depth its own largest value implies, so images of one camera can differ "
-            "in brightness (a dark 12-bit image read as 10-bit comes out 4x brighter); if they "
-            "come from one camera, convert them to 8 bits with one scale before training")
-    return DataCheck(frame, problems, warnings)
+    return DataCheck(frame, problems, warnings, bit_depth)

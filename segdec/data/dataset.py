@@ -110,6 +110,7 @@ def distance_weights(mask: np.ndarray, power: float, max_weight: float) -> np.nd
 class TargetOptions:
     size: tuple[int, int]  # (H, W), multiples of 8
     channels: int = 1
+    bit_depth: int | None = None  # the run's, by which grey images deeper than 8 bits are scaled
     dilate: int = 0
     distance_transform: bool = True
     dt_power: float = 2.0
@@ -147,7 +148,7 @@ class DefectDataset(Dataset):
     def _decode(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(image uint8 [H, W(, C)], seg target [1, h, w], pixel weights [1, h, w])."""
         sample, opts = self.samples[index], self.options
-        image = load_image(sample.image, opts.channels)
+        image = load_image(sample.image, opts.channels, opts.bit_depth)
         native = image.shape[:2]
         image = resize(image, opts.size)
         h, w = opts.size[0] // OUTPUT_STRIDE, opts.size[1] // OUTPUT_STRIDE

@@ -23,7 +23,9 @@ GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F", "P")
 # PIL modes of grey pixels deeper than 8 bits (16-bit PNG and TIFF, 32-bit integer, float).
 HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 BIT_DEPTHS = (8, 10, 12, 14, 16)
-# How load_image brings them to 8 bits; ONNX metadata records it for inference outside segdec.
+MAX_BIT_DEPTH = 16
+# How images are read without a run's bit_depth: check-data's report, and checkpoints written
+# before bit_depth existed (whose networks were trained on images read this way).
 HIGH_DEPTH_RULE = ("grey images deeper than 8 bits are scaled to 0-255 by the bit depth their "
                    "largest pixel value implies (8, 10, 12, 14 or 16 bits, more if needed; "
                    "floats of at most 1.0 as 0-1), each image by its own")
@@ -31,20 +33,24 @@ HIGH_DEPTH_RULE = ("grey images deeper than 8 bits are scaled to 0-255 by the bi
 
 class DecodedImage(NamedTuple):
     pixels: np.ndarray  # uint8 [H, W] or [H, W, 3]
-    bit_depth: str  # "8", "12", "float 0-1", ...: what the pixels were scaled from
+    bit_depth: str  # "8", "12", "float 0-1", ...: the depth the image's own largest value implies
     colour: bool  # whether the file holds colour (RGB, palette) rather than grey
 
 
-def load_image(path: str | Path, channels: int = 1) -> np.ndarray:
+def load_image(path: str | Path, channels: int = 1, bit_depth: int | None = None) -> np.ndarray:
     """``uint8`` array [H, W] (grey) or [H, W, 3] (colour); DataError names an unreadable file."""
-    return decode_image(path, channels).pixels
+    return decode_image(path, channels, bit_depth).pixels
 
 
-def decode_image(path: str | Path, channels: int = 1) -> DecodedImage:
-    """The pixels as ``load_image`` gives them, with the bit depth they were scaled from.
+def decode_image(path: str | Path, channels: int = 1, bit_depth: int | None = None
+                 ) -> DecodedImage:
+    """The pixels as ``load_image`` gives them, with the bit depth the image itself implies.
 
     ``convert("L")`` clips deeper pixels at 255, so a 12-bit camera's image would reach the
-    network all white; such images are scaled by their bit depth instead (``HIGH_DEPTH_RULE``).
+    network all white. Such images are scaled by the run's one ``bit_depth`` (value * 255 /
+    (2**bit_depth - 1)), so that a dark image keeps its darkness beside its brighter neighbours;
+    without one, each by the depth its own largest value implies (``HIGH_DEPTH_RULE``). Files of
+    8 bits or fewer are read as they are, and floats of at most 1.0 as 0-1, whatever the depth.
     """
     with _open(path) as image:
         mode, colour = image.mode, image.mode not in GREY_MODES
@@ -52,22 +58,57 @@ def decode_image(path: str | Path, channels: int = 1) -> DecodedImage:
             pixels = np.array(image.convert("L" if channels == 1 else "RGB"))
             return DecodedImage(pixels, "1" if mode == "1" else "8", colour)
         values = np.array(image, np.float64)
-    pixels, depth = _scale_to_8_bits(values, mode == "F", path)
+    top = _largest_value(values, path)
+    depth = implied_depth(top, mode == "F")
+    if depth == "float 0-1":
+        full_scale = 1.0
+    elif bit_depth is None:
+        full_scale = 2.0 ** int(depth) - 1
+    else:
+        full_scale = 2.0**bit_depth - 1
+        if top > full_scale:
+            raise DataError(deeper_than_run(path, top, bit_depth))
+    pixels = np.rint(np.clip(values, 0, full_scale) * (255 / full_scale)).astype(np.uint8)
     return DecodedImage(np.repeat(pixels[..., None], 3, axis=2) if channels == 3 else pixels,
                         depth, colour)
 
 
-def _scale_to_8_bits(values: np.ndarray, is_float: bool, path: str | Path
-                     ) -> tuple[np.ndarray, str]:
+def implied_depth(top: float, is_float: bool = False) -> str:
+    """The bit depth a largest pixel value implies: 8, 10, 12, 14 or 16, more if needed;
+    "float 0-1" for floats of at most 1.0."""
+    if is_float and top <= 1.0:
+        return "float 0-1"
+    return str(next((b for b in BIT_DEPTHS if top <= 2**b - 1), int(np.ceil(np.log2(top + 1)))))
+
+
+def largest_deep_value(path: str | Path) -> float | None:
+    """The largest pixel value of a grey image deeper than 8 bits, which sets the bit depth it
+    needs; None for files of 8 bits or fewer (known from the header alone, so an 8-bit data set
+    is not decoded) and for floats of at most 1.0, which need no bit depth."""
+    with _open(path, decode=False) as image:
+        if image.mode not in HIGH_DEPTH_MODES:
+            return None
+        is_float = image.mode == "F"
+        image.load()
+        values = np.array(image, np.float64)
+    top = _largest_value(values, path)
+    return None if implied_depth(top, is_float) == "float 0-1" else top
+
+
+def deeper_than_run(path: str | Path, top: float, bit_depth: int) -> str:
+    """Why an image cannot be read at the run's ``bit_depth``, and what to do."""
+    needed = int(implied_depth(top))
+    fix = (f"train with bit_depth {needed} (every image of a run is scaled by one bit depth)"
+           if needed <= MAX_BIT_DEPTH else f"convert it to at most {MAX_BIT_DEPTH} bits")
+    return (f"image {path} holds pixel values up to {top:g}, deeper than the run's bit_depth "
+            f"{bit_depth} (0-{2**bit_depth - 1}); clipping would hide that, so it is refused: "
+            f"{fix}, or remove the image")
+
+
+def _largest_value(values: np.ndarray, path: str | Path) -> float:
     if not np.isfinite(values).all():
         raise DataError(f"image {path} holds NaN or infinite pixel values; replace the file")
-    top = float(values.max(initial=0.0))
-    if is_float and top <= 1.0:
-        full_scale, depth = 1.0, "float 0-1"
-    else:
-        bits = next((b for b in BIT_DEPTHS if top <= 2**b - 1), int(np.ceil(np.log2(top + 1))))
-        full_scale, depth = 2.0**bits - 1, str(bits)
-    return np.rint(np.clip(values, 0, None) * (255 / full_scale)).astype(np.uint8), depth
+    return float(values.max(initial=0.0))
 
 
 def image_shape(path: str | Path) -> tuple[int, int]:

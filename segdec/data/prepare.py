@@ -1,5 +1,5 @@
 """From a run configuration to its split, datasets and loaders (what training and evaluation
-read), with the input size resolved."""
+read), with the input size and bit depth resolved."""
 
 from __future__ import annotations
 
@@ -15,8 +15,15 @@ from tqdm.auto import tqdm
 
 from segdec.config import RunConfig
 from segdec.data.catalogue import DEFAULT_SIZES, load_samples
-from segdec.data.dataset import DefectDataset, TargetOptions
-from segdec.data.images import DataError, image_shape
+from segdec.data.dataset import DefectDataset, Sample, TargetOptions
+from segdec.data.images import (
+    MAX_BIT_DEPTH,
+    DataError,
+    deeper_than_run,
+    image_shape,
+    implied_depth,
+    largest_deep_value,
+)
 from segdec.data.splits import load_split, make_split, subset
 from segdec.model import SegDecNet
 from segdec.runtime import data_workers
@@ -99,9 +106,41 @@ def input_size(config: RunConfig, images: list[str]) -> tuple[int, int]:
     return height, width
 
 
+def _readable_largest(path: str) -> float | None:
+    """``largest_deep_value``, or None where the image cannot be read (the data check reports
+    those)."""
+    try:
+        return largest_deep_value(path)
+    except DataError:
+        return None
+
+
+def run_bit_depth(config: RunConfig, parts: dict[str, list[Sample]]) -> int:
+    """The one bit depth every grey image of the run is scaled by: the configured one, else the
+    deepest any training image's largest value implies (8 for 8-bit data, whose files are not
+    decoded for it). Scaling each image by its own depth would brighten a dark image of a 12-bit
+    camera whose values stay under 1024 four times over its neighbours. An image of the split
+    deeper than the run's depth is refused here, before anything is written, not clipped."""
+    images = sorted({sample.image for samples in parts.values() for sample in samples})
+    largest = {path: top for path in images if (top := _readable_largest(path)) is not None}
+    depth, origin = config.bit_depth, "set in the configuration"
+    if depth is None:
+        deepest = max((int(implied_depth(largest[s.image])) for s in parts["train"]
+                       if s.image in largest), default=8)
+        depth, origin = min(deepest, MAX_BIT_DEPTH), "the deepest of the training images"
+        if depth > 8:
+            tqdm.write(f"bit depth {depth}: {origin}; set bit_depth to choose another")
+    too_deep = [path for path, top in largest.items() if top > 2**depth - 1]
+    if too_deep:
+        more = f" ({len(too_deep) - 1} more images of the split too)" if len(too_deep) > 1 else ""
+        raise DataError(f"{deeper_than_run(too_deep[0], largest[too_deep[0]], depth)}{more}; "
+                        f"the run's bit_depth is {origin}")
+    return depth
+
+
 def prepare_data(config: RunConfig, run_split: Path | None = None) -> tuple[RunConfig, RunData]:
     """Read the dataset, take the split (a run's own ``run_split``, else ``config.split_csv``,
-    else a new one), and resolve the input size into the config. Writes nothing."""
+    else a new one), and resolve the input size and bit depth into the config. Writes nothing."""
     samples = load_samples(config)
     if run_split is not None:
         split = load_split(run_split, samples)
@@ -114,9 +153,11 @@ def prepare_data(config: RunConfig, run_split: Path | None = None) -> tuple[RunC
         config = _counts_of_split(split, config, run_split or config.split_csv)
     parts = {name: subset(split, samples, name) for name in ("train", "val", "test")}
     height, width = input_size(config, [sample.image for sample in parts["train"][0]])
-    config = config.replace(input_height=height, input_width=width)
+    depth = run_bit_depth(config, {name: samples for name, (samples, _) in parts.items()})
+    config = config.replace(input_height=height, input_width=width, bit_depth=depth)
     options = TargetOptions(
-        size=(height, width), channels=config.in_channels, dilate=config.dilate_masks,
+        size=(height, width), channels=config.in_channels, bit_depth=config.bit_depth,
+        dilate=config.dilate_masks,
         distance_transform=config.distance_transform, dt_power=config.dt_power,
         dt_max_weight=config.dt_max_weight,
     )
