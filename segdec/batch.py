@@ -46,7 +46,7 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*(/[A-Za-z0-9][A-Za-z0-9_.+-]*)*$
 
 
 # Settings that do not change what a run computes: a finished run is not stale for them.
-UNCOMPARED_FIELDS = {"out_dir", "notes", "num_workers"}
+UNCOMPARED_FIELDS = ("out_dir", "notes", "num_workers")
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,7 @@ class BatchRun:
         if not saved_path.is_file():
             return {}
         saved = yaml.safe_load(saved_path.read_text()) or {}
-        return {name: (saved[name], wanted) for name, wanted in self.config.to_dict().items()
-                if name in saved and name not in UNCOMPARED_FIELDS and wanted is not None
-                and saved[name] != wanted}
+        return self.config.differences(saved, ignore=UNCOMPARED_FIELDS)
 
     @property
     def status(self) -> str:

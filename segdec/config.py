@@ -256,6 +256,15 @@ class RunConfig(ModelConfig):
         values.update(dict.fromkeys(self._derived))
         return values
 
+    def differences(self, saved: dict[str, Any], ignore: tuple[str, ...] = ()
+                    ) -> dict[str, tuple[Any, Any]]:
+        """Where a saved run's configuration differs from this one: field -> (saved, here).
+        Fields the saved one lacks (added to segdec later) and fields this one leaves to derive
+        from the data (None; the saved run holds what it derived) are not compared."""
+        return {name: (saved[name], wanted) for name, wanted in self.to_dict().items()
+                if name in saved and name not in ignore and wanted is not None
+                and saved[name] != wanted}
+
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with ``changes``; fields the recipe filled are derived again from the result
         (``dataclasses.replace`` would keep, say, FS's learning rate for a WS copy)."""

@@ -98,9 +98,9 @@ def train_or_load(config: RunConfig, progress: bool = True) -> SegDecNet:
     """The best checkpoint of the run in ``config.out_dir``, trained first if unfinished."""
     run_dir = Path(config.out_dir)
     if (run_dir / "metrics.json").is_file():
-        saved = RunConfig.from_file(run_dir / "config.yaml")
-        if saved != config:
-            changed = sorted(k for k, v in config.to_dict().items() if saved.to_dict()[k] != v)
+        changed = sorted(config.differences(RunConfig.from_file(run_dir / "config.yaml")
+                                            .to_dict(), ignore=("num_workers",)))
+        if changed:
             raise ConfigError(f"{run_dir} holds a network trained with other settings "
                              f"({', '.join(changed)}); choose another runs_dir or delete it")
     else:
