@@ -227,3 +227,40 @@ def test_bf16_is_timed_where_the_cpu_has_it_in_hardware(monkeypatch):
         monkeypatch.setattr(bench, "cpu_has_native_bf16", lambda native=native: native)
         paper = bench.variants(cpu, settings)["paper"]
         assert {v.precision for v in paper} == precisions
+
+
+def severstal_estimate(monkeypatch):
+    """benchmarks/severstal_estimate.py, imported (it runs only as a script's ``__main__``)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "severstal_estimate.py"
+    spec = importlib.util.spec_from_file_location("severstal_estimate", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # where its dataclass is looked up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("precision", "workers", "dtype"), [
+    ("auto", None, None), ("bf16", 1, torch.bfloat16)])
+def test_the_severstal_estimate_times_a_runs_loader_and_precision(tmp_path, monkeypatch,
+                                                                  precision, workers, dtype):
+    """Its epoch reads synthetic Severstal-layout images through the run's loader (the run's
+    num_workers: none on a CPU by default) in the run's resolved precision ("auto" is fp32 on a
+    CPU), and ends in the epoch's mean losses."""
+    from torch.utils.data import DataLoader
+
+    from segdec.config import RunConfig
+
+    config = RunConfig(device="cpu", precision=precision, num_workers=workers, batch_size=2,
+                       input_height=64, input_width=128)
+    timer = severstal_estimate(monkeypatch).epoch_timer(config, tmp_path, steps=2)
+    assert (timer.precision, timer.dtype) == (precision.replace("auto", "fp32"), dtype)
+    assert isinstance(timer.loader, DataLoader)
+    assert (timer.loader.num_workers, timer.loader.batch_size) == (workers or 0, 2)
+    assert timer.images == len(timer.loader.sampler) == 4
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["train.csv", "train_images"]
+    if workers is None:  # one epoch, in process: 2 steps of 2 images of 128x64
+        seg, dec, total = timer.epoch()
+        assert seg > 0 and dec > 0 and total > 0
