@@ -3,11 +3,13 @@
 Every speed-up is a ratio of two timings taken in the same run (medians of several repetitions
 after warm-up), so a busy machine slows both sides alike. FLOPs are counted by
 ``torch.utils.flop_counter`` (a multiply-add is two FLOPs); "share of peak" divides the achieved
-rate by the rate of a large ``torch.mm`` in the same dtype, measured by the benchmark itself.
+rate by the rate of a large ``torch.mm`` in the step's precision (TF32 against TF32, strict fp32
+against strict fp32), measured by the benchmark itself.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 import statistics
@@ -34,11 +36,14 @@ from segdec.io import atomic_write, write_text
 from segdec.loss import SegDecLoss
 from segdec.model import SegDecNet, atrous_weight_gradient, build_model, use_space_to_batch
 from segdec.runtime import (
+    PRECISION_DTYPES,
     autocast_dtype,
+    can_compute,
     cpu_has_fast_bf16,
     cpu_has_native_bf16,
     cpu_name,
     keep_freed_memory,
+    resolve_precision,
     space_to_batch_pays,
     takes_space_to_batch,
 )
@@ -54,8 +59,8 @@ DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp
 CSV_COLUMNS = [
     "network", "dataset", "height", "width", "batch_size", "precision", "channels_last",
     "compiled", "atrous_gradient", "forward_s", "step_s", "forward_gflop", "step_gflop",
-    "forward_gflops", "step_gflops", "step_share_of_peak", "train_images_per_s", "forward_peak_mib",
-    "step_peak_mib",
+    "forward_gflops", "step_gflops", "step_share_of_peak", "peak", "train_images_per_s",
+    "forward_peak_mib", "step_peak_mib",
 ]
 
 
@@ -163,17 +168,56 @@ def measure_once(fn: Callable[[], object], device: torch.device) -> tuple[float,
     return peak_memory_mib(counted, device), flops
 
 
-def matmul_peak_gflops(dtype: torch.dtype, device: torch.device, repeats: int = 5,
-                       max_n: int = 4096) -> float:
-    """GFLOP/s of ``torch.mm`` on square matrices grown until one product takes >= 50 ms."""
-    n = 256
-    while True:
-        a = torch.randn(n, n, device=device).to(dtype)
-        b = torch.randn(n, n, device=device).to(dtype)
-        seconds = median_seconds(lambda a=a, b=b: torch.mm(a, b), device, 1, repeats)
-        if seconds >= 0.05 or n >= max_n:
-            return 2 * n**3 / seconds / 1e9
-        n *= 2
+def largest_matmul(precision: str, device: torch.device) -> int:
+    """The largest square product the peak is measured on: 4096 on a CPU (where one already
+    takes >= 50 ms); on a GPU 16384 (an H100 multiplies 4096s in a fraction of a millisecond),
+    halved until its three matrices take at most half the free memory."""
+    if device.type != "cuda":
+        return 4096
+    free, _ = torch.cuda.mem_get_info(device)
+    size = torch.tensor([], dtype=PRECISION_DTYPES[precision] or torch.float32).element_size()
+    n = 16384
+    while n > 256 and 3 * n * n * size > free / 2:
+        n //= 2
+    return n
+
+
+def matmul_peak_gflops(precision: str, device: torch.device, repeats: int = 5,
+                       min_seconds: float | None = None, max_n: int | None = None) -> float:
+    """GFLOP/s of ``torch.mm`` in the math mode of a resolved ``precision`` (fp32 with TF32 off,
+    tf32: fp32 tensors with TF32 matmuls, bf16, fp16), so that a step's share of peak compares
+    like with like. Square matrices grow until one product takes >= 50 ms or reach
+    ``largest_matmul``; then each timing (median of ``repeats``, synchronised on a GPU) covers
+    enough products for at least ``min_seconds`` (default: one product's 50 ms on a CPU, as
+    before; 0.3 s on a GPU, where a single product is launch and timer noise)."""
+    if min_seconds is None:
+        min_seconds = 0.3 if device.type == "cuda" else 0.05
+    max_n = max_n or largest_matmul(precision, device)
+    dtype = PRECISION_DTYPES[precision] or torch.float32
+    allowed = torch.backends.cuda.matmul.allow_tf32
+    if device.type == "cuda":  # restored below: the step timed next keeps its own setting
+        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    try:
+        n = 256
+        while True:
+            a = torch.randn(n, n, device=device).to(dtype)
+            b = torch.randn(n, n, device=device).to(dtype)
+            seconds = median_seconds(lambda a=a, b=b: torch.mm(a, b), device, 1, repeats)
+            if seconds >= 0.05 or n >= max_n:
+                break
+            n *= 2
+        products = 1
+        while seconds < min_seconds:
+            products = math.ceil(products * min_seconds / max(seconds, 1e-9))
+
+            def block(a=a, b=b, products=products) -> None:
+                for _ in range(products):
+                    torch.mm(a, b)
+
+            seconds = median_seconds(block, device, 0, repeats)
+        return 2 * n**3 * products / seconds / 1e9
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = allowed
 
 
 def machine_description(device: torch.device) -> dict[str, str]:
@@ -261,12 +305,12 @@ def bench_network(network: str, dataset: str, height: int, width: int, variant: 
     for _ in range(settings.warmup - 1):
         step()
     # Each repetition is paired with a torch.mm timed right after it: on a shared machine the
-    # share of peak is a ratio of two rates measured under the same load.
+    # share of peak is a ratio of two rates measured under the same load, in the step's math mode.
     step_times, shares = [], []
-    mm_dtype = dtype or torch.float32
+    peak = resolve_precision(variant.precision, device)
     for _ in range(settings.repeats):
         step_times.append(median_seconds(step, device, 0, 1))
-        shares.append(step_flops / step_times[-1] / 1e9 / matmul_peak_gflops(mm_dtype, device, 1))
+        shares.append(step_flops / step_times[-1] / 1e9 / matmul_peak_gflops(peak, device, 1))
     step_s = statistics.median(step_times)
     step_gflops = step_flops / step_s / 1e9
     return {
@@ -277,7 +321,7 @@ def bench_network(network: str, dataset: str, height: int, width: int, variant: 
         "forward_s": forward_s, "step_s": step_s,
         "forward_gflop": forward_flops / 1e9, "step_gflop": step_flops / 1e9,
         "forward_gflops": forward_flops / forward_s / 1e9, "step_gflops": step_gflops,
-        "step_share_of_peak": statistics.median(shares),
+        "step_share_of_peak": statistics.median(shares), "peak": f"{peak} torch.mm",
         "train_images_per_s": settings.batch_size / step_s,
         "forward_peak_mib": forward_mib, "step_peak_mib": step_mib,
     }
@@ -301,18 +345,18 @@ def profile_table(network: str, height: int, width: int, variant: Variant, batch
 
 def variants(device: torch.device, settings: BenchSettings) -> dict[str, list[Variant]]:
     """The original runs as the fp32 baseline; the paper's network in fp32 (with this CPU's
-    default atrous weight gradient and with the other one), channels_last and the default "auto"
-    precision where that differs from fp32, or bf16 where the CPU has it in hardware (plus
+    default atrous weight gradient and with the other one), channels_last, and with and without
+    channels_last the default "auto" precision where that differs from fp32 (tf32 on a GPU of
+    compute capability 8.0 and newer) and bf16 where the device has it in hardware (plus
     compiled, on request)."""
     paper = [Variant(), Variant(channels_last=True)]
     if device.type == "cpu":  # elsewhere there is one path, cuDNN's dilated kernel
         paper.insert(1, Variant(atrous_gradient="dilated" if space_to_batch_pays()
                                 else "space_to_batch"))
-    fast = autocast_dtype("auto", device)
-    if fast is None and device.type == "cpu" and cpu_has_native_bf16():
-        fast = torch.bfloat16
-    if fast is not None:
-        paper += [Variant(DTYPE_NAMES[fast]), Variant(DTYPE_NAMES[fast], channels_last=True)]
+    native_bf16 = cpu_has_native_bf16() if device.type == "cpu" else can_compute("bf16", device)
+    for fast in [resolve_precision("auto", device)] + ["bf16"] * native_bf16:
+        if fast != "fp32":
+            paper += [Variant(fast), Variant(fast, channels_last=True)]
     if settings.compile:
         paper += [replace(v, compiled=True) for v in list(paper)]
     return {"original": [Variant()], "paper": paper}
@@ -423,6 +467,8 @@ class BenchResults:
         machine = "\n".join(f"| {k} | {v} |" for k, v in self.machine.items())
         peaks = "\n".join(f"| {k} | {v:.1f} |" for k, v in self.peaks.items())
         norms = "\n".join(f"| {k} | {v:.1f} |" for k, v in self.norms.items())
+        targets = self.ratios()
+        targets["target"] = ["-" if pd.isna(t) else f"{t:.2f}" for t in targets.target]
         shown = self.networks.copy()
         shown.insert(2, "variant", [_variant(r) for _, r in shown.iterrows()])
         shown = shown.drop(columns=["precision", "channels_last", "compiled", "atrous_gradient"])
@@ -434,15 +480,19 @@ class BenchResults:
             "## Machine", "", "| | |", "|---|---|", machine, "",
             "## Measured matrix-multiply peak (torch.mm)", "",
             "The best rate of square products seen in this run (measured before and after every "
-            "size, as other work on a shared machine can slow a single measurement).", "",
-            "| dtype | GFLOP/s |", "|---|---|",
+            "size, as other work on a shared machine can slow a single measurement), in each "
+            "precision's math mode: fp32 with TF32 off, tf32 (fp32 tensors, TF32 matmuls), bf16, "
+            "fp16. Each timing covers at least 50 ms of products on a CPU, 0.3 s on a GPU "
+            "(synchronised).", "",
+            "| precision | GFLOP/s |", "|---|---|",
             peaks, "",
             "## Targets (ratios from this run)", "",
-            self.ratios().to_markdown(index=False, floatfmt=".2f"), "",
+            targets.to_markdown(index=False, floatfmt=".2f"), "",
             "## Networks", "",
             "Times in seconds per batch; GFLOP counted by torch.utils.flop_counter (2 per "
             "multiply-add); step = forward + loss + backward + SGD step; share of peak = achieved "
-            "GFLOP/s over the rate of a torch.mm of the same dtype timed right after each "
+            "GFLOP/s over the rate of a torch.mm in the step's precision (column peak: TF32 "
+            "steps against a TF32 product, fp32 against one with TF32 off) timed right after each "
             "repetition (median of the per-repetition ratios). Peak memory: "
             + ("CUDA allocator peak." if self.machine["device"].startswith("cuda") else
                "growth of the process's resident-set high-water mark (VmHWM, reset before each "
@@ -475,15 +525,14 @@ def run_bench(settings: BenchSettings, device: torch.device,
               log: Callable[[str], None] = print) -> BenchResults:
     started = time.perf_counter()
     keep_freed_memory()  # before the first measurement: the whole run measures one allocator
-    dtypes = [torch.float32, torch.bfloat16] + ([torch.float16] if device.type == "cuda" else [])
-    peaks = {DTYPE_NAMES[dtype]: 0.0 for dtype in dtypes}
+    modes = ["fp32", "tf32", "bf16", "fp16"] if device.type == "cuda" else ["fp32", "bf16"]
+    peaks = {mode: 0.0 for mode in modes if mode == "fp16" or can_compute(mode, device)}
 
     def measure_peaks() -> None:
         """On a shared machine the peak is the best rate seen: measured before and after every
         size, the maximum kept."""
-        for dtype in dtypes:
-            name = DTYPE_NAMES[dtype]
-            peaks[name] = max(peaks[name], matmul_peak_gflops(dtype, device))
+        for mode, best in peaks.items():
+            peaks[mode] = max(best, matmul_peak_gflops(mode, device))
         log("torch.mm peak GFLOP/s so far: " + ", ".join(f"{k} {v:.1f}" for k, v in peaks.items()))
 
     measure_peaks()

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -62,7 +63,7 @@ def fake_results() -> BenchResults:
     ]
     networks = pd.DataFrame(
         [(net, *size, precision, last, compiled, path, fwd, step, fwd_gflop, step_gflop,
-          fwd_gflop / fwd, step_gflop / step, share, 1 / step, 10.0, 20.0)
+          fwd_gflop / fwd, step_gflop / step, share, "fp32 torch.mm", 1 / step, 10.0, 20.0)
          for net, precision, last, compiled, path, fwd, step, fwd_gflop, step_gflop, share
          in rows], columns=CSV_COLUMNS)
     loader = pd.DataFrame({"height": 64, "width": 96, "workers": [0, 2, 2],
@@ -118,6 +119,96 @@ def test_results_markdown_and_csv_of_a_known_result_table(tmp_path):
                for line in lines)
 
 
+def test_targets_without_a_target_show_a_dash_not_nan(tmp_path):
+    text = write_results(fake_results(), tmp_path, "segdec bench --test").read_text()
+    assert "nan" not in text
+    rows = [line.replace(" ", "") for line in text.splitlines() if "FLOP ratio" in line]
+    assert rows == ["|DAGM/464x96|FLOPratiooriginal/paper(speed-upatequalefficiency)|6.00|-||"]
+
+
+def fake_matmul(monkeypatch, seconds_per_product: float) -> list:
+    """torch.mm replaced by one that advances bench's clock by ``seconds_per_product`` and records
+    (n, dtype, TF32 matmuls allowed) per call; CUDA synchronisation and placement are no-ops."""
+    from segdec import bench
+
+    now, calls = [0.0], []
+
+    def mm(a, b):
+        calls.append((a.shape[0], a.dtype, torch.backends.cuda.matmul.allow_tf32))
+        now[0] += seconds_per_product
+        return a
+
+    real_randn = torch.randn
+    monkeypatch.setattr(torch, "mm", mm)
+    monkeypatch.setattr(torch, "randn", lambda *size, device=None: real_randn(*size))
+    monkeypatch.setattr(bench, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    monkeypatch.setattr(bench, "synchronize", lambda device: None)
+    return calls
+
+
+def test_the_peak_is_timed_over_enough_products_to_pass_the_floor(monkeypatch):
+    """A fast device (2**-10 s per product, as a GPU's 4096s): sizes grow to the largest, then
+    each of the 5 timings covers 256 products, the floor of 0.25 s, not one."""
+    from segdec.bench import matmul_peak_gflops
+
+    calls = fake_matmul(monkeypatch, 2**-10)
+    rate = matmul_peak_gflops("fp32", torch.device("cpu"), min_seconds=0.25, max_n=512)
+    assert [n for n, _, _ in calls].count(256) == 1 + 5  # warm-up + 5 single products
+    assert [n for n, _, _ in calls].count(512) == 1 + 5 + 5 * 256
+    assert rate == 2 * 512**3 / 2**-10 / 1e9
+
+
+def test_the_cpu_peak_is_timed_as_before(monkeypatch):
+    """On a CPU one product of >= 50 ms is the timing, as before: no repeated block."""
+    from segdec.bench import matmul_peak_gflops
+
+    calls = fake_matmul(monkeypatch, 0.0625)
+    rate = matmul_peak_gflops("fp32", torch.device("cpu"))
+    assert [n for n, _, _ in calls] == [256] * 6
+    assert rate == 2 * 256**3 / 0.0625 / 1e9
+
+
+@pytest.mark.parametrize(("precision", "dtype", "tf32"), [
+    ("fp32", torch.float32, False), ("tf32", torch.float32, True),
+    ("bf16", torch.bfloat16, False)])
+def test_the_peak_on_a_gpu_is_timed_in_the_steps_math_mode(monkeypatch, precision, dtype, tf32):
+    from segdec.bench import matmul_peak_gflops
+
+    calls = fake_matmul(monkeypatch, 2**-10)
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = not tf32  # the step's setting, the other way round
+    try:
+        matmul_peak_gflops(precision, torch.device("cuda"), max_n=256)
+        assert torch.backends.cuda.matmul.allow_tf32 is (not tf32)  # restored for the step
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+    assert set(calls) == {(256, dtype, tf32)}
+
+
+def test_the_gpu_peak_is_timed_for_at_least_0_3_s_on_products_up_to_the_memory(monkeypatch):
+    from segdec import bench
+
+    calls = fake_matmul(monkeypatch, 2**-10)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (2**31, 2**34))  # 2 GiB free
+    assert bench.largest_matmul("fp32", torch.device("cuda")) == 8192  # 3 x 768 MiB > 1 GiB
+    assert bench.largest_matmul("bf16", torch.device("cuda")) == 8192  # 3 x 512 MiB > 1 GiB
+    assert bench.largest_matmul("fp32", torch.device("cpu")) == 4096
+    monkeypatch.setattr(bench, "largest_matmul", lambda precision, device: 512)
+    bench.matmul_peak_gflops("fp32", torch.device("cuda"))
+    # 0.3 s of 2**-10 s products: 308 (ceil(307.2)) in each of the 5 timed blocks
+    assert [n for n, _, _ in calls].count(512) == 1 + 5 + 5 * 308
+
+
+def test_a_gpu_of_compute_capability_8_times_its_default_tf32_and_bf16(monkeypatch):
+    from segdec import bench, runtime
+
+    monkeypatch.setattr(runtime, "gpu_capability", lambda device: (8, 0))
+    paper = bench.variants(torch.device("cuda"), BenchSettings())["paper"]
+    assert [(v.precision, v.channels_last) for v in paper] == [
+        ("fp32", False), ("fp32", True), ("tf32", False), ("tf32", True), ("bf16", False),
+        ("bf16", True)]
+
+
 @pytest.mark.parametrize(("network", "atrous_gradient", "path"), [
     ("paper", "space_to_batch", "space_to_batch"), ("paper", "dilated", "dilated"),
     ("original", "space_to_batch", "none")])
@@ -136,3 +227,40 @@ def test_bf16_is_timed_where_the_cpu_has_it_in_hardware(monkeypatch):
         monkeypatch.setattr(bench, "cpu_has_native_bf16", lambda native=native: native)
         paper = bench.variants(cpu, settings)["paper"]
         assert {v.precision for v in paper} == precisions
+
+
+def severstal_estimate(monkeypatch):
+    """benchmarks/severstal_estimate.py, imported (it runs only as a script's ``__main__``)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "severstal_estimate.py"
+    spec = importlib.util.spec_from_file_location("severstal_estimate", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # where its dataclass is looked up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("precision", "workers", "dtype"), [
+    ("auto", None, None), ("bf16", 1, torch.bfloat16)])
+def test_the_severstal_estimate_times_a_runs_loader_and_precision(tmp_path, monkeypatch,
+                                                                  precision, workers, dtype):
+    """Its epoch reads synthetic Severstal-layout images through the run's loader (the run's
+    num_workers: none on a CPU by default) in the run's resolved precision ("auto" is fp32 on a
+    CPU), and ends in the epoch's mean losses."""
+    from torch.utils.data import DataLoader
+
+    from segdec.config import RunConfig
+
+    config = RunConfig(device="cpu", precision=precision, num_workers=workers, batch_size=2,
+                       input_height=64, input_width=128)
+    timer = severstal_estimate(monkeypatch).epoch_timer(config, tmp_path, steps=2)
+    assert (timer.precision, timer.dtype) == (precision.replace("auto", "fp32"), dtype)
+    assert isinstance(timer.loader, DataLoader)
+    assert (timer.loader.num_workers, timer.loader.batch_size) == (workers or 0, 2)
+    assert timer.images == len(timer.loader.sampler) == 4
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["train.csv", "train_images"]
+    if workers is None:  # one epoch, in process: 2 steps of 2 images of 128x64
+        seg, dec, total = timer.epoch()
+        assert seg > 0 and dec > 0 and total > 0
