@@ -59,6 +59,9 @@ def test_demo_batch_reads():
     batch = load_batch(REPO / "papermill_runs" / "demo.yaml")
     assert batch.synthetic and len(batch.reports) == 4
     assert {r.config.supervision for r in batch.runs} == {"WS", "MS", "FS"}
+    # Synthetic results never land beside real ones, and every title says what they are.
+    assert [r.parameters["out_dir"] for r in batch.reports] == ["figures/demo"] * 4
+    assert {r.parameters["title_note"] for r in batch.reports} == {"synthetic smoke test"}
 
 
 def write_batch(path: Path, runs: list[dict], reports: list[dict] | None = None,
