@@ -36,7 +36,7 @@ lock:
 	  .lock-venv/bin/pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' ) > requirements.lock
 	rm -rf .lock-venv
 
-# The demo batch: synthetic data -> the ablation and WS/MS/FS runs -> figures/ (tables, figures).
+# The demo batch: synthetic data -> the ablation and WS/MS/FS runs -> figures/demo/.
 demo: install
 	$(BIN)/segdec batch papermill_runs/demo.yaml --workers 2
 

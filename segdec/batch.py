@@ -35,6 +35,11 @@ from segdec.config import RunConfig
 from segdec.errors import ConfigError, MissingExtraError
 
 KERNEL = "python3"  # the kernel of the Python that runs the batch (ipykernel is a dependency)
+# ipykernel logs to its own stderr, the batch's terminal: a warning about unencrypted local TCP at
+# every start and an error when jupyter_client interrupts the idle kernel to shut it down. Only
+# its critical messages pass; a notebook's errors come back through the executed cells (the
+# summary names them) and whatever the kernel's libraries write to stderr still shows.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 TRAIN_NOTEBOOK = "notebooks/02_train.ipynb"
 # "presets" is not read: it holds YAML anchors that runs merge in with "<<: *anchor".
 BATCH_KEYS = {"batch", "notebook", "runs_dir", "synthetic", "defaults", "presets", "runs",
@@ -255,7 +260,8 @@ def execute_notebook(notebook: Path, output: Path, parameters: dict, name: str,
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         papermill.execute_notebook(str(notebook), str(output), parameters=parameters,
-                                   kernel_name=KERNEL, progress_bar=False, cwd=cwd)
+                                   kernel_name=KERNEL, progress_bar=False, cwd=cwd,
+                                   extra_arguments=KERNEL_ARGUMENTS)
     except Exception as err:  # one run's failure must not stop the batch
         return Result(name, "failed", time.perf_counter() - started, _describe(err))
     return Result(name, "done", time.perf_counter() - started)

@@ -39,6 +39,12 @@ PIXEL_METRICS = ["pixel_ap", "pixel_f", "pixel_iou", "pixel_ap_1_8", "pixel_f_1_
                  "pixel_iou_1_8"]
 
 
+def noted(title: str, note: str = "") -> str:
+    """``title`` with ``note`` in parentheses, so that an output of synthetic data (the demo's
+    "synthetic smoke test") says so wherever it is looked at."""
+    return f"{title} ({note})" if note else title
+
+
 # ---- collecting runs --------------------------------------------------------------------------
 def improvements(attention: bool, atrous: bool, decay: bool) -> str:
     """``"A+T+W"``-style label of the switched-on improvements (``"none"``: Božič's network)."""
@@ -223,9 +229,10 @@ def _sign_test(differences: pd.Series) -> float:
 
 # ---- Figure 8 ---------------------------------------------------------------------------------
 def figure8(runs: pd.DataFrame, compare_with_paper: bool = True,
-            baseline: str = BASELINE) -> Figure:
+            baseline: str = BASELINE, title_note: str = "") -> Figure:
     """AP per ``L_p-N_all`` setting (folds joined): our improved and baseline networks (Božič's,
-    as described or, with ``baseline=RELEASED``, as released), and the paper's AP."""
+    as described or, with ``baseline=RELEASED``, as released), and the paper's AP; ``title_note``
+    is added to the title (``noted``)."""
     ours = join_folds(runs)
     ours = ours[ours["network"].isin([IMPROVED, baseline])]
     bars = ours.assign(source=np.where(ours["network"] == IMPROVED, "this project: A+T+W",
@@ -239,7 +246,8 @@ def figure8(runs: pd.DataFrame, compare_with_paper: bool = True,
     figure, axis = plt.subplots(figsize=(max(6.0, 0.45 * bars["setting"].nunique() + 3), 4))
     sns.barplot(data=bars, x="setting", y="ap", hue="source", ax=axis, errorbar=None)
     axis.set(xlabel="L_p-N_all (pixel-labelled positives - all positives)", ylabel="AP",
-             ylim=(max(0.0, bars["ap"].min() - 0.05), 1.0), title="Figure 8: AP per setting")
+             ylim=(max(0.0, bars["ap"].min() - 0.05), 1.0),
+             title=noted("Figure 8: AP per setting", title_note))
     axis.tick_params(axis="x", rotation=60)
     axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     figure.tight_layout()
@@ -269,11 +277,12 @@ def pixel_label_table(runs: pd.DataFrame,
 
 def figure8_pixel_labels(runs: pd.DataFrame,
                          networks: tuple[str, ...] = (f"{IMPROVED}, no GA", IMPROVED, RELEASED),
-                         dataset: str = "ksdd") -> Figure:
+                         dataset: str = "ksdd", title_note: str = "") -> Figure:
     """AP against the number of pixel-labelled positives L_p, as the paper's Figure 8 reads, on
     a dataset with folds: each seed's folds-joined AP (dots), their mean ± sd over seeds (line
     and bars), each fold's AP (faint crosses), and the paper's Table 6 values where it has the
-    setting (stars: A+T+W; diamonds: Božič's "none" row). The axis starts at 0."""
+    setting (stars: A+T+W; diamonds: Božič's "none" row). The axis starts at 0; ``title_note``
+    is added to the title (``noted``)."""
     done = finished(runs)
     done = done[(done["dataset"] == dataset) & done["network"].isin(networks)]
     joined = join_folds(done)
@@ -315,8 +324,8 @@ def figure8_pixel_labels(runs: pd.DataFrame,
     ticks = sorted(summary["l_p"].unique())
     axis.set(xlabel="L_p: pixel-labelled positives (0: WS; the last: all, FS)",
              ylabel="AP (3 folds' test predictions joined)", ylim=(0, 1.02), xticks=ticks,
-             title=f"AP against pixel labels on real {dataset.upper()} "
-                   f"({sizes}, {epochs} epochs, 3 folds joined)")
+             title=noted(f"AP against pixel labels on real {dataset.upper()} "
+                         f"({sizes}, {epochs} epochs, 3 folds joined)", title_note))
     axis.legend(loc="lower right", fontsize="x-small")
     axis.grid(alpha=0.3)
     figure.tight_layout()
@@ -342,10 +351,11 @@ MAP_COLOURS = "magma"
 
 
 def figure9(runs: pd.DataFrame, mode: str = "FS", n_images: int = 4,
-            baseline: str = BASELINE) -> Figure:
+            baseline: str = BASELINE, title_note: str = "") -> Figure:
     """Segmentation maps of positive test images without and with the improvements, each on the
     same probability scale (one colourbar), upsampled from 1/8 as the paper shows them, with
-    the true defect outlined, the decision p against that run's threshold, and hit or miss."""
+    the true defect outlined, the decision p against that run's threshold, and hit or miss;
+    ``title_note`` is added to the title (``noted``)."""
     done = finished(runs)
     columns = {NETWORK_NAMES.get(baseline, baseline): _run_of(done, mode, baseline),
                NETWORK_NAMES[IMPROVED]: _run_of(done, mode, IMPROVED)}
@@ -388,9 +398,10 @@ def figure9(runs: pd.DataFrame, mode: str = "FS", n_images: int = 4,
     note = ("; Božič's released network normalises its map per image (zero mean), so about "
             "half of every image lies above 0.5 whatever it sees: read its map by contrast"
             if baseline == RELEASED else "")
-    figure.suptitle(f"Segmentation of positive test images, {mode} on {config.dataset} "
-                    f"({config.input_width}x{config.input_height}, fold {config.fold}, "
-                    f"seed {config.seed}){note}", fontsize="medium", wrap=True)
+    title = noted(f"Segmentation of positive test images, {mode} on {config.dataset} "
+                  f"({config.input_width}x{config.input_height}, fold {config.fold}, "
+                  f"seed {config.seed})", title_note)
+    figure.suptitle(f"{title}{note}", fontsize="medium", wrap=True)
     return figure
 
 
@@ -479,15 +490,18 @@ def paired_comparisons(runs: pd.DataFrame,
 
 
 # ---- saving -----------------------------------------------------------------------------------
-def save_table(table: pd.DataFrame, out_dir: str | Path, name: str) -> list[Path]:
-    """``name.csv`` and ``name.md`` (three decimals) in ``out_dir``."""
+def save_table(table: pd.DataFrame, out_dir: str | Path, name: str,
+               title_note: str = "") -> list[Path]:
+    """``name.csv`` and ``name.md`` (three decimals) in ``out_dir``; with ``title_note``, the
+    Markdown opens with a title line saying it (the CSV stays one table)."""
     out_dir = Path(out_dir)
     csv = atomic_write(out_dir / f"{name}.csv", lambda tmp: table.to_csv(tmp, index=False))
     shown = table.astype(object).where(table.notna(), None)  # missing values print as "-"
     # Text columns stay text ("86.1" of a per-seed list must not print as 86.100).
     text = [i for i, column in enumerate(table.columns)
             if table[column].map(lambda v: isinstance(v, str)).any()]
-    markdown = write_text(out_dir / f"{name}.md", shown.to_markdown(
+    title = f"# {noted(name, title_note)}\n\n" if title_note else ""
+    markdown = write_text(out_dir / f"{name}.md", title + shown.to_markdown(
         index=False, floatfmt=".3f", missingval="-", disable_numparse=text or False) + "\n")
     return [csv, markdown]
 

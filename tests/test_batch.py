@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
 import yaml
 
@@ -58,6 +59,9 @@ def test_demo_batch_reads():
     batch = load_batch(REPO / "papermill_runs" / "demo.yaml")
     assert batch.synthetic and len(batch.reports) == 4
     assert {r.config.supervision for r in batch.runs} == {"WS", "MS", "FS"}
+    # Synthetic results never land beside real ones, and every title says what they are.
+    assert [r.parameters["out_dir"] for r in batch.reports] == ["figures/demo"] * 4
+    assert {r.parameters["title_note"] for r in batch.reports} == {"synthetic smoke test"}
 
 
 def write_batch(path: Path, runs: list[dict], reports: list[dict] | None = None,
@@ -343,3 +347,21 @@ def test_workers_below_one_are_refused(tmp_path, capsys, workers):
         main(["batch", str(tmp_path / "b.yaml"), "--workers", workers])
     assert exited.value.code == 2
     assert f"argument --workers: {workers} must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_kernel_logs_stay_out_of_the_output_and_a_failing_notebook_still_says_why(tmp_path,
+                                                                                     capfd):
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell('out_dir = ""', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell('if out_dir.endswith("bad"):\n    raise ValueError("bad run")')])
+    notebook.metadata.kernelspec = {"name": "python3", "display_name": "Python 3",
+                                    "language": "python"}
+    nbformat.write(notebook, tmp_path / "tiny.ipynb")
+    path = write_batch(tmp_path / "b.yaml", [{"name": "good"}, {"name": "bad"}])
+    spec = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**spec, "notebook": str(tmp_path / "tiny.ipynb")}))
+    assert run_batch(path, workers=1) == 1
+    out, err = capfd.readouterr()
+    assert "good: done" in out and "FAILED bad: ValueError: bad run" in out
+    assert "[IPKernelApp]" not in out + err

@@ -73,6 +73,20 @@ def test_train_notebook_takes_every_run_configuration_field_with_its_default():
         assert ast.literal_eval(parameters[f.name]["default"]) == default, f.name
 
 
+@pytest.mark.parametrize("batch_file", sorted((REPO / "papermill_runs").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_batch_reports_pass_only_parameters_their_notebooks_take(batch_file):
+    """A misspelt parameter would only be warned about by papermill and then ignored."""
+    from segdec.batch import load_batch
+
+    for report in load_batch(batch_file).reports:
+        book = nbformat.read(REPO / report.notebook, as_version=4)
+        cell = next(c for c in book.cells if "parameters" in c.metadata.get("tags", []))
+        taken = {target.id for node in ast.parse(cell.source).body
+                 if isinstance(node, ast.Assign) for target in node.targets}
+        assert set(report.parameters) <= taken, (report.name, set(report.parameters) - taken)
+
+
 def test_download_notebook_extracts_a_local_archive(tmp_path):
     """Notebook 01 executed once, on a two-image archive: download_severstal itself (archives,
     verification, Kaggle) is tested in test_download.py; here, that the notebook calls it."""

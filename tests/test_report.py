@@ -111,6 +111,24 @@ def test_save_table_writes_csv_and_markdown(tmp_path):
     assert "| 0.912 | 86.1 " in markdown.read_text()
 
 
+def test_a_title_note_is_said_in_every_figure_and_table_title(tmp_path):
+    size = {"input_width": 128, "input_height": 64}
+    fake_run(tmp_path, "fs", 8, 8, 0.99, **size)
+    fake_run(tmp_path, "fs-baseline", 8, 8, 0.9, attention=False, atrous=False,
+             balance="linear", **size)
+    runs = report.collect_runs(tmp_path)
+    note = "synthetic smoke test"
+    assert report.figure8(runs, False, title_note=note).axes[0].get_title() == (
+        "Figure 8: AP per setting (synthetic smoke test)")
+    assert report.figure9(runs, title_note=note)._suptitle.get_text() == (
+        "Segmentation of positive test images, FS on severstal (128x64, fold 0, seed 0) "
+        "(synthetic smoke test)")
+    _, markdown = report.save_table(pd.DataFrame({"ap": [0.5]}), tmp_path, "t5", note)
+    assert markdown.read_text().startswith("# t5 (synthetic smoke test)\n\n| ")
+    _, plain = report.save_table(pd.DataFrame({"ap": [0.5]}), tmp_path, "plain")
+    assert plain.read_text().startswith("|")
+
+
 def test_balance_schedules():
     schedules = balance_schedules(90, 0.01).set_index(["balance", "epoch"])
     assert schedules.loc[("decay", 89), "w_seg"] == pytest.approx(0.99 ** 89)
