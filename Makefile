@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # With no NVIDIA driver, take the CPU build of torch first (the CUDA build is several GB).
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: install demo test lint clean locked lock companion
+.PHONY: install demo test lint clean locked lock companion concepts
 
 $(BIN)/segdec: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -40,9 +40,14 @@ lock:
 demo: install
 	$(BIN)/segdec batch papermill_runs/demo.yaml --workers 2
 
-# The numbered report notebooks, executed in place from the committed run records.
+# The numbered report notebooks, executed in place from the committed run records (~1 min).
 companion: install
 	$(BIN)/segdec companion
+
+# The teaching notebook, executed in place: it trains its four small networks on KolektorSDD
+# (../shared/data/ksdd, or data_root) unless runs/concepts holds them (~8 min on 2 cores).
+concepts: install
+	$(BIN)/segdec companion notebooks/00_concepts.ipynb
 
 test: install
 	$(BIN)/ruff check segdec tests

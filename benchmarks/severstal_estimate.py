@@ -32,24 +32,20 @@ import torch
 from torch.utils.data import DataLoader
 
 from segdec.batch import load_batch
-from segdec.checkpoint import model_config
 from segdec.config import RunConfig
 from segdec.data.prepare import loader, prepare_data
 from segdec.data.rle import SEVERSTAL_SHAPE
 from segdec.data.synthetic import synthesize
-from segdec.loss import SegDecLoss, loss_weights
-from segdec.model import SegDecNet, use_space_to_batch
+from segdec.loss import loss_weights
 from segdec.runtime import (
     data_workers,
     keep_freed_memory,
     resolve_device,
     resolve_precision,
-    set_deterministic,
-    takes_space_to_batch,
     use_precision,
 )
 from segdec.sampling import EpochOrder
-from segdec.train import train_one_epoch
+from segdec.train import train_one_epoch, training_parts
 
 SYNTHETIC_IMAGES = 24  # decoded afresh each time (a run's workers do not cache): a few suffice
 STEPS = {"cuda": 60, "cpu": 2}  # a GPU epoch as long as Table 5's shortest (2 x 300 images)
@@ -80,18 +76,10 @@ def epoch_timer(config: RunConfig, work_dir: Path, steps: int | None = None) -> 
     config, data = prepare_data(config.replace(
         dataset="severstal", data_root=str(root), split_csv=None, n_all=None, n_seg=None,
         n_test=2, n_val=2, n_train_negatives=None, input_height=height, input_width=width))
-    set_deterministic(config.deterministic, device)
-    torch.manual_seed(config.seed)
-    model = SegDecNet(model_config(config)).to(device)
-    use_space_to_batch(model, takes_space_to_batch(config.atrous_gradient, device.type))
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model, optimizer, criterion = training_parts(config, device)
     step = torch.compile(model) if config.compile else model
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate,
-                                momentum=config.momentum)
     dtype = use_precision(precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    criterion = SegDecLoss(config.seg_loss, config.delta)
     weights = loss_weights(config.balance, 0, config.epochs, config.beta)
     order = EpochOrder()
     images = (steps or STEPS.get(device.type, STEPS["cpu"])) * config.batch_size

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from segdec.batch import KERNEL
+from segdec.batch import KERNEL, KERNEL_ARGUMENTS
 from segdec.data.images import DataError
 from segdec.paths import repository_root
 
@@ -36,7 +36,8 @@ def render_companion(notebooks: tuple[str, ...] = NOTEBOOKS, root: str | Path | 
         started = time.perf_counter()
         try:
             papermill.execute_notebook(str(path), str(temporary), kernel_name=KERNEL,
-                                       progress_bar=False, cwd=str(root))
+                                       progress_bar=False, cwd=str(root),
+                                       extra_arguments=KERNEL_ARGUMENTS)
             os.replace(temporary, path)
         finally:
             temporary.unlink(missing_ok=True)

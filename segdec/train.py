@@ -197,6 +197,21 @@ def _remove_stale_temporaries(run_dir: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
+def training_parts(config: RunConfig, device: torch.device
+                   ) -> tuple[SegDecNet, torch.optim.SGD, SegDecLoss]:
+    """The network (seeded, on its atrous path and memory format), its SGD optimiser and the
+    loss, as a run builds them; the benchmarks build theirs here too, to time what runs do."""
+    set_deterministic(config.deterministic, device)
+    torch.manual_seed(config.seed)
+    model = SegDecNet(model_config(config)).to(device)
+    use_space_to_batch(model, takes_space_to_batch(config.atrous_gradient, device.type))
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate,
+                                momentum=config.momentum)
+    return model, optimizer, SegDecLoss(config.seg_loss, config.delta)
+
+
 def train(
     config: RunConfig,
     resume: bool = False,
@@ -233,15 +248,7 @@ def train(
     config.save(run_dir / "config.yaml")
     save_split(data.split, run_dir / "split.csv")
 
-    set_deterministic(config.deterministic, device)
-    torch.manual_seed(config.seed)
-    model = SegDecNet(model_config(config)).to(device)
-    use_space_to_batch(model, takes_space_to_batch(config.atrous_gradient, device.type))
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate,
-                                momentum=config.momentum)
-    criterion = SegDecLoss(config.seg_loss, config.delta)
+    model, optimizer, criterion = training_parts(config, device)
     labels = data.train.labels()
     positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
     sampler = NegativeSampler(len(negatives), config.seed)
