@@ -299,8 +299,9 @@ def figure8_pixel_labels(runs: pd.DataFrame,
         curve = curve.sort_values("l_p")
         seeds = int(curve["seeds"].max())
         axis.errorbar(curve["l_p"], curve["ap"], yerr=curve["ap_sd"].fillna(0), color=colour,
-                      marker="o", capsize=3, label=f"{label}: mean ± sd of "
-                      f"{seeds} seed{'s' if seeds > 1 else ''}")
+                      marker="o", capsize=3,
+                      label=f"{label}: mean ± sd of {seeds} seeds" if seeds > 1
+                      else f"{label}: 1 seed, no spread yet")
         axis.scatter(points["l_p"], points["ap"], color=colour, s=14, alpha=0.6)
         folds = done[(done["network"] == network)]
         axis.scatter(folds["l_p"], folds["ap"], color=colour, marker="x", s=12, alpha=0.3,

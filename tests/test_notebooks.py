@@ -14,7 +14,7 @@ import pytest
 from segdec.companion import NOTEBOOKS as COMPANION
 from segdec.config import RunConfig
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 def test_the_numbered_notebooks_are_there():
