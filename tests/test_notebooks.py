@@ -32,7 +32,7 @@ def test_committed_with_one_parameters_cell_and_outputs_only_for_the_companion(p
     nbformat.validate(book)
     code = [c for c in book.cells if c.cell_type == "code"
             and "injected-parameters" not in c.metadata.get("tags", [])]
-    if path.relative_to(REPO).as_posix() in (*COMPANION, "notebooks/00_concepts.ipynb"):
+    if path.relative_to(REPO).as_posix() in COMPANION:
         assert all(c.execution_count for c in code)
         assert not [o for c in code for o in c.outputs if o.output_type == "error"]
         assert sum(bool(c.outputs) for c in code) >= 2
