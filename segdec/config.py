@@ -55,6 +55,8 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "se_reduction": (lambda v: v >= 1, "at least 1"),
     "beta": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
     "delta": (lambda v: v >= 0.0, ">= 0"),
+    "dt_power": (lambda v: v >= 0.0, ">= 0"),
+    "dt_max_weight": (lambda v: v > 0.0, "greater than 0"),
     "epochs": (lambda v: v >= 1, "at least 1"),
     "learning_rate": (lambda v: v > 0.0, "greater than 0"),
     "batch_size": (lambda v: v >= 1, "at least 1"),

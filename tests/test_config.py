@@ -227,6 +227,9 @@ def test_split_seed_holds_the_split_while_the_seed_varies():
     ("--batch-size", "0", "batch_size=0 must be at least 1"),
     ("--seed", "-1", "seed=-1 must be >= 0"),
     ("--bit-depth", "32", "bit_depth=32 must be 8 to 16"),
+    # A negative maximum weight trained defect pixels towards background without a word.
+    ("--dt-max-weight", "-5", r"dt_max_weight=-5.0 must be greater than 0"),
+    ("--dt-power", "-1", r"dt_power=-1.0 must be >= 0"),
 ])
 def test_out_of_range_values_are_refused_before_anything_is_written(tmp_path, capsys, option,
                                                                      value, message):

@@ -100,6 +100,26 @@ def test_corrupt_image_is_named(tmp_path):
         dataset[0]
 
 
+def test_image_declaring_a_huge_size_is_named_not_decoded(tmp_path):
+    """A header claiming 60000x60000 pixels: PIL's DecompressionBombError is no OSError, and
+    escaped check-data, train and predict as a traceback."""
+    import struct
+    import zlib
+
+    from segdec.data.images import load_image
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", 60000, 60000, 8, 0, 0, 0, 0)
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 60001)) + chunk(b"IEND", b""))
+    with pytest.raises(DataError, match=r"cannot read image .*huge.png \(Image size "
+                                        r"\(3600000000 pixels\).*replace the file"):
+        load_image(huge)
+
 def test_mask_of_wrong_size_is_named(tmp_path):
     from PIL import Image
 

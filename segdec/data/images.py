@@ -127,7 +127,9 @@ def _open(path: str | Path, decode: bool = True) -> Iterator[Image.Image]:
             if decode:
                 image.load()
             yield image
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    # DecompressionBombError (a header declaring too many pixels) is not an OSError.
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError,
+            ValueError) as err:
         raise DataError(
             f"cannot read image {path} ({err}); replace the file or remove it from the dataset"
         ) from None
