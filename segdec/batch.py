@@ -33,6 +33,7 @@ import yaml
 
 from segdec.config import RunConfig
 from segdec.errors import ConfigError, MissingExtraError
+from segdec.timing import batch_progress
 
 KERNEL = "python3"  # the kernel of the Python that runs the batch (ipykernel is a dependency)
 # ipykernel logs to its own stderr, the batch's terminal: a warning about unencrypted local TCP at
@@ -51,7 +52,7 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*(/[A-Za-z0-9][A-Za-z0-9_.+-]*)*$
 
 
 # Settings that do not change what a run computes: a finished run is not stale for them.
-UNCOMPARED_FIELDS = ("out_dir", "notes", "num_workers")
+UNCOMPARED_FIELDS = ("out_dir", "notes", "num_workers", "estimate")
 
 
 @dataclass(frozen=True)
@@ -318,12 +319,19 @@ def execute_runs(batch: Batch, runs: list[BatchRun], workers: int | None = None,
     for result in stale:
         log(f"{result.name}: stale, not run: {result.error}")
     results += stale
+    started, collected, run_seconds = time.perf_counter(), [], []
+    parallel = 1  # runs at a time, once the workers are known
 
     def collect(result: Result) -> None:
         results.append(result)
+        collected.append(result)
         detail = f" ({result.error})" if result.error else ""
         log(f"[{len(results)}/{len(runs)}] {result.name}: {result.status} "
             f"in {result.seconds:.0f} s{detail}")
+        if result.status == "done":  # a run that failed early says nothing of the others' time
+            run_seconds.append(result.seconds)
+        log(batch_progress(time.perf_counter() - started, run_seconds,
+                           len(jobs) - len(collected), parallel))
 
     def collect_future(future: Any, name: str) -> None:
         try:
@@ -342,13 +350,14 @@ def execute_runs(batch: Batch, runs: list[BatchRun], workers: int | None = None,
                 "--scheduler needs Dask: pip install 'segdec[cluster]'") from None
 
         with Client(scheduler) as client:
+            parallel = max(1, len(client.scheduler_info()["workers"]))
             # Workers must see the same file system: paths are the submitting machine's.
             names = {client.submit(execute_notebook, *job, pure=False): job[3] for job in jobs}
             for future in dask_completed(list(names)):
                 collect_future(future, names[future])
         return results
     gpus = _gpu_count()
-    workers = workers or max(gpus, 1)
+    workers = parallel = workers or max(gpus, 1)
     if workers == 1:
         for job in jobs:
             collect(execute_notebook(*job))

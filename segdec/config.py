@@ -65,6 +65,7 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "split_seed": (lambda v: v >= 0, ">= 0 (or null: the run's seed)"),
     "num_workers": (lambda v: v >= 0, ">= 0 (0: load in the training process)"),
     "validate_every": (lambda v: v >= 1, "at least 1"),
+    "patience": (lambda v: v >= 1, "at least 1 (or null: off)"),
     "n_saved_maps": (lambda v: v >= 0, ">= 0"),
 }
 
@@ -146,6 +147,11 @@ class RunConfig(ModelConfig):
     num_workers: int | None = option(None, "optimisation", "data-loading processes (null: up to "
                                      "4 on a GPU, 0 on a CPU)")
     validate_every: int = option(5, "optimisation", "epochs between validations")
+    patience: int | None = option(None, "optimisation", "end the run early when the validation "
+                                  "AP has not improved for this many validations in the second "
+                                  "half of the epochs (null: off)")
+    estimate: bool = option(True, "optimisation", "time a few steps first and print the run's "
+                            "expected duration (they do not change its result)")
     tie_break: str | None = option(None, "optimisation", "which of several validations with the "
                                    "best AP is kept: first, or loss (the lowest validation log "
                                    "loss); null: the recipe's", TIE_BREAKS)

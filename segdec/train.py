@@ -2,7 +2,8 @@
 
 The run directory holds ``config.yaml`` (resolved), ``split.csv``, ``history.csv``,
 ``metrics.json``, ``predictions.csv``, ``segmentation_maps.npz``, ``checkpoints/{best,last}.pt``
-and ``runtime.json`` (the device, precision, atrous gradient path, CPU and threads it ran with).
+``runtime.json`` (the device, precision, atrous gradient path, CPU and threads it ran with) and
+``timing.json`` (the duration estimated before the first epoch and the actual one).
 Every file is written atomically; ``last.pt`` carries the optimiser, loss-scaler, sampler and
 random-number states and the precision, so a resumed run ends exactly where an uninterrupted one
 would: on a CPU of the same kind with the same thread count; on a GPU only with
@@ -11,6 +12,7 @@ would: on a CPU of the same kind with the same thread count; on a GPU only with
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -32,7 +34,7 @@ from segdec.checkpoint import (
 )
 from segdec.config import RunConfig
 from segdec.data.check import check_samples
-from segdec.data.prepare import loader, prepare_data
+from segdec.data.prepare import RunData, loader, prepare_data
 from segdec.data.splits import save_split
 from segdec.errors import ConfigError, OutputExistsError
 from segdec.evaluate import evaluate_run, image_metrics, predict_loader
@@ -52,11 +54,20 @@ from segdec.runtime import (
     use_precision,
 )
 from segdec.sampling import EpochOrder, NegativeSampler
+from segdec.timing import (
+    RunEstimate,
+    median_seconds,
+    record_actual,
+    record_estimate,
+    run_progress,
+    validations,
+)
 
 # Keys of the run configuration that may differ between an interrupted run and its resumption.
-RESUME_MAY_CHANGE = {"device", "num_workers", "out_dir", "notes"}
+RESUME_MAY_CHANGE = {"device", "num_workers", "out_dir", "notes", "estimate"}
 EpochCallback = Callable[[int, dict], None]
 LOSS_COLUMNS = ("loss_seg", "loss_dec", "loss_total")
+ESTIMATE_STEPS = 3  # timed after one warm-up step; their median is the step time
 
 
 def training_step(
@@ -178,10 +189,52 @@ def _resumed_precision(state: dict, precision: str, device: torch.device, path: 
 
 
 def _finished(state: dict, run_dir: Path) -> bool:
-    """Every epoch trained and the test evaluated: resuming it must leave the folder as it is
-    (``runtime.json`` gains no stretch, metrics are not recomputed)."""
-    return state["epoch"] + 1 >= state["run_config"]["epochs"] and (
-        run_dir / "metrics.json").is_file()
+    """Every epoch trained (or stopped early) and the test evaluated: resuming it must leave the
+    folder as it is (``runtime.json`` gains no stretch, metrics are not recomputed)."""
+    trained = state["epoch"] + 1 >= state["run_config"]["epochs"] or "stopped" in state
+    return trained and (run_dir / "metrics.json").is_file()
+
+
+def _stale_validations(history: list[dict], best_epoch: int, epochs: int) -> int:
+    """Validations without a better AP since the best one, counted from half the epochs on.
+    Before then the decision loss weight is still growing (the "linear" balance reaches half its
+    final w_dec exactly there), so a flat AP says little; half the epochs holds for every balance
+    schedule and beta, where a threshold on w_dec would not be reached by a slow decay at all."""
+    return sum(not math.isnan(row["val_ap"]) and row["epoch"] > best_epoch
+               and row["epoch"] >= epochs // 2 for row in history)
+
+
+def _estimate(config: RunConfig, data: RunData, parts: tuple, scaler: torch.amp.GradScaler,
+              device: torch.device, dtype: torch.dtype | None, steps: int,
+              start_epoch: int) -> RunEstimate:
+    """The run's expected duration from ``ESTIMATE_STEPS`` timed steps and one timed scoring
+    batch, run on copies of the network, optimiser and loss scaler with the random-number states
+    restored afterwards: the run then trains exactly as it would without the estimate."""
+    model, optimizer, criterion = parts
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        net, opt, scale = copy.deepcopy((model, optimizer, scaler))
+        net.train()
+        step = torch.compile(net) if config.compile else net
+        order = np.resize(np.arange(len(data.train)), config.batch_size * (1 + ESTIMATE_STEPS))
+        batches = iter(loader(data.train, config, device, order.tolist()))
+        weights = loss_weights(config.balance, start_epoch, config.epochs, config.beta)
+
+        def train_step() -> None:
+            training_step(step, opt, scale, criterion, next(batches), weights, device, dtype,
+                          config.channels_last)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+
+        step_s = median_seconds(train_step, ESTIMATE_STEPS)
+        scored = data.val if len(data.val) else data.test
+        batch = next(iter(loader(scored, config, device)))
+        image_s = median_seconds(lambda: predict_loader(step, [batch], device, dtype), 1) / len(
+            batch["label"])
+    return RunEstimate(
+        epochs=config.epochs - start_epoch, steps=steps, step_s=step_s,
+        validations=validations(start_epoch, config.epochs, config.validate_every),
+        validate_every=config.validate_every, val_images=len(data.val),
+        test_images=len(data.test), image_s=image_s)
 
 
 def _record_runtime(run_dir: Path, start_epoch: int, runtime: dict) -> None:
@@ -240,8 +293,8 @@ def train(
         _check_resumable(state["run_config"], config, last_path)
         if _finished(state, run_dir):
             if progress:
-                tqdm.write(f"{run_dir} is a finished run ({config.epochs} of {config.epochs} "
-                           "epochs, tested): nothing to resume, nothing changed")
+                tqdm.write(f"{run_dir} is a finished run ({state['epoch'] + 1} of "
+                           f"{config.epochs} epochs, tested): nothing to resume, nothing changed")
             return json.loads((run_dir / "metrics.json").read_text())
         precision = _resumed_precision(state, precision, device, last_path)
     _remove_stale_temporaries(run_dir)
@@ -256,6 +309,7 @@ def train(
     history: list[dict] = []
     best = {"ap": -1.0, "loss": math.inf, "epoch": -1}
     start_epoch = 0
+    stopped: dict | None = None  # where and why a run with patience ended early
 
     if state is not None:
         model.load_state_dict(state["model"])
@@ -264,6 +318,7 @@ def train(
         order_rng.bit_generator.state = state["order_rng"]
         torch.set_rng_state(state["torch_rng"])
         history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
+        stopped = state.get("stopped")
 
     step = torch.compile(model) if config.compile else model
     dtype = use_precision(precision, device)
@@ -276,7 +331,20 @@ def train(
     epoch_order = EpochOrder()
     train_loader = loader(data.train, config, device, epoch_order)
     val_loader = loader(data.val, config, device)
-    for epoch in range(start_epoch, config.epochs):
+    end_epoch = start_epoch if stopped else config.epochs
+    estimating = time.perf_counter()
+    estimate = None
+    if config.estimate:
+        steps = math.ceil((len(positives) + min(len(positives), len(negatives)))
+                          / config.batch_size)
+        estimate = _estimate(config, data, (model, optimizer, criterion), scaler, device, dtype,
+                             steps, start_epoch)
+        if progress:
+            tqdm.write(estimate.line(f"{torch.get_num_threads()} threads, {device}, "
+                                     f"{precision}"))
+    record_estimate(run_dir, start_epoch, estimate, time.perf_counter() - estimating)
+    run_started = time.perf_counter()
+    for epoch in range(start_epoch, end_epoch):
         started = time.perf_counter()
         w_seg, w_dec = loss_weights(config.balance, epoch, config.epochs, config.beta)
         order = np.concatenate([positives, negatives[sampler.draw(len(positives))]])
@@ -297,16 +365,32 @@ def train(
                 save_checkpoint(best_path, model, config, epoch=epoch, val_ap=val["ap"],
                                 threshold=val["threshold"], precision=precision)
         row["seconds"] = time.perf_counter() - started
+        history.append(row)
         if progress:
             tqdm.write(_epoch_line(row, config.epochs))
-        history.append(row)
+            tqdm.write(run_progress([r["seconds"] for r in history], config.epochs))
+        stale = _stale_validations(history, best["epoch"], config.epochs)
+        if config.patience and epoch + 1 < config.epochs and stale >= config.patience:
+            stopped = {"stopped_epoch": epoch, "stopped_reason": (
+                f"validation AP not improved for {config.patience} validations since epoch "
+                f"{best['epoch'] + 1} (AP {best['ap']:.4f})")}
         _write_history(run_dir, history)
         save_checkpoint(
             last_path, model, config, epoch=epoch, history=history, best=best,
             precision=precision, optimizer=optimizer.state_dict(), scaler=scaler.state_dict(),
             sampler=sampler.state_dict(),
             order_rng=order_rng.bit_generator.state, torch_rng=torch.get_rng_state(),
+            **({"stopped": stopped} if stopped else {}),
         )
         for callback in callbacks:
             callback(epoch, row)
-    return evaluate_run(run_dir, device=device, data=data, config=config)
+        if stopped:
+            if progress:
+                tqdm.write(f"stopped after epoch {epoch + 1}: {stopped['stopped_reason']}")
+            break
+    metrics = evaluate_run(run_dir, device=device, data=data, config=config)
+    if stopped:
+        metrics = {**metrics, **stopped}
+        write_json(run_dir / "metrics.json", metrics)
+    record_actual(run_dir, time.perf_counter() - run_started, stopped)
+    return metrics

@@ -116,10 +116,11 @@ def test_a_finished_run_with_other_settings_is_stale_not_skipped(tmp_path, capsy
         run.config.save(Path(run.config.out_dir) / "config.yaml")
         (Path(run.config.out_dir) / "metrics.json").write_text("{}")
     edited = write_batch(tmp_path / "b.yaml", [{"name": "a", "learning_rate": 0.5},
-                                               {"name": "b", "notes": {"new": "tag"}}], epochs=4)
+                                               {"name": "b", "notes": {"new": "tag"},
+                                                "estimate": False}], epochs=4)
     runs = {r.name: r for r in load_batch(edited).runs}
     assert runs["a"].changed_settings() == {"epochs": (3, 4), "learning_rate": (0.1, 0.5)}
-    assert runs["b"].changed_settings() == {"epochs": (3, 4)}
+    assert runs["b"].changed_settings() == {"epochs": (3, 4)}  # the estimate changes no result
     assert run_batch(edited, dry_run=True) == 1
     assert "a: stale:" in capsys.readouterr().out
     assert run_batch(edited) == 1
@@ -365,3 +366,31 @@ def test_kernel_logs_stay_out_of_the_output_and_a_failing_notebook_still_says_wh
     out, err = capfd.readouterr()
     assert "good: done" in out and "FAILED bad: ValueError: bad run" in out
     assert "[IPKernelApp]" not in out + err
+
+
+def test_each_finished_run_reports_the_batch_s_elapsed_and_remaining_time(tmp_path, monkeypatch):
+    """Runs of 60, 80 and 75 s (a fake clock, one worker): the time left is the runs remaining
+    x the median of the finished ones; a failed run is not a run time to go by."""
+    import types
+
+    from segdec import batch as batch_module
+
+    clock = [0.0]
+    outcome = {"a": ("done", 60.0), "b": ("failed", 5.0), "c": ("done", 80.0), "d": ("done", 75.0)}
+
+    def execute(notebook, output, parameters, name, cwd):
+        status, seconds = outcome[name]
+        clock[0] += seconds
+        return batch_module.Result(name, status, seconds)
+
+    monkeypatch.setattr(batch_module, "execute_notebook", execute)
+    monkeypatch.setattr(batch_module, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    batch = load_batch(write_batch(tmp_path / "b.yaml", [{"name": n} for n in "abcd"], **TINY))
+    lines = []
+    execute_runs(batch, batch.runs, workers=1, log=lines.append)
+    assert lines[1::2] == [
+        "batch: 60 s elapsed, ≈ 3 min left for 3 runs (1 at a time)",  # 3 x 60 s
+        "batch: 65 s elapsed, ≈ 2 min left for 2 runs (1 at a time)",  # 2 x 60 s
+        "batch: 2 min elapsed, ≈ 70 s left for 1 run (1 at a time)",  # median of 60 and 80 s
+        "batch: 4 min elapsed",  # 220 s, nothing left
+    ]

@@ -74,6 +74,12 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_severstal, tmp_path):
     assert [s["from_epoch"] for s in stretches] == [0, 2]
     assert stretches[1]["precision"] == "fp32" and stretches[1]["device"] == "cpu"
     assert stretches[1]["torch_threads"] == torch.get_num_threads()
+    # the resumed stretch estimates its 2 remaining epochs (and validations), and both record
+    # how long they took
+    timings = json.loads((tmp_path / "interrupted" / "timing.json").read_text())
+    assert [(t["from_epoch"], t["parts"]["epochs"], t["parts"]["validations"])
+            for t in timings] == [(0, 4, 4), (2, 2, 2)]
+    assert timings[0]["actual_s"] is None and timings[1]["actual_s"] > 0  # the first was killed
     a = pd.read_csv(tmp_path / "straight" / "history.csv").drop(columns="seconds")
     b = pd.read_csv(tmp_path / "interrupted" / "history.csv").drop(columns="seconds")
     pd.testing.assert_frame_equal(a, b)
@@ -341,3 +347,69 @@ def test_scoring_takes_the_precision_the_network_trained_in(tiny_run, tmp_path):
     evaluate_run(run, device="cpu")
     pd.testing.assert_frame_equal(pd.read_csv(run / "predictions.csv"),
                                   pd.read_csv(tiny_run / "predictions.csv"))
+
+
+@pytest.mark.slow
+def test_the_estimate_leaves_the_run_as_it_would_be_without(tiny_severstal, tmp_path):
+    """The timed steps run on copies of the network, optimiser and loss scaler, with the
+    random-number state restored: every loss, validation and test number is the same to the
+    last digit, and so are the weights and the random state the run saves."""
+    base = demo_config(tmp_path, data_root=str(tiny_severstal), epochs=2, validate_every=1,
+                       n_all=6, n_test=8, n_val=8)
+    estimated = train(base.replace(out_dir=str(tmp_path / "with")), progress=False)
+    plain = train(base.replace(out_dir=str(tmp_path / "without"), estimate=False),
+                  progress=False)
+    assert estimated == plain
+    a, b = (pd.read_csv(tmp_path / run / "history.csv").drop(columns="seconds")
+            for run in ("with", "without"))
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    last_a, last_b = (load_checkpoint(tmp_path / run / "checkpoints" / "last.pt")
+                      for run in ("with", "without"))
+    assert torch.equal(last_a["torch_rng"], last_b["torch_rng"])
+    assert all(torch.equal(last_a["model"][k], last_b["model"][k]) for k in last_a["model"])
+    (timed,) = json.loads((tmp_path / "with" / "timing.json").read_text())
+    assert timed["parts"]["epochs"] == 2 and timed["parts"]["validations"] == 2
+    assert timed["estimated_s"] > 0 and timed["actual_s"] > 0
+    (untimed,) = json.loads((tmp_path / "without" / "timing.json").read_text())
+    assert untimed["estimated_s"] is None and untimed["actual_s"] > 0
+
+
+def test_patience_counts_stale_validations_from_half_the_epochs():
+    from segdec.train import _stale_validations
+
+    nan = float("nan")
+    aps = [nan, 0.8, nan, 0.7, nan, 0.7, nan, 0.8, nan, 0.6]  # validated every 2nd epoch
+    history = [{"epoch": e, "val_ap": ap} for e, ap in enumerate(aps)]
+    # best at epoch 1; epochs 5, 7 and 9 count, epoch 3 (before half of 10) does not
+    assert _stale_validations(history, 1, 10) == 3
+    assert _stale_validations(history, 7, 10) == 1
+    assert _stale_validations(history[:5], 1, 10) == 0
+
+
+@pytest.mark.slow
+def test_patience_ends_a_plateaued_run_and_resuming_it_changes_nothing(tiny_severstal, tmp_path,
+                                                                       monkeypatch):
+    """Validation APs 0.5, 0.6, 0.7, 0.7, ... (faked): the best is epoch 3, epochs 4 and 5 (in
+    the second half of 6) do not improve on it, so patience 2 ends the run after epoch 5."""
+    from segdec import train as train_module
+
+    aps = iter([0.5, 0.6, 0.7, 0.7, 0.7, 0.7])
+    monkeypatch.setattr(train_module, "image_metrics",
+                        lambda labels, scores: {"ap": next(aps), "log_loss": 0.5,
+                                                "threshold": 0.5})
+    config = demo_config(tmp_path, data_root=str(tiny_severstal), epochs=6, validate_every=1,
+                         n_all=4, n_test=8, n_val=8, patience=2, estimate=False,
+                         out_dir=str(tmp_path / "run"))
+    metrics = train(config, progress=False)
+    run = tmp_path / "run"
+    reason = "validation AP not improved for 2 validations since epoch 3 (AP 0.7000)"
+    assert (metrics["stopped_epoch"], metrics["stopped_reason"]) == (4, reason)
+    assert json.loads((run / "metrics.json").read_text()) == metrics
+    assert pd.read_csv(run / "history.csv").epoch.tolist() == [0, 1, 2, 3, 4]
+    assert load_checkpoint(run / "checkpoints" / "best.pt")["epoch"] == 2
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["stopped"]["stopped_epoch"] == 4
+    (timed,) = json.loads((run / "timing.json").read_text())
+    assert timed["stopped"] == {"stopped_epoch": 4, "stopped_reason": reason}
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    assert train(config, resume=True, progress=False) == metrics
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
