@@ -94,6 +94,7 @@ def describe_table6(table: pd.DataFrame) -> str:
     """Per mode: each network's AP (mean ± sd over seeds) beside the paper's row."""
     lines = []
     rows = table[table["ap"].notna()].rename(columns={"ap paper": "ap_paper"})
+    several_sizes = rows["input_size"].nunique() > 1
     for mode in ("WS", "MS", "FS"):
         parts = []
         for row in rows[rows["mode"] == mode].itertuples(index=False):
@@ -102,6 +103,8 @@ def describe_table6(table: pd.DataFrame) -> str:
                        IMPROVED: "the paper's network (A+T+W)"}.get(switches, switches)
             if row.GA != "x":
                 network += ", gradient adjustment off"
+            if several_sizes:
+                network += f" at {row.input_size}"
             spread = (f" ± {row.ap_sd:.1f} over {row.seeds} seeds" if row.seeds > 1
                       else " (one seed)")
             paper_value = getattr(row, "ap_paper", None)
@@ -118,12 +121,14 @@ def describe_pixel_label_curve(table: pd.DataFrame) -> str:
     over seeds, folds joined), and the fewest masks whose AP comes within one point of full
     supervision's."""
     lines = []
-    for network, curve in table.groupby("network", sort=False):
+    several_sizes = table["input_size"].nunique() > 1
+    for (network, size), curve in table.groupby(["network", "input_size"], sort=False):
         points = ", ".join(f"L_p {row.l_p}: {row.ap:.1f}"
                            + (f" ± {row.ap_sd:.1f}" if row.seeds > 1 else "")
                            for row in curve.itertuples(index=False))
         seeds = int(curve["seeds"].max())
-        line = (f"- **{_name(network)}** (AP %, {seeds} seed{'s' if seeds > 1 else ''}"
+        name = _name(network) + (f" at {size}" if several_sizes else "")
+        line = (f"- **{name}** (AP %, {seeds} seed{'s' if seeds > 1 else ''}"
                 f"{', mean ± sd' if seeds > 1 else ''}): {points}.")
         full = curve[curve["mode"] == "FS"]
         mixed = curve[curve["mode"] == "MS"]
@@ -161,7 +166,7 @@ def describe_pairs(pairs: pd.DataFrame) -> str:
                        + ")")
         joined = (f"; folds joined, per seed: {row.joined_diff_per_seed} points"
                   if row.joined_seeds else "")
-        lines.append(f"- **{row.mode}** (L_p {row.n_seg}), {a} minus {b}: "
+        lines.append(f"- **{row.mode}** (L_p {row.n_seg}, {row.input_size}), {a} minus {b}: "
                      f"{row.mean_diff:+.1f} AP points on average over {row.pairs} fold-seed "
                      f"pairs ({row.a_better} for, {row.b_better} against, {row.ties} tied)"
                      f"{joined}: {verdict}.")
@@ -175,9 +180,16 @@ def headline(runs: pd.DataFrame) -> str:
     paper's AP beside this project's for the paper's network (as published, and with gradient
     adjustment off) and Božič's released network, each as mean ± sd over seeds."""
     table = report.table6(runs, "ksdd", folds=[0, 1, 2])
-    columns = {("x", "described", "x"): "paper's network (A+T+W)",
-               ("x", "described", ""): "paper's network, gradient adjustment off",
-               ("", "released", "x"): "Božič's network as released"}
+    names = {("x", "described", "x"): "paper's network (A+T+W)",
+             ("x", "described", ""): "paper's network, gradient adjustment off",
+             ("", "released", "x"): "Božič's network as released"}
+    # The batch's size first; a network also run at another size (the resolution row) follows.
+    sizes = list(table.dropna(subset=["ap"])["input_size"].value_counts().index)
+    columns = {(*key, sizes[0]): name for key, name in names.items()}
+    for size in sizes[1:]:
+        columns.update({(*key, size): f"{name} at {size}" for key, name in names.items()
+                        if ((table["A"] == key[0]) & (table["architecture"] == key[1])
+                            & (table["GA"] == key[2]) & (table["input_size"] == size)).any()})
     modes = {"WS": "WS (image labels only)", "MS": f"MS ({PAPER_KSDD_MS_L_P} masks)",
              "FS": "FS (every mask)"}
     header = ["KolektorSDD, AP %", "paper: A+T+W (Božič: none)", *columns.values()]
@@ -187,9 +199,9 @@ def headline(runs: pd.DataFrame) -> str:
         paper_values = [f"{rows.loc[rows['A'] == a, 'ap paper'].iloc[0]:.2f}"
                         for a in ("x", "") if (rows["A"] == a).any()]
         cells = [label, " (".join(paper_values) + (")" if len(paper_values) > 1 else "")]
-        for (attention, architecture, ga) in columns:
+        for (attention, architecture, ga, size) in columns:
             row = rows[(rows["A"] == attention) & (rows["architecture"] == architecture)
-                       & (rows["GA"] == ga)]
+                       & (rows["GA"] == ga) & (rows["input_size"] == size)]
             if row.empty:
                 cells.append("-")
                 continue

@@ -118,8 +118,10 @@ def finished(runs: pd.DataFrame) -> pd.DataFrame:
     return done
 
 
+# What makes two runs the same setting (seeds and folds of one setting are joined or averaged;
+# anything else, the input size included, is a different row).
 SETTING = ["dataset", "mode", "n_seg", "network", "attention", "atrous", "decay", "architecture",
-           "gradient_adjustment", "seg_to_decision",
+           "gradient_adjustment", "seg_to_decision", "input_size",
            "validation", "epochs"]
 
 
@@ -265,9 +267,11 @@ def pixel_label_table(runs: pd.DataFrame,
     if summary.empty:
         raise DataError(f"no setting of {', '.join(networks)} was run on all 3 folds")
     order = {network: i for i, network in enumerate(networks)}
-    table = summary.assign(order=summary["network"].map(order)).sort_values(["order", "l_p"])
+    table = summary.assign(order=summary["network"].map(order)).sort_values(
+        ["order", "input_size", "l_p"])
     return pd.DataFrame({
-        "network": table["network"], "mode": table["mode"], "n_all": table["n_all"],
+        "network": table["network"], "input_size": table["input_size"],
+        "mode": table["mode"], "n_all": table["n_all"],
         "l_p": table["l_p"], "epochs": table["epochs"], "seeds": table["seeds"],
         "ap": 100 * table["ap"], "ap_sd": 100 * table["ap_sd"],
         "ap_per_seed": [", ".join(f"{100 * ap:.1f}" for ap in aps) for aps in table["ap_per_seed"]],
@@ -291,21 +295,28 @@ def figure8_pixel_labels(runs: pd.DataFrame,
         raise DataError(f"no {dataset} setting of {', '.join(networks)} was run on all 3 folds")
     summary = over_seeds(joined)
     figure, axis = plt.subplots(figsize=(7.5, 4.6))
+    # The size with the most runs draws solid; another size (a resolution row) dashed, squares.
+    sizes = list(done["input_size"].value_counts().index)
     for colour, network in zip(sns.color_palette("colorblind"), networks, strict=False):
-        label = NETWORK_NAMES.get(network, network)
-        points, curve = joined[joined["network"] == network], summary[summary["network"] == network]
-        if curve.empty:
-            continue
-        curve = curve.sort_values("l_p")
-        seeds = int(curve["seeds"].max())
-        axis.errorbar(curve["l_p"], curve["ap"], yerr=curve["ap_sd"].fillna(0), color=colour,
-                      marker="o", capsize=3,
-                      label=f"{label}: mean ± sd of {seeds} seeds" if seeds > 1
-                      else f"{label}: 1 seed, no spread yet")
-        axis.scatter(points["l_p"], points["ap"], color=colour, s=14, alpha=0.6)
-        folds = done[(done["network"] == network)]
-        axis.scatter(folds["l_p"], folds["ap"], color=colour, marker="x", s=12, alpha=0.3,
-                     linewidths=0.8)
+        for size in sizes:
+            is_main = size == sizes[0]
+            label = NETWORK_NAMES.get(network, network) + ("" if is_main else f" at {size}")
+            of_size = joined["input_size"] == size
+            points = joined[(joined["network"] == network) & of_size]
+            curve = summary[(summary["network"] == network) & (summary["input_size"] == size)]
+            if curve.empty:
+                continue
+            curve = curve.sort_values("l_p")
+            seeds = int(curve["seeds"].max())
+            axis.errorbar(curve["l_p"], curve["ap"], yerr=curve["ap_sd"].fillna(0),
+                          color=colour, marker="o" if is_main else "s", capsize=3,
+                          linestyle="-" if is_main else "--",
+                          label=f"{label}: mean ± sd of {seeds} seeds" if seeds > 1
+                          else f"{label}: 1 seed, no spread yet")
+            axis.scatter(points["l_p"], points["ap"], color=colour, s=14, alpha=0.6)
+            folds = done[(done["network"] == network) & (done["input_size"] == size)]
+            axis.scatter(folds["l_p"], folds["ap"], color=colour, marker="x", s=12, alpha=0.3,
+                         linewidths=0.8)
     reference = paper.table6()
     reference = reference[reference["dataset"] == dataset]
     fs_l_p = summary.loc[summary["mode"] == "FS", "l_p"].max()
@@ -320,7 +331,7 @@ def figure8_pixel_labels(runs: pd.DataFrame,
                      facecolor="none", edgecolor="black", label=name, zorder=3)
     axis.scatter([], [], color="grey", s=14, label="dots: one seed, folds joined")
     axis.scatter([], [], color="grey", marker="x", s=12, label="crosses: one fold, one seed")
-    sizes = ", ".join(sorted(done["input_size"].unique()))
+    sizes = ", ".join(sizes)
     epochs = ", ".join(str(e) for e in sorted(done["epochs"].unique()))
     ticks = sorted(summary["l_p"].unique())
     axis.set(xlabel="L_p: pixel-labelled positives (0: WS; the last: all, FS)",
@@ -417,18 +428,23 @@ def table6(runs: pd.DataFrame, dataset: str = "severstal", compare_with_paper: b
     pixel metrics of the segmentation beside it. With ``folds`` only those folds' runs count and
     only settings run on exactly those folds are rows, so a column never mixes fold sets; the
     paper's rows then stand beside ours only where we have the setting. Božič's network appears
-    as described and, where run, as released; both sit beside the paper's "none" row.
+    as described and, where run, as released; both sit beside the paper's "none" row. Each input
+    size is its own row (``input_size``). On KolektorSDD, MS is Table 6's setting, L_p =
+    ``PAPER_KSDD_MS_L_P``; the other L_p of a sweep belong to Figure 8 (``pixel_label_table``).
     """
     keys = ["mode", "attention", "atrous", "decay"]
     percent = ["ap", "ap_sd", "ap_fold_mean", "ap_fold_std"]
     done = finished(runs)
     done = done[done["dataset"] == dataset]
+    if dataset == "ksdd":
+        done = done[(done["mode"] != "MS") | (done["n_seg"] == PAPER_KSDD_MS_L_P)]
     if folds is not None:
         done = done[done["fold"].isin(folds)]
     ours = over_seeds(join_folds(done))
     if folds is not None:
         ours = ours[ours["folds"] == ",".join(map(str, sorted(folds)))]
-    ours = ours[keys + ["architecture", "gradient_adjustment", "folds", "validation", "seeds",
+    ours = ours[keys + ["n_seg", "architecture", "gradient_adjustment", "input_size", "folds",
+                        "validation", "seeds",
                         *percent, "ap_per_seed", "pixel_ap_1_8", "pixel_iou_1_8", "pixel_ap"]]
     table = ours.assign(**{k: ours[k] * 100 for k in percent},
                         ap_per_seed=[", ".join(f"{100 * ap:.1f}" for ap in aps)
@@ -443,7 +459,7 @@ def table6(runs: pd.DataFrame, dataset: str = "severstal", compare_with_paper: b
     table = table.assign(switches=[switch_order.get(tuple(s), len(switch_order))
                                    for s in table[keys[1:]].itertuples(index=False)])
     table = table.assign(no_ga=~table["gradient_adjustment"].fillna(True).astype(bool))
-    table = _mode_order(table, "switches", "architecture", "no_ga").drop(
+    table = _mode_order(table, "switches", "architecture", "no_ga", "input_size").drop(
         columns=["switches", "no_ga"])
     marks = {k: table[k].map({True: "x", False: ""}) for k in keys[1:] + ["gradient_adjustment"]}
     return table.assign(**marks).rename(columns={"attention": "A", "atrous": "T", "decay": "W",
@@ -464,20 +480,23 @@ def paired_comparisons(runs: pd.DataFrame,
     pairs is not separated from seed noise."""
     done = finished(runs)
     joined = join_folds(done)
-    pair_keys, rows = ["mode", "n_seg", "fold", "seed"], []
+    pair_keys, rows = ["mode", "n_seg", "input_size", "fold", "seed"], []
     for first, second in comparisons:
         a, b = (done[done["network"] == n][[*pair_keys, "ap"]] for n in (first, second))
         pairs = a.merge(b, on=pair_keys, suffixes=("_a", "_b"))
         ja, jb = (joined[(joined["network"] == n) & (joined["folds"] == "0,1,2")]
-                  [["mode", "n_seg", "seed", "ap"]] for n in (first, second))
-        joined_pairs = ja.merge(jb, on=["mode", "n_seg", "seed"], suffixes=("_a", "_b"))
-        for (mode, n_seg), group in pairs.groupby(["mode", "n_seg"]):
+                  [["mode", "n_seg", "input_size", "seed", "ap"]] for n in (first, second))
+        joined_pairs = ja.merge(jb, on=["mode", "n_seg", "input_size", "seed"],
+                                suffixes=("_a", "_b"))
+        for (mode, n_seg, size), group in pairs.groupby(["mode", "n_seg", "input_size"]):
             diff = group["ap_a"] - group["ap_b"]
-            seeds = joined_pairs[(joined_pairs["mode"] == mode) & (joined_pairs["n_seg"] == n_seg)]
+            seeds = joined_pairs[(joined_pairs["mode"] == mode) & (joined_pairs["n_seg"] == n_seg)
+                                 & (joined_pairs["input_size"] == size)]
             seeds = seeds.sort_values("seed")
             joined_diff = seeds["ap_a"] - seeds["ap_b"]
             rows.append({
-                "mode": mode, "n_seg": n_seg, "a": first, "b": second, "pairs": len(group),
+                "mode": mode, "n_seg": n_seg, "input_size": size, "a": first, "b": second,
+                "pairs": len(group),
                 "a_better": int((diff > 0).sum()), "b_better": int((diff < 0).sum()),
                 "ties": int((diff == 0).sum()), "sign_test_p": _sign_test(diff),
                 "mean_diff": 100 * diff.mean(),
@@ -487,7 +506,7 @@ def paired_comparisons(runs: pd.DataFrame,
             })
     if not rows:  # the batch has no such pairs: an empty table, which the text says
         return pd.DataFrame(columns=["mode", "n_seg", "a", "b", "pairs"])
-    return _mode_order(pd.DataFrame(rows), "a").reset_index(drop=True)
+    return _mode_order(pd.DataFrame(rows), "a", "input_size").reset_index(drop=True)
 
 
 # ---- saving -----------------------------------------------------------------------------------

@@ -336,3 +336,19 @@ def test_balance_figure_draws_learning_rate_multipliers_with_delta_and_table_4()
                           ((90, 0.01), (80, 0.01), (60, 0.015), (40, 0.02))]
     constant = dec.get_lines()[labels.index("constant: both 1 (Božič, WS)")]
     assert set(constant.get_ydata()) == {0.01}  # delta x 1, not delta x (1 - w_seg)
+
+
+def test_sizes_are_rows_of_their_own_and_ksdd_ms_is_table6s_l_p(tmp_path):
+    """A resolution row (another input size) and Figure 8's other L_p never join Table 6's
+    cells: each size is a row, and KolektorSDD's MS row is L_p = 5 alone."""
+    ksdd = {"dataset": "ksdd", "fold": 0, "n_val": 0}
+    fake_run(tmp_path, "ms5", 12, 5, 0.9, input_width=96, input_height=264, **ksdd)
+    fake_run(tmp_path, "ms10", 12, 10, 0.5, input_width=96, input_height=264, **ksdd)
+    fake_run(tmp_path, "ms5-large", 12, 5, 0.7, input_width=192, input_height=528, **ksdd)
+    runs = report.collect_runs(tmp_path)
+    table = report.table6(runs, "ksdd")
+    rows = table[table["ap"].notna()]
+    assert rows[["n_seg", "input_size", "ap"]].values.tolist() == [
+        [5, "192x528", 70.0], [5, "96x264", 90.0]]
+    text = narrative.describe_table6(table)
+    assert "the paper's network (A+T+W) at 192x528 70.0 (one seed)" in text
