@@ -51,10 +51,6 @@ SYNTHETIC_KEYS = {"n_pos", "n_neg", "size", "seed"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*(/[A-Za-z0-9][A-Za-z0-9_.+-]*)*$")
 
 
-# Settings that do not change what a run computes: a finished run is not stale for them.
-UNCOMPARED_FIELDS = ("out_dir", "notes", "num_workers", "estimate")
-
-
 @dataclass(frozen=True)
 class BatchRun:
     name: str
@@ -72,7 +68,7 @@ class BatchRun:
         if not saved_path.is_file():
             return {}
         saved = yaml.safe_load(saved_path.read_text()) or {}
-        return self.config.differences(saved, ignore=UNCOMPARED_FIELDS)
+        return self.config.differences(saved)
 
     @property
     def status(self) -> str:
@@ -160,9 +156,11 @@ def load_batch(path: str | Path) -> Batch:
     if not NAME.match(name):
         raise ConfigError(f"{path}: batch name {name!r} may hold only letters, digits, _.+- and /")
     runs_dir = Path(spec.get("runs_dir", f"runs/{name}"))
-    defaults = spec.get("defaults") or {}
+    defaults = _mapping(spec.get("defaults"), f"{path}: defaults")
+    if not isinstance(spec.get("runs") or [], list):
+        raise ConfigError(f"{path}: runs is a list of runs (- name: ..., and settings)")
     runs, seen, invalid = [], set(), {}
-    entries = [run for entry in spec.get("runs") or [] for run in _expand_seeds(entry)]
+    entries = [run for entry in spec.get("runs") or [] for run in _expand_seeds(path, entry)]
     for index, entry in enumerate(entries, start=1):
         # One bad entry is that run's failure, not the batch's: the others still run.
         try:
@@ -199,27 +197,41 @@ def load_batch(path: str | Path) -> Batch:
                  runs=runs, reports=reports, synthetic=synthetic, invalid=invalid)
 
 
-def _expand_seeds(entry: Any) -> list[Any]:
+def _mapping(value: Any, what: str) -> dict:
+    """A part of a batch file that must be a mapping (null: empty), or a message saying so."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{what} must be a mapping (key: value lines), not "
+                          f"{type(value).__name__} {value!r}")
+    return value
+
+
+def _expand_seeds(path: Path, entry: Any) -> list[Any]:
     """A run with ``seeds: [s0, s1, ...]`` is one run per seed: the first keeps the name, the
     others add ``-seed<s>``; each gets its ``seed`` and a ``seed`` tag."""
     if not isinstance(entry, dict) or "seeds" not in entry:
         return [entry]
     entry = dict(entry)
-    seeds = entry.pop("seeds")
+    seeds, name = entry.pop("seeds"), str(entry.get("name"))
     if (not isinstance(seeds, list) or not seeds
             or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
-        raise ConfigError(f"run {entry.get('name')!r}: seeds must be a list of whole numbers, "
+        raise ConfigError(f"{path}: run {name!r}: seeds must be a list of whole numbers, "
                           f"not {seeds!r}")
-    name = str(entry.get("name"))
+    if len(set(seeds)) < len(seeds):
+        raise ConfigError(f"{path}: run {name!r}: seeds {seeds} repeat a seed, which would train "
+                          "the same run twice; list each seed once")
+    tags = _mapping(entry.get("tags"), f"{path}: run {name!r}: tags")
     return [{**entry, "name": name if i == 0 else f"{name}-seed{seed}", "seed": seed,
-             "tags": {**(entry.get("tags") or {}), "seed": seed}} for i, seed in enumerate(seeds)]
+             "tags": {**tags, "seed": seed}} for i, seed in enumerate(seeds)]
 
 
 def _read_run(path: Path, index: int, entry: Any, defaults: dict, runs_dir: Path) -> BatchRun:
     if not isinstance(entry, dict) or "name" not in entry:
         raise ConfigError(f"{path}: run {index} needs a name (and run-configuration overrides)")
     overrides = dict(entry)
-    name, tags = str(overrides.pop("name")), overrides.pop("tags", {}) or {}
+    name = str(overrides.pop("name"))
+    tags = _mapping(overrides.pop("tags", None), f"{path}: run {name!r}: tags")
     if not NAME.match(name):
         raise ConfigError(f"{path}: run name {name!r} may hold only letters, digits, _.+- and /")
     values = {**defaults, **overrides}

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import pickle
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -87,6 +89,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path} was trained on images prepared as {state['preprocessing']}, but this segdec "
             f"prepares them as {PREPROCESSING}; use the segdec version that trained it"
         )
+    _check_values(path, state)
     _check_network(path, state)
     return state
 
@@ -114,11 +117,14 @@ def check_belongs_to_run(state: dict, config: RunConfig, path: Path) -> None:
         trained["bit_depth"], run["bit_depth"] = state["bit_depth"], config.bit_depth
     # A field the configuration left to derive says nothing of what was trained: a config.yaml
     # older than seg_to_decision derives today's default, its checkpoint reads as "logit".
-    differing = [name for name in run
-                 if name not in config._derived and trained.get(name) != run[name]]
+    differing = {name: (trained.get(name), run[name]) for name in run
+                 if name not in config._derived and trained.get(name) != run[name]}
+    # The same network trained with other data, seed or recipe is another run's model too.
+    if not differing and isinstance(state.get("run_config"), dict):
+        differing = config.differences(state["run_config"])
     if differing:
-        details = ", ".join(f"{name} {trained.get(name)!r} (the run: {run[name]!r})"
-                            for name in differing)
+        details = ", ".join(f"{name} {theirs!r} (the run: {ours!r})"
+                            for name, (theirs, ours) in differing.items())
         raise CheckpointError(f"{path} is not this run's network: it has {details}; evaluate "
                               "it in the run directory that trained it")
 
@@ -138,6 +144,28 @@ def model_from_checkpoint(state: dict, device: torch.device | str = "cpu") -> Se
     model = SegDecNet(ModelConfig(**state["model_config"]))
     model.load_state_dict(state["model"])
     return model.to(device).eval()
+
+
+def _check_values(path: Path, state: dict) -> None:
+    """The values predict and export use as they stand are ones a run writes: an edited or
+    damaged size, bit depth or threshold would otherwise scale, resize or decide silently wrong
+    (a threshold of nan calls every image clean)."""
+    def number(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(
+            value)
+
+    size, depth, threshold = state["input_size"], state.get("bit_depth"), state.get("threshold")
+    problems = []
+    if not (isinstance(size, list | tuple) and len(size) == 2
+            and all(isinstance(v, int) and v > 0 and v % 8 == 0 for v in size)):
+        problems.append(f"input_size {size!r} (a run writes [height, width], multiples of 8)")
+    if depth is not None and not (isinstance(depth, int) and 8 <= depth <= 16):
+        problems.append(f"bit_depth {depth!r} (a run writes 8 to 16)")
+    if threshold is not None and not (number(threshold) and 0 <= threshold <= 1):
+        problems.append(f"threshold {threshold!r} (a run writes a probability, 0 to 1)")
+    if problems:
+        raise CheckpointError(f"{path} holds {'; '.join(problems)}: it is damaged or was edited. "
+                              "Use the run's best.pt or last.pt")
 
 
 def _check_network(path: Path, state: dict) -> None:

@@ -33,6 +33,13 @@ ATROUS_GRADIENTS = ("auto", "space_to_batch", "dilated")
 RECIPES = ("published", "none")  # "none": Severstal's Table 4 values for every dataset
 # Fields whose None means "derive": from the dataset's recipe, or from the architecture.
 DERIVED_FIELDS = (*RECIPE_FIELDS, "seg_to_decision")
+# Fields whose None means "take it from the data" (the image size, the bit depth): a saved run
+# holds what its data gave, so a null here does not make it differ.
+DATA_DERIVED_FIELDS = ("input_height", "input_width", "bit_depth")
+# With a split file, null counts are read from the split (data/prepare.py) as well.
+SPLIT_DERIVED_FIELDS = ("n_all", "n_seg")
+# Settings that do not change what a run computes: a finished run does not differ by them.
+UNCOMPARED_FIELDS = ("out_dir", "notes", "num_workers", "estimate")
 # Short spellings; "--data" would otherwise be an ambiguous prefix of --dataset and --data-root.
 OPTION_ALIASES = {"data_root": ("--data",)}
 OPTION_GROUPS = ("data", "model", "loss", "optimisation", "outputs")
@@ -264,14 +271,16 @@ class RunConfig(ModelConfig):
         values.update(dict.fromkeys(self._derived))
         return values
 
-    def differences(self, saved: dict[str, Any], ignore: tuple[str, ...] = ()
+    def differences(self, saved: dict[str, Any], ignore: tuple[str, ...] = UNCOMPARED_FIELDS
                     ) -> dict[str, tuple[Any, Any]]:
         """Where a saved run's configuration differs from this one: field -> (saved, here).
         Fields the saved one lacks (added to segdec later) and fields this one leaves to derive
-        from the data (None; the saved run holds what it derived) are not compared."""
+        from the data (None; the saved run holds what it derived) are not compared; any other
+        None is a setting (n_seg None: every mask) and is."""
+        from_data = DATA_DERIVED_FIELDS + (SPLIT_DERIVED_FIELDS if self.split_csv else ())
         return {name: (saved[name], wanted) for name, wanted in self.to_dict().items()
-                if name in saved and name not in ignore and wanted is not None
-                and saved[name] != wanted}
+                if name in saved and name not in ignore
+                and not (wanted is None and name in from_data) and saved[name] != wanted}
 
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with ``changes``; fields the recipe filled are derived again from the result

@@ -99,7 +99,7 @@ def train_or_load(config: RunConfig, progress: bool = True) -> SegDecNet:
     run_dir = Path(config.out_dir)
     if (run_dir / "metrics.json").is_file():
         changed = sorted(config.differences(RunConfig.from_file(run_dir / "config.yaml")
-                                            .to_dict(), ignore=("num_workers",)))
+                                            .to_dict()))
         if changed:
             raise ConfigError(f"{run_dir} holds a network trained with other settings "
                              f"({', '.join(changed)}); choose another runs_dir or delete it")

@@ -4,6 +4,7 @@ what was trained (issue 12: each case below reproduced a failure of an earlier m
 from __future__ import annotations
 
 import pickle
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -261,10 +262,13 @@ def _tampered(tiny_run, tmp_path, change) -> Path:
     (lambda s: s["model"].update({"seg_head.weight": torch.zeros(1)}),
      "holds weights of the wrong shape seg_head.weight"),
     (lambda s: s.pop("input_size"), "without input_size"),
+    (lambda s: s.update(input_size=[30, -8]), "holds input_size [30, -8] (a run writes"),
+    (lambda s: s.update(bit_depth=99), "holds bit_depth 99 (a run writes 8 to 16)"),
+    (lambda s: s.update(threshold=float("nan")), "holds threshold nan (a run writes a "),
 ])
 def test_malformed_checkpoints_are_named(tiny_run, tmp_path, capsys, change, message):
     path = _tampered(tiny_run, tmp_path, change)
-    with pytest.raises(CheckpointError, match=message):
+    with pytest.raises(CheckpointError, match=re.escape(message)):
         load_checkpoint(path)
     assert main(["predict", "--checkpoint", str(path), "--images", str(tmp_path), "--out",
                  str(tmp_path / "out")]) == 2

@@ -81,6 +81,11 @@ def write_batch(path: Path, runs: list[dict], reports: list[dict] | None = None,
     ({"runs": [{"name": "a", "nonsense": 1}]}, "run 'a': unknown run-configuration keys"),
     ({"runs": []}, "lists no runs"),
     ({"runs": [{"n_all": 3}]}, "run 1 needs a name"),
+    ({"runs": [{"name": "a"}], "defaults": ["epochs", 2]}, r"defaults must be a mapping"),
+    ({"runs": [{"name": "a", "tags": ["x"]}]}, r"run 'a': tags must be a mapping"),
+    ({"runs": [{"name": "a", "seeds": [0, 1], "tags": ["x"]}]}, "run 'a': tags must be a"),
+    ({"runs": [{"name": "a", "seeds": [0, 0]}]}, r"seeds \[0, 0\] repeat a seed"),
+    ({"runs": {"name": "a"}}, "runs is a list of runs"),
 ])
 def test_bad_batch_files_name_the_problem(tmp_path, spec, message):
     path = tmp_path / "bad.yaml"

@@ -246,3 +246,13 @@ def test_every_range_names_a_field():
     from segdec.config import _RANGES
 
     assert set(_RANGES) <= set(RunConfig.field_types())
+
+
+def test_a_null_setting_differs_from_a_saved_value_but_a_data_derived_null_does_not():
+    """n_seg null (every mask) is a setting: an MS run with n_seg 5 is not it. A null input
+    size or bit depth is what the data gives, which the saved run holds."""
+    saved = RunConfig(n_seg=5, input_height=64, input_width=320, bit_depth=8).to_dict()
+    assert RunConfig(n_seg=None).differences(saved) == {"n_seg": (5, None)}
+    assert RunConfig(n_seg=5).differences(saved) == {}
+    with_split = RunConfig(n_seg=None, split_csv="split.csv")
+    assert with_split.differences({**saved, "split_csv": "split.csv"}) == {}

@@ -92,6 +92,18 @@ def test_a_checkpoint_of_another_run_is_refused_before_metrics_are_overwritten(
     assert {p: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
 
 
+def test_the_same_network_trained_as_another_run_is_refused(tiny_run, tmp_path, capsys):
+    """Same architecture and size, another seed: still not this run's model."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    config = RunConfig.from_file(run / "config.yaml")
+    other = config.replace(seed=config.seed + 7)
+    save_checkpoint(run / "checkpoints" / "best.pt", SegDecNet(model_config(other)), other)
+    assert main(["evaluate", "--run", str(run), "--device", "cpu"]) == 2
+    assert (f"is not this run's network: it has seed {config.seed + 7} (the run: "
+            f"{config.seed})") in capsys.readouterr().err
+
+
 def test_saved_maps_show_images_at_the_runs_bit_depth(tmp_path):
     """Figure 9's images were read by each image's own depth: a 12-bit run's dark image (largest
     value 900) was shown 4x brighter (224) than the network saw it (56)."""
