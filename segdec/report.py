@@ -21,8 +21,10 @@ from matplotlib.figure import Figure
 from segdec import paper
 from segdec.config import RunConfig, supervision_mode
 from segdec.data.images import DataError
-from segdec.evaluate import image_metrics
+from segdec.data.prepare import prepare_data
+from segdec.evaluate import image_metrics, input_image, input_mask
 from segdec.io import atomic_write, write_text
+from segdec.records import MAPS_RECORD, pixel_free_maps
 
 MODES = ("WS", "MS", "FS")
 IMPROVED, BASELINE = "A+T+W", "none"  # the paper's network and Božič's
@@ -345,18 +347,60 @@ def figure8_pixel_labels(runs: pd.DataFrame,
 
 
 # ---- Figure 9 ---------------------------------------------------------------------------------
-def _run_of(runs: pd.DataFrame, mode: str, network: str) -> Path:
-    chosen = runs[(runs["mode"] == mode) & (runs["network"] == network)]
-    chosen = chosen[[(Path(d) / "segmentation_maps.npz").is_file() for d in chosen["run_dir"]]]
-    if chosen.empty:
-        raise DataError(f"no finished {mode} run with network {network!r} and saved maps "
-                         "(segmentation_maps.npz) among the runs; Figure 9 needs one with and "
-                         "one without the improvements")
-    # The most pixel labels; of several folds and seeds the first, so both columns show the
-    # same test images of the same split.
-    chosen = chosen.sort_values(["fold", "seed", "l_p"], ascending=[True, True, False],
-                                na_position="last")
-    return Path(chosen["run_dir"].iloc[0])
+def _has_maps(run_dir: str | Path) -> bool:
+    return any((Path(run_dir) / name).is_file()
+               for name in ("segmentation_maps.npz", MAPS_RECORD))
+
+
+def _paired_runs(runs: pd.DataFrame, mode: str, networks: list[str]) -> list[Path]:
+    """One run per network with saved maps, all of the same fold, seed, input size and L_p (so
+    every column shows the same test images of the same split): the first such setting by fold,
+    seed, then the most pixel labels."""
+    keys = ["fold", "seed", "input_size", "l_p"]
+    chosen = runs[(runs["mode"] == mode) & runs["network"].isin(networks)]
+    chosen = chosen[[_has_maps(d) for d in chosen["run_dir"]]]
+    complete = [key for key, group in chosen.groupby(keys, dropna=False)
+                if set(group["network"]) == set(networks)]
+    if not complete:
+        raise DataError(f"no {mode} runs of {' and '.join(repr(n) for n in networks)} with saved "
+                        f"maps ({MAPS_RECORD} or segmentation_maps.npz) on the same fold and "
+                        "seed among the runs; Figure 9 needs one with and one without the "
+                        "improvements")
+    fold, seed, size, l_p = sorted(complete, key=lambda k: (
+        np.inf if pd.isna(k[0]) else k[0], k[1], k[2], -k[3]))[0]
+    same = chosen[(chosen["seed"] == seed) & (chosen["input_size"] == size)
+                  & (chosen["l_p"] == l_p)
+                  & (chosen["fold"].isna() if pd.isna(fold) else chosen["fold"] == fold)]
+    return [Path(same.loc[same["network"] == n, "run_dir"].iloc[0]) for n in networks]
+
+
+def saved_maps(run_dir: Path) -> dict[str, np.ndarray]:
+    """A run's saved test maps with their images and masks: its segmentation_maps.npz, or the
+    pixel-free record (``records.MAPS_RECORD``) with the images and masks read again from the
+    run's dataset as the run read them."""
+    full = run_dir / "segmentation_maps.npz"
+    if full.is_file():
+        with np.load(full) as saved:
+            return dict(saved)
+    maps = pixel_free_maps(run_dir / MAPS_RECORD)
+    config = RunConfig.from_file(run_dir / "config.yaml")
+    try:
+        _, data = prepare_data(config, run_dir / "split.csv")
+    except (DataError, OSError) as err:
+        raise DataError(f"{run_dir} keeps its maps without the images, which are read from "
+                        f"{config.data_root} ({err}); get the dataset (segdec download "
+                        f"{config.dataset}, or see the README's 'Get the data') or point "
+                        "data_root at it") from None
+    index = {sample.name: i for i, sample in enumerate(data.test.samples)}
+    missing = [str(n) for n in maps["names"] if str(n) not in index]
+    if missing:
+        raise DataError(f"{run_dir}: {config.data_root} lacks the test images "
+                        f"{', '.join(missing)} of this run's split")
+    maps["images"] = np.array([input_image(data.test, index[str(n)], channels=1)
+                               for n in maps["names"]], dtype=np.uint8)
+    maps["masks"] = np.array([input_mask(data.test, index[str(n)]) for n in maps["names"]],
+                             dtype=np.uint8)
+    return maps
 
 
 MAP_COLOURS = "magma"
@@ -369,9 +413,9 @@ def figure9(runs: pd.DataFrame, mode: str = "FS", n_images: int = 4,
     the true defect outlined, the decision p against that run's threshold, and hit or miss;
     ``title_note`` is added to the title (``noted``)."""
     done = finished(runs)
-    columns = {NETWORK_NAMES.get(baseline, baseline): _run_of(done, mode, baseline),
-               NETWORK_NAMES[IMPROVED]: _run_of(done, mode, IMPROVED)}
-    saved = {title: np.load(run / "segmentation_maps.npz") for title, run in columns.items()}
+    columns = dict(zip((NETWORK_NAMES.get(baseline, baseline), NETWORK_NAMES[IMPROVED]),
+                       _paired_runs(done, mode, [baseline, IMPROVED]), strict=True))
+    saved = {title: saved_maps(run) for title, run in columns.items()}
     thresholds = {title: json.loads((run / "metrics.json").read_text())["threshold"]
                   for title, run in columns.items()}
     reference = saved[NETWORK_NAMES[IMPROVED]]

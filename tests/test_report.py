@@ -352,3 +352,17 @@ def test_sizes_are_rows_of_their_own_and_ksdd_ms_is_table6s_l_p(tmp_path):
         [5, "192x528", 70.0], [5, "96x264", 90.0]]
     text = narrative.describe_table6(table)
     assert "the paper's network (A+T+W) at 192x528 70.0 (one seed)" in text
+
+
+def test_figure9_reads_images_again_for_maps_kept_without_pixels(tiny_run, tmp_path):
+    """A committed record keeps the maps without the images (licences); Figure 9 reads the
+    images and masks from the dataset exactly as the run saved them."""
+    from segdec.records import copy_records
+
+    copy_records(tiny_run.parent, tmp_path)
+    record = tmp_path / tiny_run.name
+    assert not (record / "segmentation_maps.npz").exists()
+    again = report.saved_maps(record)
+    with np.load(tiny_run / "segmentation_maps.npz") as original:
+        for key in original.files:
+            np.testing.assert_array_equal(again[key], original[key])
