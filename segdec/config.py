@@ -22,7 +22,7 @@ from segdec.errors import ConfigError
 from segdec.io import write_text
 from segdec.model import ModelConfig
 from segdec.options import option
-from segdec.recipes import RECIPE_FIELDS, recipe
+from segdec.recipes import RECIPE_FIELDS, beta_for_epochs, recipe
 
 DATASETS = ("severstal", "ksdd", "dagm", "ksdd2", "folder")
 BALANCES = ("decay", "linear", "constant")
@@ -178,6 +178,9 @@ class RunConfig(ModelConfig):
             for name in unset:
                 if name in RECIPE_FIELDS:
                     setattr(self, name, values[name])
+            if "beta" in unset and "epochs" not in unset and isinstance(self.epochs, int):
+                # Given epochs: the balance still ends where the recipe's schedule ends.
+                self.beta = beta_for_epochs(self.epochs, values["epochs"], values["beta"])
         super().__post_init__()  # the architecture's own defaults, after the recipe's
         # Which fields were derived, so that a changed dataset, mode or architecture derives
         # them afresh (replace, from_args) instead of keeping values meant for the old settings.

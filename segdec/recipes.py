@@ -47,6 +47,15 @@ def decay_beta(epochs: int, final_theta: float = FINAL_THETA) -> float:
     return round(1.0 - final_theta ** (1.0 / max(epochs - 1, 1)), 4)
 
 
+def beta_for_epochs(epochs: int, recipe_epochs: int, recipe_beta: float) -> float:
+    """The beta that ends theta where the recipe's (epochs, beta) pair ends it, over
+    ``epochs``: with fewer epochs and the recipe's beta the balance would barely decay, and
+    the decayed balance (W) would silently be a different schedule."""
+    if epochs == recipe_epochs:
+        return recipe_beta
+    return decay_beta(epochs, (1.0 - recipe_beta) ** (recipe_epochs - 1))
+
+
 def severstal_recipe(n_all: int | None) -> dict[str, Any]:
     """Table 4's row with the nearest N_all (all positives count as the largest)."""
     nearest = min(SEVERSTAL_SCHEDULE, key=lambda n: abs(n - (n_all or max(SEVERSTAL_SCHEDULE))))

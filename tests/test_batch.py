@@ -124,8 +124,10 @@ def test_a_finished_run_with_other_settings_is_stale_not_skipped(tmp_path, capsy
                                                {"name": "b", "notes": {"new": "tag"},
                                                 "estimate": False}], epochs=4)
     runs = {r.name: r for r in load_batch(edited).runs}
-    assert runs["a"].changed_settings() == {"epochs": (3, 4), "learning_rate": (0.1, 0.5)}
-    assert runs["b"].changed_settings() == {"epochs": (3, 4)}  # the estimate changes no result
+    # beta follows the epochs (theta ends where Table 4's pair ends it)
+    changed = {"epochs": (3, 4), "beta": (0.3606, 0.2578)}
+    assert runs["a"].changed_settings() == {**changed, "learning_rate": (0.1, 0.5)}
+    assert runs["b"].changed_settings() == changed  # the estimate changes no result
     assert run_batch(edited, dry_run=True) == 1
     assert "a: stale:" in capsys.readouterr().out
     assert run_batch(edited) == 1

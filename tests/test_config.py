@@ -256,3 +256,14 @@ def test_a_null_setting_differs_from_a_saved_value_but_a_data_derived_null_does_
     assert RunConfig(n_seg=5).differences(saved) == {}
     with_split = RunConfig(n_seg=None, split_csv="split.csv")
     assert with_split.differences({**saved, "split_csv": "split.csv"}) == {}
+
+
+def test_given_epochs_keep_the_recipes_final_balance():
+    """Fewer epochs with the recipe's beta would leave theta near 0.8 (Severstal, 20 epochs
+    at 0.01): beta follows the epochs so that theta ends where Table 4's pair ends it."""
+    assert RunConfig(n_all=300).beta == 0.01  # Table 4's pair as published
+    short = RunConfig(n_all=300, epochs=20)
+    assert short.beta == 0.046 and round((1 - short.beta) ** 19, 3) == 0.409
+    assert round(0.99 ** 89, 3) == 0.409
+    assert RunConfig(dataset="ksdd", epochs=25).beta == 0.0374
+    assert RunConfig(n_all=300, epochs=20, beta=0.01).beta == 0.01  # given beta wins
