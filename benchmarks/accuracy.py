@@ -66,7 +66,7 @@ def write_accuracy(frame: pd.DataFrame, out: str | Path, command: str) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="benchmarks", type=Path)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)

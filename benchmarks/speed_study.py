@@ -70,6 +70,8 @@ PRODUCT_SECONDS = 0.05  # matrices grow until one product takes this long (or fi
 
 @dataclass(frozen=True)
 class StudySettings:
+    """What one study times: sizes, batch size, repetitions, and the optional parts."""
+
     sizes: tuple[tuple[str, int, int], ...] = FULL_SIZES
     batch_size: int = 1
     repeats: int = 3  # training steps, each paired with a matmul peak
@@ -250,6 +252,8 @@ def normalisation_ms(device: torch.device, settings: StudySettings, channels: in
 # ---- the whole study ----------------------------------------------------------------------------
 @dataclass
 class StudyResults:
+    """Everything one study measured, with the ratios and the markdown made from it."""
+
     machine: dict[str, str]
     peaks: dict[str, float]
     networks: pd.DataFrame
@@ -363,6 +367,7 @@ class StudyResults:
 
 def run_study(settings: StudySettings, device: torch.device,
               log: Callable[[str], None] = print) -> StudyResults:
+    """Peaks, every variant at every size, the loader per size, normalisation, a profile."""
     started = time.perf_counter()
     keep_freed_memory()  # before the first measurement: the whole run measures one allocator
     modes = ["fp32", "tf32", "bf16", "fp16"] if device.type == "cuda" else ["fp32", "bf16"]
@@ -406,7 +411,7 @@ def write_results(results: StudyResults, out: str | Path, command: str) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="quarter-size inputs")
     parser.add_argument("--out", default="benchmarks", type=Path)
     parser.add_argument("--batch-size", type=int, default=1)

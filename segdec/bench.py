@@ -53,6 +53,8 @@ COLUMNS = [
 
 @dataclass(frozen=True)
 class BenchSettings:
+    """What one ``segdec bench`` times: input sizes, batch size and how long a timing may run."""
+
     sizes: tuple[tuple[str, int, int], ...] = FULL_SIZES
     batch_size: int = 1
     max_run_time: float = 10.0  # seconds one timing may take; a small spread ends it sooner
@@ -243,6 +245,8 @@ def bench_network(network: str, dataset: str, height: int, width: int,
 # ---- the whole run ------------------------------------------------------------------------------
 @dataclass
 class BenchResults:
+    """One run's machine and per-network rows, as printed and written."""
+
     machine: dict[str, str]
     networks: pd.DataFrame
     settings: BenchSettings
@@ -280,6 +284,7 @@ class BenchResults:
 
 def run_bench(settings: BenchSettings, device: torch.device,
               log: Callable[[str], None] = print) -> BenchResults:
+    """Both networks at every size of ``settings``, one line logged per network."""
     started = time.perf_counter()
     keep_freed_memory()  # before the first measurement: the whole run measures one allocator
     rows = []
