@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -204,32 +202,17 @@ def cmd_records(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from segdec.bench import (
-        QUICK,
-        BenchSettings,
-        accuracy_check,
-        run_bench,
-        write_accuracy,
-        write_results,
-    )
-    from segdec.runtime import KEEP_FREED_MEMORY_ENV, resolve_device
+    from segdec.bench import QUICK, BenchSettings, command_line, run_bench, write_bench
+    from segdec.runtime import resolve_device
 
-    # The allocator setting changes what the bench measures: the command that made a file says it.
-    setting = os.environ.get(KEEP_FREED_MEMORY_ENV)
-    command = (f"{KEEP_FREED_MEMORY_ENV}={setting} " if setting is not None else "") + \
-        "segdec " + " ".join(args.argv)
-    if args.accuracy:
-        with tempfile.TemporaryDirectory() as work_dir:
-            frame = accuracy_check(resolve_device(args.device), work_dir)
-        print(frame.to_string(index=False))
-        print(f"\nwritten: {write_accuracy(frame, args.out, command)}")
-        return 0
     settings = QUICK if args.quick else BenchSettings()
-    settings = replace(settings, batch_size=args.batch_size, compile=args.compile)
+    settings = replace(settings, batch_size=args.batch_size)
     results = run_bench(settings, resolve_device(args.device))
-    path = write_results(results, args.out, command)
-    print(results.ratios().to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    print(f"\nwritten: {path} and {path.with_suffix('.csv')}")
+    command = command_line(["segdec", *args.argv])
+    print("\n" + results.markdown(command))
+    if args.out:
+        path = write_bench(results, args.out, command)
+        print(f"written: {path} and {path.with_suffix('.csv')}")
     return 0
 
 
@@ -365,13 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="time the paper's network against the original")
     bench.add_argument("--quick", action="store_true",
-                       help="the same variants on quarter-size inputs (its time is not measured)")
-    bench.add_argument("--out", default="benchmarks", type=Path)
+                       help="the same on quarter-size inputs, in less time per timing")
+    bench.add_argument("--out", type=Path, help="also write bench.md and bench.csv here")
     bench.add_argument("--batch-size", type=int, default=1)
-    bench.add_argument("--compile", action="store_true", help="also time torch.compile'd runs")
     bench.add_argument("--device", default="auto")
-    bench.add_argument("--accuracy", action="store_true",
-                       help="instead: a short MS run's AP in fp32 and in the default precision")
     bench.set_defaults(func=cmd_bench)
     return parser
 

@@ -1,5 +1,8 @@
-"""The label advisor: which weak positives to mask next, and the notebook that tests the advice."""
+"""The label advisor: which weak positives to mask next, and the notebook (with its helper
+notebooks/label_budget.py) that tests the advice."""
 
+import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +12,20 @@ import pytest
 
 from segdec.cli import main
 from segdec.data.images import DataError
-from segdec.suggest import COMPONENTS, binary_entropy, rank_candidates, with_pixel_labels
+from segdec.suggest import COMPONENTS, binary_entropy, rank_candidates
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "07_label_budget.ipynb"
+
+
+@pytest.fixture
+def experiment(monkeypatch):
+    """notebooks/label_budget.py, imported as the notebook imports it."""
+    spec = importlib.util.spec_from_file_location("label_budget",
+                                                  NOTEBOOK.with_name("label_budget.py"))
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_binary_entropy_is_one_bit_at_a_half_and_zero_when_sure():
@@ -45,7 +59,8 @@ def test_cli_writes_the_top_of_the_ranking(tiny_run, tmp_path, capsys):
     assert refused.value.code == 2 and "0 must be at least 1" in capsys.readouterr().err
 
 
-def test_with_pixel_labels_marks_only_training_positives(tiny_run):
+def test_with_pixel_labels_marks_only_training_positives(tiny_run, experiment):
+    with_pixel_labels = experiment.with_pixel_labels
     split = pd.read_csv(tiny_run / "split.csv")
     weak = split[(split.subset == "train") & (split.label == 1) & ~split.has_pixel_label]
     chosen = weak.image.head(2).tolist()
@@ -55,6 +70,28 @@ def test_with_pixel_labels_marks_only_training_positives(tiny_run):
     negative = split[(split.subset == "train") & (split.label == 0)].image.iloc[0]
     with pytest.raises(DataError, match="not a training positive"):
         with_pixel_labels(split, [negative])
+
+
+def test_the_experiments_summary_and_figure_keep_the_kernels_backend(experiment, tmp_path):
+    """advisor - random is paired by seed; the figure is drawn on whatever backend the notebook's
+    kernel has (it used to switch matplotlib to Agg inside the kernel)."""
+    import matplotlib
+
+    table = pd.DataFrame({"seed": [0, 0, 0, 1, 1, 1], "arm": list(experiment.ARMS) * 2,
+                          "ap": [0.5, 0.75, 0.5, 0.25, 0.5, 0.75],
+                          "n_pixel_labels": [2, 4, 4] * 2})
+    summary = experiment.summarise_label_budget(table)
+    assert summary.index.tolist() == ["initial", "advisor", "random", "advisor - random"]
+    assert summary.ap_mean.tolist() == [0.375, 0.625, 0.625, 0.0]
+    assert summary.wins.tolist() == ["", "", "", "1/2"]
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        path = experiment.plot_label_budget(table, tmp_path / "label_budget.png")
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
+    assert path.read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.slow
