@@ -1,5 +1,6 @@
 """KolektorSDD, DAGM, KolektorSDD2 and folder readers; fixed test sets and whole-item splits."""
 
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -379,7 +380,7 @@ def test_masks_beside_labels_name_relative_paths(tmp_path):
         read_folder(tmp_path)
 
 
-def test_varied_sizes_get_the_median_aspect_at_the_median_area(tmp_path, capsys):
+def test_varied_sizes_get_the_median_aspect_at_the_median_area(tmp_path, caplog):
     assert common_size([(256, 1600)] * 3) == ((256, 1600), "every image is 1600x256")
     shapes = [(248, 122), (300, 200), (380, 602), (320, 240), (300, 300)]
     (height, width), why = common_size(shapes)
@@ -392,7 +393,10 @@ def test_varied_sizes_get_the_median_aspect_at_the_median_area(tmp_path, capsys)
     (tmp_path / "labels.csv").write_text("image,label\n" + "".join(
         f"{i}.png,{i % 2}\n" for i in range(5)))
     config = RunConfig(dataset="folder", data_root=str(tmp_path))
+    caplog.set_level(logging.INFO, logger="segdec")
     assert input_size(config, [str(p) for p in sorted((tmp_path / "images").iterdir())]) == (
         320, 240)
-    printed = capsys.readouterr().out
-    assert "input size 240x320 (W x H): sizes vary" in printed and "warning: image sizes" in printed
+    assert caplog.record_tuples == [
+        ("segdec.data.prepare", logging.INFO, f"input size 240x320 (W x H): {why}; set "
+                                              "input_width and input_height to choose another"),
+        ("segdec.data.prepare", logging.WARNING, size_spread_warning(shapes))]

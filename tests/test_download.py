@@ -4,6 +4,7 @@ import hashlib
 import http.client
 import io
 import json
+import logging
 import re
 import urllib.request
 import zipfile
@@ -58,7 +59,8 @@ def _left_behind(parent: Path) -> list[str]:
     return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
 
 
-def test_good_archive_is_verified_and_not_fetched_again(good_zip, tmp_path, capsys):
+def test_good_archive_is_verified_and_not_fetched_again(good_zip, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="segdec")
     dest = download("severstal", tmp_path / "severstal", archive=good_zip, **SMALL)
     marker = json.loads((dest / MARKER).read_text())
     assert marker["images"] == 40 and marker["defective"] == 20
@@ -68,7 +70,9 @@ def test_good_archive_is_verified_and_not_fetched_again(good_zip, tmp_path, caps
     damaged = tmp_path / "damaged.zip"
     damaged.write_bytes(b"PK not a zip")
     download("severstal", dest, archive=damaged, **SMALL)  # verified: the archive is not opened
-    assert "already holds the verified dataset" in capsys.readouterr().out
+    assert caplog.messages == [f"verified 40 images (20 defective) in {dest}",
+                               f"{dest} already holds the verified dataset ({MARKER}); nothing "
+                               "to do"]
 
 
 def test_truncated_archive_leaves_nothing(good_zip, tmp_path):
@@ -284,7 +288,8 @@ def test_dagm_needs_the_archive_and_says_where_to_get_it(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_dagm_classes_arrive_one_archive_at_a_time(monkeypatch, tmp_path, capsys):
+def test_dagm_classes_arrive_one_archive_at_a_time(monkeypatch, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="segdec")
     class1 = _dataset_zip("dagm", tmp_path)
     class7 = _zip(tmp_path / "src" / "Class1", tmp_path / "Class7.zip", prefix="Class7/")
     dest = tmp_path / "out" / "dagm"
@@ -299,7 +304,10 @@ def test_dagm_classes_arrive_one_archive_at_a_time(monkeypatch, tmp_path, capsys
         config = RunConfig(dataset="dagm", data_root=str(dest), dataset_class=number)
         assert len(load_samples(config)) == 6
     download("dagm", dest, archive=class1)
-    assert f"{dest / 'Class1'} already holds the verified dataset" in capsys.readouterr().out
+    assert caplog.messages == [f"verified 6 images (2 defective) in {dest / 'Class1'}",
+                               f"verified 6 images (2 defective) in {dest / 'Class7'}",
+                               f"{dest / 'Class1'} already holds the verified dataset "
+                               f"({MARKER}); nothing to do"]
     (dest / "Class1" / MARKER).unlink()  # an unverified class is kept, and nothing else is added
     both = _zip(dest, tmp_path / "both.zip")
     with pytest.raises(DownloadError, match="Class1 holds files but no verified dataset"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import logging
 import os
 import shutil
 import stat
@@ -37,6 +38,8 @@ from segdec.data.ksdd import read_ksdd
 from segdec.data.ksdd2 import read_ksdd2
 from segdec.data.severstal import read_severstal
 from segdec.io import write_json
+
+logger = logging.getLogger(__name__)
 
 COMPETITION = "severstal-steel-defect-detection"
 RULES_URL = f"https://www.kaggle.com/competitions/{COMPETITION}/rules"
@@ -288,7 +291,7 @@ def verified(dest: Path, expected_images: int | None) -> bool:
 def _pending(target: Path, expected_images: int | None) -> bool:
     """Whether ``target`` still needs the dataset; refuses a folder holding unverified files."""
     if verified(target, expected_images):
-        print(f"{target} already holds the verified dataset ({MARKER}); nothing to do")
+        logger.info("%s already holds the verified dataset (%s); nothing to do", target, MARKER)
         return False
     if target.exists() and any(target.iterdir()):
         raise DownloadError(f"{target} holds files but no verified dataset ({MARKER}); empty it "
@@ -348,13 +351,13 @@ def download(
     if archive is not None and not Path(archive).is_file():
         raise DownloadError(f"archive {archive} does not exist")
     if archive is None and dataset == "severstal":
-        print(f"using Kaggle credentials from {kaggle_credentials()}")
+        logger.info("using Kaggle credentials from %s", kaggle_credentials())
     elif archive is None and not source.url:
         raise DownloadError(f"{source.title} has no direct download: open {source.page}, download "
                             f"the archive ({source.archive}) in a browser and pass it with --zip "
                             f"FILE. Licence: {source.licence}")
     elif archive is None:
-        print(f"{source.title} from {source.url}; licence: {source.licence}")
+        logger.info("%s from %s; licence: %s", source.title, source.url, source.licence)
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.download-", dir=dest.parent))
     try:
@@ -395,5 +398,5 @@ def _lay_out(dataset: str, root: Path, dest: Path, expected_images: int | None,
             unit.target.rmdir()  # empty: _pending refused any other
         unit.target.parent.mkdir(parents=True, exist_ok=True)
         unit.staged.rename(unit.target)
-        print(f"verified {record['images']} images ({record['defective']} defective) in "
-              f"{unit.target}")
+        logger.info("verified %d images (%d defective) in %s", record["images"],
+                    record["defective"], unit.target)
