@@ -212,9 +212,6 @@ def test_a_zip_with_a_symlink_is_refused(tmp_path):
 
 def test_kaggle_without_a_network_is_one_line(tmp_path):
     class Offline:
-        def authenticate(self) -> None:
-            pass
-
         def competition_download_files(self, competition, path, quiet):
             raise requests.ConnectionError("Max retries exceeded with url: /api/v1/...")
 
