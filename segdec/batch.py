@@ -18,6 +18,7 @@ GPUs that worker sees, so start one worker per GPU, each with its own ``CUDA_VIS
 from __future__ import annotations
 
 import fnmatch
+import logging
 import multiprocessing
 import os
 import re
@@ -35,6 +36,7 @@ from segdec.config import RunConfig
 from segdec.errors import ConfigError, MissingExtraError
 from segdec.timing import batch_progress
 
+logger = logging.getLogger(__name__)
 KERNEL = "python3"  # the kernel of the Python that runs the batch (ipykernel is a dependency)
 # ipykernel logs to its own stderr, the batch's terminal: a warning about unencrypted local TCP at
 # every start and an error when jupyter_client interrupts the idle kernel to shut it down. Only
@@ -259,10 +261,6 @@ def plan(runs: list[BatchRun]) -> pd.DataFrame:
     ])
 
 
-def _print(line: str) -> None:
-    print(line, flush=True)  # progress shows at once in a log file of a long batch
-
-
 # ---- executing ----------------------------------------------------------------------------------
 def execute_notebook(notebook: Path, output: Path, parameters: dict, name: str,
                      cwd: str) -> Result:
@@ -317,7 +315,7 @@ def _worker_gpus(workers: int, gpus: int) -> list[str]:
 
 def execute_runs(batch: Batch, runs: list[BatchRun], workers: int | None = None,
                  scheduler: str | None = None,
-                 log: Callable[[str], None] = _print) -> list[Result]:
+                 log: Callable[[str], None] = logger.info) -> list[Result]:
     """Execute the unfinished ``runs``; skipped and failed runs are results too, in any order."""
     statuses = {r.name: r.status for r in runs}
     results = [Result(r.name, "skipped") for r in runs if statuses[r.name] == "finished"]
@@ -391,7 +389,7 @@ def execute_runs(batch: Batch, runs: list[BatchRun], workers: int | None = None,
     return results
 
 
-def execute_reports(batch: Batch, log: Callable[[str], None] = _print,
+def execute_reports(batch: Batch, log: Callable[[str], None] = logger.info,
                     only: list[str] | None = None) -> list[Result]:
     """Execute the reports (with ``only``, those whose names match a shell-style pattern)."""
     chosen = [r for r in batch.reports
@@ -424,7 +422,7 @@ def prepare_synthetic(batch: Batch) -> None:
 
 def run_batch(path: str | Path, only: list[str] | None = None, dry_run: bool = False,
               workers: int | None = None, scheduler: str | None = None,
-              log: Callable[[str], None] = _print, reports_only: bool = False) -> int:
+              log: Callable[[str], None] = logger.info, reports_only: bool = False) -> int:
     """The ``segdec batch`` command: 0 when every run and report succeeded, else 1. With
     ``reports_only``, render the reports from the runs finished so far and train nothing (with
     ``only``, the reports whose names match)."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from segdec.config import RunConfig
 from segdec.errors import ConfigError, OutputExistsError, SegdecError
+from segdec.messages import show_messages
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -360,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     args.argv = argv
+    show_messages()
     try:
         return args.func(args)
     # Bad input, and paths given by the user that are missing, taken or not accessible, are one

@@ -33,8 +33,9 @@ class ModelConfig:
     attention_on_large_conv: bool = option(False, "model", "SE after conv 10 too")
     norm: str = option("instance", "model", "feature normalisation", ("instance", "batch"))
     se_reduction: int = option(16, "model", "SE reduction ratio")
-    # Božič et al. keep it on in every run; for one's own images the folder recipe turns it off
-    # (measured: KolektorSDD 0.871 -> 0.915, DAGM Class1 0.954 -> 1.000; README).
+    # Božič et al. keep it on in every run; for one's own images the folder recipe turns it off:
+    # the image labels then train the map too, which lifted the real sets measured
+    # (figures/own_images/README.md).
     gradient_adjustment: bool | None = option(None, "model", "keep the decision loss out of the "
                                               "segmentation subnetwork (null: the recipe's)")
     # "described": Table 2 as the papers describe it; "released": Božič's published network
@@ -42,9 +43,9 @@ class ModelConfig:
     architecture: str = option("described", "model", "Table 2 as described, or Božič's "
                                "released network", ARCHITECTURES)
     # The papers say "the segmentation map" without saying which. Raw BCE logits on clean surface
-    # fall without bound (to -43 in 25 KSDD epochs at lr 1.0), and the classifier, reading their
-    # global mean, then diverges (MS on KSDD: figures/ksdd/diagnosis); probabilities stay in
-    # [0, 1]. Božič's released network bounds them its own way, by normalising the map.
+    # fall without bound, and the classifier, reading their global mean, then diverges (MS on
+    # KSDD: figures/ksdd/diagnosis measures both); probabilities stay in [0, 1]. Božič's released
+    # network bounds them its own way, by normalising the map.
     seg_to_decision: str | None = option(None, "model", "what the decision subnetwork reads of "
                                          "the segmentation map (null: the architecture's own, "
                                          "probability as described, logit as released)",
@@ -60,10 +61,10 @@ class ModelConfig:
         return asdict(self)
 
 
-# Dilations whose weight gradient is computed on the interleaved sub-images (space-to-batch).
-# Measured on a 2-core AVX2 CPU (benchmarks/results.md): oneDNN's weight gradient of a dilation-2
-# 3x3 convolution runs at 20-40 GFLOP/s, the dense one on the d x d sub-images at 35-65; for
-# conv 10's dilation 7 at 1/8 resolution oneDNN's own is already fast and the shuffle costs more.
+# Dilations whose weight gradient is computed on the interleaved sub-images (space-to-batch):
+# dilation 2, whose dilated weight-gradient kernel oneDNN runs slowly with AVX2 kernels; for conv
+# 10's dilation 7 at 1/8 resolution oneDNN's own is already fast and the shuffle costs more
+# (benchmarks/README.md, "The atrous weight gradient follows the CPU").
 SPACE_TO_BATCH_DILATIONS = (2,)
 
 

@@ -26,12 +26,12 @@ PUBLISHED: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "ksdd2": ({"epochs": 50, "batch_size": 1, "learning_rate": 0.01, "delta": 1.0,
                "dilate_masks": 15, "dt_power": 2.0, "dt_max_weight": 3.0}, {}),
     # One's own images: Božič's KSDD recipe, measured to learn small real sets read through the
-    # folder format (README, "Your own images"), in half its epochs and without its
+    # folder format (figures/own_images/README.md), in half its epochs and without its
     # resolution-specific mask dilation. Severstal's batch 10 at lr 0.1 takes 100x smaller
     # steps per image and does not learn a thousand images in a few epochs. A small validation
     # split often gives AP 1.0 at several validations: the one with the lowest loss is kept.
     # Gradient adjustment is off: the image labels then train the map too, which lifted every
-    # real set measured (FS, MS and WS; README, "Your own images").
+    # real set measured (FS, MS and WS; figures/own_images/README.md and figures/ksdd/diagnosis).
     "folder": ({"epochs": 25, "batch_size": 1, "learning_rate": 1.0, "delta": 0.01,
                 "dilate_masks": 0, "dt_power": 2.0, "dt_max_weight": 1.0, "tie_break": "loss",
                 "gradient_adjustment": False},

@@ -83,11 +83,11 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
     "auto" is fp32, with TF32 matmuls and convolutions ("tf32") on GPUs of compute capability
     8.0 and newer, on the device actually used. Not bf16: on KolektorSDD bf16 kept the image APs
-    within one seed's noise but cost the segmentation maps (FS pixel AP 0.575 against 0.631 in
-    fp32, benchmarks/ksdd_precision.md). TF32 keeps fp32's range and accumulation and rounds
-    only the products' inputs to 10 mantissa bits (bf16: 7); its cost is not measured here, so
-    it is recorded in runtime.json, and "fp32" switches it off. Older GPUs (T4, V100) get fp32
-    too: fp16 (with loss scaling) is one setting away but unmeasured, and bf16 is emulated there.
+    within one seed's noise but cost the segmentation maps (benchmarks/ksdd_precision.md). TF32
+    keeps fp32's range and accumulation and rounds only the products' inputs to 10 mantissa bits
+    (bf16: 7); its cost is not measured here, so it is recorded in runtime.json, and "fp32"
+    switches it off. Older GPUs (T4, V100) get fp32 too: fp16 (with loss scaling) is one setting
+    away but unmeasured, and bf16 is emulated there.
     """
     if precision == "auto":
         return "tf32" if can_compute("tf32", device) else "fp32"
@@ -129,8 +129,8 @@ def set_deterministic(deterministic: bool, device: torch.device) -> None:
 
 def data_workers(num_workers: int | None, device: torch.device) -> int:
     """Data-loading processes: as set, else (None) up to 4 on a GPU, which a single process
-    would starve, and none on a CPU, where decoding is 21-49x faster than a training step
-    (README, Performance) and workers would take the step's cores."""
+    would starve, and none on a CPU, where decoding is many times faster than a training step
+    (benchmarks/README.md) and workers would take the step's cores."""
     if num_workers is not None:
         return num_workers
     return min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
@@ -145,8 +145,8 @@ def cpu_has_fast_bf16() -> bool:
 def space_to_batch_pays() -> bool:
     """Whether the space-to-batch weight gradient beats oneDNN's dilated kernel on this CPU.
 
-    Measured (``benchmarks/results.md``): with AVX2 kernels it is faster (1.07-1.74x per step),
-    with AVX-512 ones oneDNN's own is (1.08-1.23x). Elsewhere, unmeasured, the framework's own.
+    Measured (``benchmarks/README.md``): with AVX2 kernels it is faster, with AVX-512 ones
+    oneDNN's own is. Elsewhere, unmeasured, the framework's own.
     ``ATEN_CPU_CAPABILITY`` (with ``ONEDNN_MAX_CPU_ISA``) moves a machine between the two.
     """
     return torch.backends.cpu.get_cpu_capability() == "AVX2"

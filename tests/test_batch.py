@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -113,7 +114,7 @@ def test_seeds_expand_a_run_into_one_per_seed(tmp_path):
         load_batch(write_batch(tmp_path / "c.yaml", [{"name": "a", "seeds": 2}]))
 
 
-def test_a_finished_run_with_other_settings_is_stale_not_skipped(tmp_path, capsys):
+def test_a_finished_run_with_other_settings_is_stale_not_skipped(tmp_path, caplog):
     """Editing a finished run's settings in the batch file must not pass as 'finished'."""
     path = write_batch(tmp_path / "b.yaml", [{"name": "a"}, {"name": "b"}], epochs=3)
     for run in load_batch(path).runs:
@@ -128,10 +129,12 @@ def test_a_finished_run_with_other_settings_is_stale_not_skipped(tmp_path, capsy
     changed = {"epochs": (3, 4), "beta": (0.3606, 0.2578)}
     assert runs["a"].changed_settings() == {**changed, "learning_rate": (0.1, 0.5)}
     assert runs["b"].changed_settings() == changed  # the estimate changes no result
+    caplog.set_level(logging.INFO, logger="segdec")
     assert run_batch(edited, dry_run=True) == 1
-    assert "a: stale:" in capsys.readouterr().out
+    assert any(line.startswith("a: stale:") for line in caplog.messages)
+    caplog.clear()
     assert run_batch(edited) == 1
-    out = capsys.readouterr().out
+    out = "\n".join(caplog.messages)
     assert "b: stale, not run" in out and "move or delete that folder" in out
     assert "already finished" not in out
     assert yaml.safe_load((tmp_path / "runs" / "a" / "config.yaml").read_text())["epochs"] == 3
@@ -158,7 +161,8 @@ def report(notebook: str, runs: Path, out: Path, **parameters) -> dict:
 
 
 @pytest.mark.slow
-def test_batch_isolates_a_failing_run_and_renders_the_reports(tmp_path, tiny_severstal, capsys):
+def test_batch_isolates_a_failing_run_and_renders_the_reports(tmp_path, tiny_severstal, caplog):
+    caplog.set_level(logging.INFO, logger="segdec")
     runs, figures = tmp_path / "runs", tmp_path / "figures"
     path = write_batch(
         tmp_path / "b.yaml",
@@ -171,8 +175,7 @@ def test_batch_isolates_a_failing_run_and_renders_the_reports(tmp_path, tiny_sev
          report("06_ablation.ipynb", runs, figures, compare_with_paper=True)],
         data_root=str(tiny_severstal), **TINY)
     assert run_batch(path, workers=2) == 1  # two local processes
-    out = capsys.readouterr().out
-    assert "FAILED broken: DataError" in out
+    assert any(line.startswith("FAILED broken: DataError") for line in caplog.messages)
     for name in ("fs-atw", "fs-none"):
         assert (runs / name / "metrics.json").is_file()
         assert (tmp_path / "out" / "t" / f"{name}.ipynb").is_file()
@@ -183,13 +186,13 @@ def test_batch_isolates_a_failing_run_and_renders_the_reports(tmp_path, tiny_sev
     # Reports alone, from the runs finished so far: nothing trains, the figures come again.
     shutil.rmtree(figures)
     assert run_batch(path, reports_only=True) == 0
-    assert "reports from the 2 of 3 runs finished so far" in capsys.readouterr().out
+    assert "reports from the 2 of 3 runs finished so far" in caplog.messages
     assert sorted(p.name for p in figures.iterdir()) == produced
     assert not (runs / "broken" / "metrics.json").exists()
 
 
 @pytest.mark.slow
-def test_a_killed_batch_restarted_runs_only_what_is_missing(tmp_path, tiny_severstal, capsys):
+def test_a_killed_batch_restarted_runs_only_what_is_missing(tmp_path, tiny_severstal, caplog):
     path = write_batch(tmp_path / "b.yaml", [{"name": "first"}, {"name": "second"}],
                        data_root=str(tiny_severstal), **{**TINY, "epochs": 2})
     command = [sys.executable, "-m", "segdec", "batch", str(path)]
@@ -203,9 +206,10 @@ def test_a_killed_batch_restarted_runs_only_what_is_missing(tmp_path, tiny_sever
     batch.wait()
     assert first.is_file() and not (tmp_path / "runs" / "second" / "metrics.json").is_file()
     finished_at = first.stat().st_mtime
+    caplog.set_level(logging.INFO, logger="segdec")
     assert run_batch(path) == 0
-    out = capsys.readouterr().out
-    assert "first: already finished, skipped" in out and "second: done" in out
+    assert "first: already finished, skipped" in caplog.messages
+    assert any(line.startswith("[2/2] second: done") for line in caplog.messages)
     assert first.stat().st_mtime == finished_at
 
 
@@ -359,7 +363,7 @@ def test_workers_below_one_are_refused(tmp_path, capsys, workers):
 
 @pytest.mark.slow
 def test_kernel_logs_stay_out_of_the_output_and_a_failing_notebook_still_says_why(tmp_path,
-                                                                                     capfd):
+                                                                                     capfd, caplog):
     notebook = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell('out_dir = ""', metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell('if out_dir.endswith("bad"):\n    raise ValueError("bad run")')])
@@ -369,9 +373,11 @@ def test_kernel_logs_stay_out_of_the_output_and_a_failing_notebook_still_says_wh
     path = write_batch(tmp_path / "b.yaml", [{"name": "good"}, {"name": "bad"}])
     spec = yaml.safe_load(path.read_text())
     path.write_text(yaml.safe_dump({**spec, "notebook": str(tmp_path / "tiny.ipynb")}))
+    caplog.set_level(logging.INFO, logger="segdec")
     assert run_batch(path, workers=1) == 1
     out, err = capfd.readouterr()
-    assert "good: done" in out and "FAILED bad: ValueError: bad run" in out
+    assert any(line.startswith("[1/2] good: done") for line in caplog.messages)
+    assert "FAILED bad: ValueError: bad run" in caplog.messages
     assert "[IPKernelApp]" not in out + err
 
 

@@ -1,5 +1,6 @@
 """KolektorSDD, DAGM, KolektorSDD2 and folder readers; fixed test sets and whole-item splits."""
 
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -337,8 +338,9 @@ def test_folder_layouts_refuse_what_they_cannot_read(tmp_path):
         read_folder(tmp_path / "beside")
 
 
-def test_masks_beside_named_by_no_rule_are_warned_about(tmp_path, capsys):
+def test_masks_beside_named_by_no_rule_are_warned_about(tmp_path, caplog):
     """img3-mask.png (a dash) became one more clean image, and img3 lost its defect, silently."""
+    caplog.set_level(logging.INFO, logger="segdec")
     write_layout("masks-beside", tmp_path)
     image(tmp_path / "item1" / "p3.png")
     mask(tmp_path / "item1" / "p3-mask.png")
@@ -346,25 +348,26 @@ def test_masks_beside_named_by_no_rule_are_warned_about(tmp_path, capsys):
     image(tmp_path / "item2" / "budget_01.png")  # not a mask word: no warning
     samples = {s.name for s in read_folder(tmp_path)}
     assert {"item1/p3-mask.png", "item2/p0 GT.png", "item2/budget_01.png"} <= samples
-    out = capsys.readouterr().out
-    for name in ("item1/p3-mask.png", "item2/p0 GT.png"):
-        assert (f"warning: {tmp_path / name} looks like a mask but matches no mask rule, so it is "
-                "read as an image (label 0); in the masks-beside layout masks are images in "
-                "nested folders, masks beside them (or in Label/ beside them) as "
-                "<stem>_mask|_GT|_label.*: rename it") in out
-    assert "budget_01" not in out and out.count("warning:") == 2
+    assert caplog.record_tuples == [
+        ("segdec.data.folder", logging.WARNING,
+         f"{tmp_path / name} looks like a mask but matches no mask rule, so it is read as an image "
+         "(label 0); in the masks-beside layout masks are images in nested folders, masks beside "
+         "them (or in Label/ beside them) as <stem>_mask|_GT|_label.*: rename it")
+        for name in ("item1/p3-mask.png", "item2/p0 GT.png")]  # budget_01: no warning
 
 
 @pytest.mark.parametrize("layout", ["images-masks", "masks-beside"])
-def test_macos_resource_forks_are_skipped_with_a_warning(layout, tmp_path, capsys):
+def test_macos_resource_forks_are_skipped_with_a_warning(layout, tmp_path, caplog):
     expected = write_layout(layout, tmp_path)
     first = tmp_path / ("images" if layout == "images-masks" else "item1")
     forks = [first / "._a.png", first / "._p0.png", tmp_path / "._x.jpg"]
     for fork in forks:
         fork.write_bytes(b"\x00\x05\x16\x07 AppleDouble")
     assert {s.name for s in read_folder(tmp_path)} == set(expected)
-    assert (f"warning: skipped 3 macOS resource-fork file(s) (._*, not images): "
-            f"{', '.join(str(p) for p in sorted(forks))}; delete them") in capsys.readouterr().out
+    assert caplog.record_tuples == [("segdec.data.folder", logging.WARNING, (
+        f"skipped 3 macOS resource-fork file(s) (._*, not images): "
+        f"{', '.join(str(p) for p in sorted(forks))}; delete them (dot_clean, or find . -name "
+        "'._*' -delete)"))]
 
 
 def test_masks_beside_labels_name_relative_paths(tmp_path):
@@ -379,7 +382,7 @@ def test_masks_beside_labels_name_relative_paths(tmp_path):
         read_folder(tmp_path)
 
 
-def test_varied_sizes_get_the_median_aspect_at_the_median_area(tmp_path, capsys):
+def test_varied_sizes_get_the_median_aspect_at_the_median_area(tmp_path, caplog):
     assert common_size([(256, 1600)] * 3) == ((256, 1600), "every image is 1600x256")
     shapes = [(248, 122), (300, 200), (380, 602), (320, 240), (300, 300)]
     (height, width), why = common_size(shapes)
@@ -392,7 +395,10 @@ def test_varied_sizes_get_the_median_aspect_at_the_median_area(tmp_path, capsys)
     (tmp_path / "labels.csv").write_text("image,label\n" + "".join(
         f"{i}.png,{i % 2}\n" for i in range(5)))
     config = RunConfig(dataset="folder", data_root=str(tmp_path))
+    caplog.set_level(logging.INFO, logger="segdec")
     assert input_size(config, [str(p) for p in sorted((tmp_path / "images").iterdir())]) == (
         320, 240)
-    printed = capsys.readouterr().out
-    assert "input size 240x320 (W x H): sizes vary" in printed and "warning: image sizes" in printed
+    assert caplog.record_tuples == [
+        ("segdec.data.prepare", logging.INFO, f"input size 240x320 (W x H): {why}; set "
+                                              "input_width and input_height to choose another"),
+        ("segdec.data.prepare", logging.WARNING, size_spread_warning(shapes))]

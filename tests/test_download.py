@@ -1,10 +1,14 @@
 """segdec download against local archives (file:// URLs) and a stand-in Kaggle API; no network."""
 
+import contextlib
 import hashlib
 import http.client
 import io
 import json
+import logging
+import os
 import re
+import socket
 import urllib.request
 import zipfile
 from dataclasses import replace
@@ -17,12 +21,13 @@ from segdec.cli import main
 from segdec.config import RunConfig
 from segdec.data.catalogue import load_samples
 from segdec.data.download import (
+    CREDENTIALS_HELP,
     MARKER,
     SOURCES,
     DownloadError,
     download,
     fetch_from_kaggle,
-    kaggle_credentials,
+    kaggle_api,
 )
 from tests.conftest import shared_path
 from tests.layouts import mask, write_layout
@@ -48,17 +53,29 @@ def good_zip(tiny_severstal, tmp_path_factory) -> Path:
 
 @pytest.fixture
 def no_credentials(monkeypatch, tmp_path):
-    for name in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_CONFIG_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
+    """The real kaggle package, offline, with an empty home: no variable, token or kaggle.json."""
+    for name in [name for name in os.environ if name.startswith("KAGGLE_")]:
+        monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+
+    def offline(*args, **kwargs):
+        raise AssertionError("a test tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", offline)
+    with contextlib.redirect_stdout(io.StringIO()):  # importing kaggle looks for credentials
+        from kaggle.api.kaggle_api_extended import KaggleApi
+    # kaggle fixes its kaggle.json path when first imported; point it into the empty home
+    monkeypatch.setattr(KaggleApi, "config", str(home / ".kaggle" / "kaggle.json"))
 
 
 def _left_behind(parent: Path) -> list[str]:
     return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
 
 
-def test_good_archive_is_verified_and_not_fetched_again(good_zip, tmp_path, capsys):
+def test_good_archive_is_verified_and_not_fetched_again(good_zip, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="segdec")
     dest = download("severstal", tmp_path / "severstal", archive=good_zip, **SMALL)
     marker = json.loads((dest / MARKER).read_text())
     assert marker["images"] == 40 and marker["defective"] == 20
@@ -68,7 +85,9 @@ def test_good_archive_is_verified_and_not_fetched_again(good_zip, tmp_path, caps
     damaged = tmp_path / "damaged.zip"
     damaged.write_bytes(b"PK not a zip")
     download("severstal", dest, archive=damaged, **SMALL)  # verified: the archive is not opened
-    assert "already holds the verified dataset" in capsys.readouterr().out
+    assert caplog.messages == [f"verified 40 images (20 defective) in {dest}",
+                               f"{dest} already holds the verified dataset ({MARKER}); nothing "
+                               "to do"]
 
 
 def test_truncated_archive_leaves_nothing(good_zip, tmp_path):
@@ -123,20 +142,32 @@ def test_missing_credentials_are_explained_before_anything_is_written(no_credent
         assert hint in message
     assert not (tmp_path / "severstal").exists() and _left_behind(tmp_path) == []
     assert main(["download", "severstal", "--dest", str(tmp_path / "severstal")]) == 2
-    assert "no Kaggle credentials found" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert err == f"segdec download: error: {CREDENTIALS_HELP}\n"
+    assert out == ""  # kaggle's own help, printed before it exits, is replaced by ours
 
 
-def test_credentials_are_found_but_never_shown(no_credentials, monkeypatch, tmp_path):
+def test_the_kaggle_package_finds_the_credentials_and_they_are_never_shown(
+        no_credentials, monkeypatch, tmp_path, caplog):
+    """kaggle's own authenticate, offline: a key in the environment or in kaggle.json."""
+    caplog.set_level(logging.INFO, logger="segdec")
     monkeypatch.setenv("KAGGLE_USERNAME", "someone")
-    with pytest.raises(DownloadError):  # a username alone is not enough
-        kaggle_credentials()
+    with pytest.raises(DownloadError, match="no Kaggle credentials found"):  # no key
+        kaggle_api()
     monkeypatch.setenv("KAGGLE_KEY", "s3cr3t-key")
-    assert "s3cr3t-key" not in kaggle_credentials()
+    assert kaggle_api().config_values["key"] == "s3cr3t-key"
+    monkeypatch.delenv("KAGGLE_USERNAME")
     monkeypatch.delenv("KAGGLE_KEY")
     token = tmp_path / "home" / ".kaggle" / "kaggle.json"
     token.parent.mkdir(parents=True)
-    token.write_text('{"username": "someone", "key": "s3cr3t-key"}')
-    assert kaggle_credentials() == str(token)
+    token.write_text('{"username": "someone else", "key": "s3cr3t-key"}')
+    token.chmod(0o644)
+    assert kaggle_api().config_values["username"] == "someone else"
+    assert caplog.messages == [
+        "using the Kaggle credentials of someone",
+        "kaggle: Warning: Your Kaggle API key is readable by other users on this system! To fix "
+        f"this, you can run 'chmod 600 {token}'",
+        "using the Kaggle credentials of someone else"]
 
 
 class FakeKaggle:
@@ -149,6 +180,7 @@ class FakeKaggle:
     def authenticate(self) -> None:
         if not self.authenticated:
             raise SystemExit(1)
+        self.config_values = {"username": "someone"}
 
     def competition_download_files(self, competition, path, quiet):
         assert competition == "severstal-steel-defect-detection" and not quiet
@@ -161,7 +193,7 @@ class FakeKaggle:
 
 def test_kaggle_answers_are_explained(tmp_path):
     with pytest.raises(DownloadError, match="no Kaggle credentials found"):
-        fetch_from_kaggle(tmp_path, FakeKaggle(authenticated=False))
+        kaggle_api(FakeKaggle(authenticated=False))
     with pytest.raises(DownloadError, match=r"403 Forbidden\): accept the competition's rules "
                                             r"at https://www.kaggle.com/competitions/"):
         fetch_from_kaggle(tmp_path, FakeKaggle(status=403))
@@ -169,9 +201,11 @@ def test_kaggle_answers_are_explained(tmp_path):
         fetch_from_kaggle(tmp_path, FakeKaggle(status=401))
 
 
-def test_download_through_the_kaggle_api(good_zip, monkeypatch, tmp_path):
-    monkeypatch.setenv("KAGGLE_API_TOKEN", "token-value")
+def test_download_through_the_kaggle_api(good_zip, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="segdec")
     dest = download("severstal", tmp_path / "severstal", api=FakeKaggle(good_zip), **SMALL)
+    assert caplog.messages == ["using the Kaggle credentials of someone",
+                               f"verified 40 images (20 defective) in {dest}"]
     assert (dest / MARKER).is_file() and (dest / "train.csv").is_file()
     assert not list(dest.glob("*.zip")) and _left_behind(tmp_path) == []
 
@@ -284,7 +318,8 @@ def test_dagm_needs_the_archive_and_says_where_to_get_it(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_dagm_classes_arrive_one_archive_at_a_time(monkeypatch, tmp_path, capsys):
+def test_dagm_classes_arrive_one_archive_at_a_time(monkeypatch, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="segdec")
     class1 = _dataset_zip("dagm", tmp_path)
     class7 = _zip(tmp_path / "src" / "Class1", tmp_path / "Class7.zip", prefix="Class7/")
     dest = tmp_path / "out" / "dagm"
@@ -299,7 +334,10 @@ def test_dagm_classes_arrive_one_archive_at_a_time(monkeypatch, tmp_path, capsys
         config = RunConfig(dataset="dagm", data_root=str(dest), dataset_class=number)
         assert len(load_samples(config)) == 6
     download("dagm", dest, archive=class1)
-    assert f"{dest / 'Class1'} already holds the verified dataset" in capsys.readouterr().out
+    assert caplog.messages == [f"verified 6 images (2 defective) in {dest / 'Class1'}",
+                               f"verified 6 images (2 defective) in {dest / 'Class7'}",
+                               f"{dest / 'Class1'} already holds the verified dataset "
+                               f"({MARKER}); nothing to do"]
     (dest / "Class1" / MARKER).unlink()  # an unverified class is kept, and nothing else is added
     both = _zip(dest, tmp_path / "both.zip")
     with pytest.raises(DownloadError, match="Class1 holds files but no verified dataset"):

@@ -190,6 +190,18 @@ def test_explore_shows_the_first_figure_and_redraws_on_a_slider(monkeypatch):
     assert calls[-1] == (5, 0.04) and len(updates) == 1
 
 
+def test_explore_needs_ipywidgets_a_dependency(monkeypatch):
+    """ipywidgets is required (pyproject.toml): an install without it fails loudly, before any
+    figure, instead of showing the notebook without its sliders."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # what a missing package imports as
+    calls = []
+    with pytest.raises(ImportError, match="ipywidgets"):
+        explore(lambda dilation: calls.append(dilation) or Figure(), dilation=(2, 1, 7, 1))
+    assert calls == []
+
+
 def test_saved_figures_are_pngs_at_110_dpi(tmp_path):
     figure = Figure(figsize=(2, 1))
     axis = figure.add_axes((0, 0, 1, 1))

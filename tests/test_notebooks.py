@@ -106,6 +106,7 @@ def test_download_notebook_extracts_a_local_archive(tmp_path):
     printed = "".join(o.get("text", "") for c in nbformat.read(executed, as_version=4).cells
                       if c.cell_type == "code" for o in c.outputs)
     assert f"2 images, 1 with defects, in {tmp_path / 'severstal'}" in printed
+    assert f"verified 2 images (1 defective) in {tmp_path / 'severstal'}" in printed  # logged
     assert (tmp_path / "severstal" / ".segdec-verified.json").is_file()
 
 

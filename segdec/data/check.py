@@ -4,15 +4,17 @@ first epoch)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from segdec.data.dataset import Sample
 from segdec.data.images import MAX_BIT_DEPTH, DataError, decode_image
+
+logger = logging.getLogger(__name__)
 
 # A mask marking more of its image than this is more likely a white or coloured background (an
 # inverted mask, a palette whose index 0 is white) than a defect.
@@ -71,9 +73,9 @@ class DataCheck:
         return f"a run {what} bit_depth {depth} ({origin})"
 
     def raise_for_problems(self, what: str = "the dataset") -> None:
-        """Print the warnings, then refuse the data if there are problems (training's check)."""
+        """Log the warnings, then refuse the data if there are problems (training's check)."""
         for warning in self.warnings:
-            tqdm.write(f"warning: {warning}")
+            logger.warning(warning)
         if self.problems:
             raise DataError(
                 f"{len(self.problems)} problems in {what}:\n"

@@ -10,9 +10,12 @@ A verified destination is not downloaded again; a failed run leaves the destinat
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
+import io
 import json
+import logging
 import os
 import shutil
 import stat
@@ -21,7 +24,7 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -38,6 +41,8 @@ from segdec.data.ksdd2 import read_ksdd2
 from segdec.data.severstal import read_severstal
 from segdec.io import write_json
 
+logger = logging.getLogger(__name__)
+
 COMPETITION = "severstal-steel-defect-detection"
 RULES_URL = f"https://www.kaggle.com/competitions/{COMPETITION}/rules"
 SEVERSTAL_IMAGES, SEVERSTAL_SIZE = 12568, (1600, 256)  # (W, H)
@@ -47,7 +52,8 @@ CREDENTIALS_HELP = f"""no Kaggle credentials found. Provide one of:
   - ~/.kaggle/kaggle.json (or $KAGGLE_CONFIG_DIR/kaggle.json): on kaggle.com open Settings ->
     API -> "Create New Token", save the file there and `chmod 600` it;
   - the environment variables KAGGLE_USERNAME and KAGGLE_KEY (both);
-  - an API token in the environment variable KAGGLE_API_TOKEN or in ~/.kaggle/access_token.
+  - an API token in the environment variable KAGGLE_API_TOKEN or in ~/.kaggle/access_token;
+  - `kaggle auth login`, which signs in in a browser and keeps the credentials itself.
 Then accept the competition's rules at {RULES_URL} (Kaggle answers 403 Forbidden until you do).
 Or download the archive in a browser and pass it with --zip FILE."""
 
@@ -56,43 +62,14 @@ class DownloadError(DataError):
     """The download, the archive or its contents failed; the message says what to do."""
 
 
-def kaggle_credentials() -> str:
-    """Where the kaggle package will find credentials (never the secret itself)."""
-    env = os.environ
-    if env.get("KAGGLE_API_TOKEN"):
-        return "the KAGGLE_API_TOKEN environment variable"
-    if env.get("KAGGLE_USERNAME") and env.get("KAGGLE_KEY"):
-        return "the KAGGLE_USERNAME and KAGGLE_KEY environment variables"
-    home = Path.home()
-    xdg = Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "kaggle"
-    config_dirs = [Path(env["KAGGLE_CONFIG_DIR"])] if env.get("KAGGLE_CONFIG_DIR") else []
-    candidates = [d / "kaggle.json" for d in [*config_dirs, home / ".kaggle", xdg]] + [
-        home / ".kaggle" / name for name in ("access_token", "access_token.txt", "credentials.json")
-    ]
-    for path in candidates:
-        if path.is_file():
-            return str(path)
-    raise DownloadError(CREDENTIALS_HELP)
-
-
-def fetch_from_kaggle(folder: Path, api: Any = None) -> Path:
-    """Download the competition archive into ``folder`` (with progress); its path.
-
-    ``api`` stands in for ``kaggle.KaggleApi()`` in tests; the kaggle package is imported only
-    here, because importing it already tries to authenticate.
-    """
+@contextlib.contextmanager
+def _kaggle_answers() -> Iterator[None]:
+    """Kaggle's refusals and a missing network (errors of requests, which kaggle uses) as one
+    line that says what to do."""
     import requests
 
-    if api is None:
-        from kaggle.api.kaggle_api_extended import KaggleApi
-
-        api = KaggleApi()
     try:
-        api.authenticate()
-    except SystemExit:  # the kaggle package exits when it finds no usable credentials
-        raise DownloadError(CREDENTIALS_HELP) from None
-    try:
-        api.competition_download_files(COMPETITION, path=str(folder), quiet=False)
+        yield
     except requests.HTTPError as err:
         status = err.response.status_code if err.response is not None else None
         if status == 403:
@@ -107,6 +84,37 @@ def fetch_from_kaggle(folder: Path, api: Any = None) -> Path:
             f"could not reach Kaggle ({type(err).__name__}); check the network connection and "
             "run again, or download the archive in a browser and pass it with --zip"
         ) from None
+
+
+def kaggle_api(api: Any = None) -> Any:
+    """A Kaggle API client holding credentials, found by the kaggle package's own
+    ``authenticate``; ``api`` stands in for ``KaggleApi()`` in tests.
+
+    Where kaggle finds no credentials it prints its help and exits: CREDENTIALS_HELP says it
+    instead. Anything else it prints (a key file readable by others) becomes a warning. It is
+    imported only here, because importing it already looks for credentials.
+    """
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), _kaggle_answers():
+        if api is None:
+            from kaggle.api.kaggle_api_extended import KaggleApi
+
+            api = KaggleApi()
+        try:
+            api.authenticate()
+        except SystemExit:
+            raise DownloadError(CREDENTIALS_HELP) from None
+    if printed.getvalue().strip():
+        logger.warning("kaggle: %s", printed.getvalue().strip())
+    logger.info("using the Kaggle credentials of %s", api.config_values.get("username"))
+    return api
+
+
+def fetch_from_kaggle(folder: Path, api: Any) -> Path:
+    """Download the competition archive into ``folder`` (with progress) through ``api``, from
+    ``kaggle_api``; its path."""
+    with _kaggle_answers():
+        api.competition_download_files(COMPETITION, path=str(folder), quiet=False)
     archives = sorted(folder.glob("*.zip"))
     if not archives:
         raise DownloadError(f"Kaggle sent no zip archive for {COMPETITION}; run again")
@@ -288,7 +296,7 @@ def verified(dest: Path, expected_images: int | None) -> bool:
 def _pending(target: Path, expected_images: int | None) -> bool:
     """Whether ``target`` still needs the dataset; refuses a folder holding unverified files."""
     if verified(target, expected_images):
-        print(f"{target} already holds the verified dataset ({MARKER}); nothing to do")
+        logger.info("%s already holds the verified dataset (%s); nothing to do", target, MARKER)
         return False
     if target.exists() and any(target.iterdir()):
         raise DownloadError(f"{target} holds files but no verified dataset ({MARKER}); empty it "
@@ -348,13 +356,13 @@ def download(
     if archive is not None and not Path(archive).is_file():
         raise DownloadError(f"archive {archive} does not exist")
     if archive is None and dataset == "severstal":
-        print(f"using Kaggle credentials from {kaggle_credentials()}")
+        api = kaggle_api(api)  # before anything is written
     elif archive is None and not source.url:
         raise DownloadError(f"{source.title} has no direct download: open {source.page}, download "
                             f"the archive ({source.archive}) in a browser and pass it with --zip "
                             f"FILE. Licence: {source.licence}")
     elif archive is None:
-        print(f"{source.title} from {source.url}; licence: {source.licence}")
+        logger.info("%s from %s; licence: %s", source.title, source.url, source.licence)
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.download-", dir=dest.parent))
     try:
@@ -395,5 +403,5 @@ def _lay_out(dataset: str, root: Path, dest: Path, expected_images: int | None,
             unit.target.rmdir()  # empty: _pending refused any other
         unit.target.parent.mkdir(parents=True, exist_ok=True)
         unit.staged.rename(unit.target)
-        print(f"verified {record['images']} images ({record['defective']} defective) in "
-              f"{unit.target}")
+        logger.info("verified %d images (%d defective) in %s", record["images"],
+                    record["defective"], unit.target)

@@ -26,15 +26,17 @@ no mask rule, and macOS ``._*`` files (skipped), are warned about.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from segdec.data.dataset import Sample
 from segdec.data.images import IMAGE_SUFFIXES, DataError
+
+logger = logging.getLogger(__name__)
 
 LAYOUT = "images/ + optional masks/ (same stem) + optional labels.csv (image,label)"
 LAYOUTS = {
@@ -59,25 +61,21 @@ def _image_files(folder: Path, recursive: bool = False) -> list[Path]:
                   and not p.name.startswith("._"))
 
 
-def _warn(message: str) -> None:
-    tqdm.write(f"warning: {message}")
-
-
 def _warn_skipped(root: Path) -> None:
     forks = sorted(p for p in root.rglob("._*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if forks:
         named = ", ".join(str(p) for p in forks[:5]) + (f" and {len(forks) - 5} more"
                                                         if len(forks) > 5 else "")
-        _warn(f"skipped {len(forks)} macOS resource-fork file(s) (._*, not images): {named}; "
-              "delete them (dot_clean, or find . -name '._*' -delete)")
+        logger.warning("skipped %d macOS resource-fork file(s) (._*, not images): %s; delete "
+                       "them (dot_clean, or find . -name '._*' -delete)", len(forks), named)
 
 
 def _warn_mask_lookalikes(samples: list[Sample], layout: str) -> None:
     for sample in samples:
         if MASK_WORD.search(Path(sample.image).stem.lower()):
-            _warn(f"{sample.image} looks like a mask but matches no mask rule, so it is read as "
-                  f"an image (label {sample.label}); in the {layout} layout masks are "
-                  f"{LAYOUTS[layout]}: rename it")
+            logger.warning("%s looks like a mask but matches no mask rule, so it is read as an "
+                           "image (label %s); in the %s layout masks are %s: rename it",
+                           sample.image, sample.label, layout, LAYOUTS[layout])
 
 
 def _raise_problems(problems: list[str], root: Path) -> None:

@@ -3,6 +3,7 @@ read), with the input size and bit depth resolved."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Sampler
-from tqdm.auto import tqdm
 
 from segdec.config import RunConfig
 from segdec.data.catalogue import DEFAULT_SIZES, load_samples
@@ -27,6 +27,8 @@ from segdec.data.images import (
 from segdec.data.splits import load_split, make_split, subset
 from segdec.model import SegDecNet
 from segdec.runtime import data_workers
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -81,7 +83,7 @@ def _readable_shape(path: str) -> tuple[int, int] | None:
 
 def input_size(config: RunConfig, images: list[str]) -> tuple[int, int]:
     """(H, W): the configured size, else the dataset's usual one (KolektorSDD: Božič's), else
-    ``common_size`` of the training ``images``; a derived size is printed with its reason."""
+    ``common_size`` of the training ``images``; a derived size is logged with its reason."""
     height, width = config.input_height, config.input_width
     if not (height and width):
         usual = DEFAULT_SIZES.get(config.dataset)
@@ -93,11 +95,11 @@ def input_size(config: RunConfig, images: list[str]) -> tuple[int, int]:
                 raise DataError("no training image could be read to choose the input size; "
                                 "run segdec check-data")
             native, why = common_size(shapes)
-            tqdm.write(f"input size {native[1]}x{native[0]} (W x H): {why}; set input_width and "
-                       "input_height to choose another")
+            logger.info("input size %dx%d (W x H): %s; set input_width and input_height to "
+                        "choose another", native[1], native[0], why)
             warning = size_spread_warning(shapes)
             if warning:
-                tqdm.write(f"warning: {warning}")
+                logger.warning(warning)
         height, width = height or native[0], width or native[1]
     if min(height, width) < SegDecNet.min_size:
         raise DataError(f"input size {width}x{height} (from the images or the configuration) is "
@@ -129,7 +131,7 @@ def run_bit_depth(config: RunConfig, parts: dict[str, list[Sample]]) -> int:
                        if s.image in largest), default=8)
         depth, origin = min(deepest, MAX_BIT_DEPTH), "the deepest of the training images"
         if depth > 8:
-            tqdm.write(f"bit depth {depth}: {origin}; set bit_depth to choose another")
+            logger.info("bit depth %d: %s; set bit_depth to choose another", depth, origin)
     too_deep = [path for path, top in largest.items() if top > 2**depth - 1]
     if too_deep:
         more = f" ({len(too_deep) - 1} more images of the split too)" if len(too_deep) > 1 else ""
