@@ -1,0 +1,98 @@
+"""The time budget: durations as typed, the planner on a fake machine, and one budgeted run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from segdec.budget import candidate_sizes, kept_beta, median_defect_px, plan_budget
+from segdec.timing import RunEstimate, validations
+
+SIZE = (344, 296)  # (H, W) the configured input, where the fake machine's steps are "timed"
+STEP_S_PER_PIXEL, IMAGE_S_PER_PIXEL = 3e-6, 1e-6
+MEASURED = RunEstimate(epochs=25, steps=558, step_s=STEP_S_PER_PIXEL * SIZE[0] * SIZE[1],
+                       validations=validations(0, 25, 5), validate_every=5, val_images=100,
+                       test_images=257, image_s=IMAGE_S_PER_PIXEL * SIZE[0] * SIZE[1])
+# Defect bounding boxes as fractions of image height and width; the median's smaller side at
+# 1/8 of SIZE is 3.7 px (large), 2.5 px (small: the 2 px floor binds first) and 0.7 px (tiny).
+LARGE = np.array([[0.05, 0.2], [0.1, 0.1], [0.15, 0.1], [0.3, 0.2], [0.4, 0.5]])
+SMALL, TINY, NONE = LARGE * 0.68, LARGE * 0.2, np.zeros((0, 2))
+BETA = 0.0375  # the folder recipe's for 25 epochs
+
+
+def test_beta_is_recomputed_so_the_balance_ends_where_the_recipe_puts_it():
+    # (1 - beta)^11 = (1 - 0.036)^24 = 0.4148: theta's last value after 12 epochs instead of 25
+    assert kept_beta(0.036, 25, 12) == 0.0769
+    assert (1 - kept_beta(0.036, 25, 12)) ** 11 == pytest.approx(0.964 ** 24, abs=2e-4)
+    assert kept_beta(0.036, 25, 25) == 0.036  # not rounded when nothing changes
+
+
+def test_candidate_sizes_keep_the_aspect_ratio_in_multiples_of_8_down_to_the_network_minimum():
+    sizes = candidate_sizes(SIZE)
+    assert sizes[:4] == [(344, 296), (336, 288), (328, 280), (320, 272)]
+    assert sizes[-1] == (72, 64) and len(sizes) == 35
+    assert median_defect_px(LARGE, SIZE) == pytest.approx(3.7)
+    assert median_defect_px(NONE, SIZE) is None
+
+
+@pytest.mark.parametrize(("budget_s", "size", "epochs", "beta", "planned_s"), [
+    (3 * 3600, (344, 296), 25, 0.0375, 4338.4),  # fits as configured: nothing changes
+    (1200, (248, 216), 13, 0.0736, 1195.6),  # pixels 0.53 and epochs 0.52 of the configured
+    (600, (208, 176), 9, 0.1083, 568.3),
+])
+def test_the_plan_shares_the_cut_between_pixels_and_epochs(budget_s, size, epochs, beta,
+                                                           planned_s):
+    plan = plan_budget(budget_s, MEASURED, SIZE, BETA, LARGE)
+    assert (plan.size, plan.epochs, plan.beta, plan.fits) == (size, epochs, beta, True)
+    assert plan.estimate.total_s == pytest.approx(planned_s, abs=0.05)
+    assert plan.configured.total_s == pytest.approx(4338.4, abs=0.05)
+
+
+def test_the_plan_line_says_what_was_chosen_and_why():
+    assert plan_budget(3 * 3600, MEASURED, SIZE, BETA, LARGE).line() == (
+        "time budget 3.0 h: the configured 296x344, 25 epochs ≈ 72 min fits; nothing changed")
+    plan = plan_budget(1200, MEASURED, SIZE, BETA, LARGE)
+    assert plan.line() == (
+        "time budget 20 min: 216x248, 13 epochs (β 0.0736), ≈ 20 min instead of 296x344, 25 "
+        "epochs ≈ 72 min; the median defect stays 2.7 px at 1/8 (at least 2 kept); step times "
+        "measured at 296x344 and scaled by pixels")
+    assert plan.fields() == {"input_height": 248, "input_width": 216, "epochs": 13,
+                             "beta": 0.0736}
+    record = plan.record()
+    assert (record["budget_s"], record["planned_s"], record["configured"]["epochs"]) == (
+        1200, plan.estimate.total_s, 25)
+
+
+def test_the_input_never_shrinks_the_median_defect_below_2_px_at_one_eighth():
+    plan = plan_budget(1200, MEASURED, SIZE, BETA, SMALL)
+    # 240x280 keeps the median defect at 2.04 px; the next smaller size would take it under 2,
+    # so the rest of the cut comes from the epochs (10, where large defects allow 13)
+    assert (plan.size, plan.epochs, plan.beta) == ((280, 240), 10, 0.0969)
+    assert plan.defect_px == pytest.approx(2.04)
+    sizes = candidate_sizes(SIZE)
+    assert median_defect_px(SMALL, sizes[sizes.index(plan.size) + 1]) < 2
+    # defects under 2 px already at the configured size, or no masks to judge them: the size
+    # stays, only the epochs are cut
+    for extents, why in ((TINY, "the median defect is 0.7 px at 1/8 already at 296x344, so "
+                                "the input size is kept"),
+                         (NONE, "no pixel-labelled defects to judge their visibility by, so the "
+                                "input size is kept")):
+        kept = plan_budget(1200, MEASURED, SIZE, BETA, extents)
+        assert (kept.size, kept.epochs, kept.beta) == (SIZE, 6, 0.1676)
+        assert kept.line().endswith(why)
+
+
+def test_a_budget_too_small_trains_the_quickest_plan_allowed_and_says_so():
+    plan = plan_budget(60, MEASURED, SIZE, BETA, LARGE)
+    assert (plan.size, plan.epochs, plan.beta, plan.fits) == ((184, 160), 5, 0.2049, False)
+    assert plan.line() == (
+        "time budget 60 s is too small on this machine (296x344, 25 epochs ≈ 72 min): training "
+        "the quickest plan allowed (at least 5 epochs, the defects kept visible), 160x184, 5 "
+        "epochs (β 0.2049), ≈ 4 min; the median defect stays 2.0 px at 1/8 (at least 2 kept); "
+        "step times measured at 296x344 and scaled by pixels")
+
+
+def test_a_balance_without_beta_keeps_its_beta():
+    plan = plan_budget(1200, MEASURED, SIZE, None, LARGE)
+    assert (plan.size, plan.epochs, plan.beta) == ((248, 216), 13, None)
+    assert "beta" not in plan.fields() and "β" not in plan.line()
