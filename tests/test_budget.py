@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 from segdec.budget import candidate_sizes, kept_beta, median_defect_px, plan_budget
-from segdec.timing import RunEstimate, validations
+from segdec.cli import main
+from segdec.config import RunConfig
+from segdec.errors import ConfigError
+from segdec.timing import RunEstimate, parse_duration, validations
 
 SIZE = (344, 296)  # (H, W) the configured input, where the fake machine's steps are "timed"
 STEP_S_PER_PIXEL, IMAGE_S_PER_PIXEL = 3e-6, 1e-6
@@ -18,6 +21,20 @@ MEASURED = RunEstimate(epochs=25, steps=558, step_s=STEP_S_PER_PIXEL * SIZE[0] *
 LARGE = np.array([[0.05, 0.2], [0.1, 0.1], [0.15, 0.1], [0.3, 0.2], [0.4, 0.5]])
 SMALL, TINY, NONE = LARGE * 0.68, LARGE * 0.2, np.zeros((0, 2))
 BETA = 0.0375  # the folder recipe's for 25 epochs
+
+
+def test_durations_are_read_with_their_units(capsys):
+    assert [parse_duration(text) for text in ("90s", "20m", "1.5h", "300", " 2 M ")] == [
+        90.0, 1200.0, 5400.0, 300.0, 120.0]
+    assert RunConfig.from_dict({"time_budget": "20m"}).time_budget == 1200.0  # YAML, notebook
+    assert RunConfig.from_dict({"time_budget": 90}).time_budget == 90.0
+    assert RunConfig.from_dict({"time_budget": "none"}).time_budget is None
+    with pytest.raises(ConfigError, match="greater than 0 seconds"):
+        RunConfig.from_dict({"time_budget": "0m"})
+    assert main(["train", "--time-budget", "20 minutes", "--out-dir", "unused"]) == 2
+    assert capsys.readouterr().err == (
+        "segdec train: error: time_budget: '20 minutes' is not a duration: give a number with "
+        "s, m or h (90s, 20m, 1.5h) or a number of seconds\n")
 
 
 def test_beta_is_recomputed_so_the_balance_ends_where_the_recipe_puts_it():
@@ -96,3 +113,11 @@ def test_a_balance_without_beta_keeps_its_beta():
     plan = plan_budget(1200, MEASURED, SIZE, None, LARGE)
     assert (plan.size, plan.epochs, plan.beta) == ((248, 216), 13, None)
     assert "beta" not in plan.fields() and "β" not in plan.line()
+
+
+def test_a_budgeted_run_is_not_stale_for_the_values_its_budget_chose():
+    asked = RunConfig(time_budget=1200.0, epochs=25, beta=BETA)
+    saved = {**asked.to_dict(), "input_height": 248, "input_width": 216, "epochs": 13,
+             "beta": 0.0736}
+    assert asked.differences(saved) == {}
+    assert set(asked.replace(time_budget=None).differences(saved)) == {"epochs", "beta"}
