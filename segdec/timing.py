@@ -122,16 +122,18 @@ def batch_progress(elapsed: float, run_seconds: Sequence[float], remaining: int,
 
 
 def record_estimate(run_dir: Path, start_epoch: int, estimate: RunEstimate | None,
-                    estimate_s: float) -> None:
+                    estimate_s: float, budget: dict | None = None) -> None:
     """``timing.json``: one entry per stretch of the run (a resumed run appends one), its
-    estimate now and its actual seconds when it ends (``record_actual``)."""
+    estimate now, the time budget's plan where one was given, and its actual seconds when it
+    ends (``record_actual``)."""
     path = run_dir / "timing.json"
     stretches = json.loads(path.read_text()) if start_epoch > 0 and path.is_file() else []
     write_json(path, [*stretches, {
         "from_epoch": start_epoch,
         "estimated_s": estimate.total_s if estimate else None,
         "parts": estimate.parts() if estimate else None,
-        "estimate_took_s": estimate_s, "actual_s": None}])
+        "estimate_took_s": estimate_s, **({"budget": budget} if budget else {}),
+        "actual_s": None}])
 
 
 def record_actual(run_dir: Path, actual_s: float, stopped: dict | None) -> None:

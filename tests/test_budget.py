@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import json
 
-from segdec.budget import candidate_sizes, kept_beta, median_defect_px, plan_budget
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from segdec.budget import (
+    candidate_sizes,
+    defect_extents,
+    kept_beta,
+    median_defect_px,
+    plan_budget,
+)
 from segdec.cli import main
 from segdec.config import RunConfig
+from segdec.data.dataset import DefectDataset, Sample, TargetOptions
+from segdec.demo import demo_config
 from segdec.errors import ConfigError
 from segdec.timing import RunEstimate, parse_duration, validations
+from segdec.train import train
 
 SIZE = (344, 296)  # (H, W) the configured input, where the fake machine's steps are "timed"
 STEP_S_PER_PIXEL, IMAGE_S_PER_PIXEL = 3e-6, 1e-6
@@ -50,6 +64,23 @@ def test_candidate_sizes_keep_the_aspect_ratio_in_multiples_of_8_down_to_the_net
     assert sizes[-1] == (72, 64) and len(sizes) == 35
     assert median_defect_px(LARGE, SIZE) == pytest.approx(3.7)
     assert median_defect_px(NONE, SIZE) is None
+
+
+def test_defect_extents_are_the_pixel_labelled_defects_bounding_boxes(tmp_path):
+    """Two defects in one 80x40 mask (a 10x4 box, and two diagonal pixels that are one
+    8-connected piece); a weakly labelled positive's and a negative's masks are not read."""
+    mask = np.zeros((40, 80), np.uint8)
+    mask[5:9, 10:20] = 255
+    mask[20, 40] = mask[21, 41] = 255
+    Image.fromarray(np.zeros((40, 80), np.uint8)).save(tmp_path / "image.png")
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    Image.fromarray(np.zeros((40, 80), np.uint8)).save(tmp_path / "empty.png")
+    samples = [Sample.from_mask(name, tmp_path / "image.png", tmp_path / mask_file)
+               for name, mask_file in (("a", "mask.png"), ("b", "mask.png"), ("c", "empty.png"))]
+    dataset = DefectDataset(samples, [True, False, True], TargetOptions(size=(40, 80)))
+    assert defect_extents(dataset).tolist() == [[0.1, 0.125], [0.05, 0.025]]
+    # at 80x320 the smaller sides are 8 and 8 px, 4 and 8 px: 1 and 0.5 px at 1/8, median 0.75
+    assert median_defect_px(defect_extents(dataset), (80, 320)) == 0.75
 
 
 @pytest.mark.parametrize(("budget_s", "size", "epochs", "beta", "planned_s"), [
@@ -121,3 +152,35 @@ def test_a_budgeted_run_is_not_stale_for_the_values_its_budget_chose():
              "beta": 0.0736}
     assert asked.differences(saved) == {}
     assert set(asked.replace(time_budget=None).differences(saved)) == {"epochs", "beta"}
+
+
+@pytest.mark.slow
+def test_train_with_a_budget_applies_and_records_its_plan(tiny_severstal, tmp_path, capsys):
+    """A budget of 1 s cannot be met on any machine: the quickest plan allowed is trained, 5
+    epochs instead of 6 (the synthetic defects are under 2 px at 1/8, so 128x64 stays), with
+    beta recomputed; the run is the one those values give without a budget."""
+    base = demo_config(tmp_path, data_root=str(tiny_severstal), epochs=6, validate_every=2,
+                       n_all=4, n_test=8, n_val=8, batch_size=2, estimate=False)
+    base.save(tmp_path / "base.yaml")
+    run = tmp_path / "budget"
+    assert main(["train", "--config", str(tmp_path / "base.yaml"), "--time-budget", "1s",
+                 "--out-dir", str(run)]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines()
+                if line.startswith("time budget"))
+    assert line.startswith("time budget 1 s is too small on this machine (128x64, 6 epochs")
+    assert line.endswith("at 128x64, so the input size is kept")
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    planned = {"input_height": 64, "input_width": 128, "epochs": 5, "beta": 0.0621}
+    assert {k: saved[k] for k in planned} == planned and saved["time_budget"] == 1.0
+    (timing,) = json.loads((run / "timing.json").read_text())
+    assert {k: timing["budget"][k] for k in ("budget_s", *planned, "fits")} == {
+        "budget_s": 1.0, **planned, "fits": False}
+    assert timing["budget"]["configured"]["epochs"] == 6 and timing["actual_s"] > 0
+    # resuming with the configuration as first given keeps the plan (the run is finished)
+    budgeted = base.replace(time_budget=1.0, out_dir=str(run))
+    metrics = train(budgeted, resume=True, progress=False)
+    plain = train(base.replace(**planned, out_dir=str(tmp_path / "plain")), progress=False)
+    assert metrics == plain
+    a, b = (pd.read_csv(tmp_path / name / "history.csv").drop(columns="seconds")
+            for name in ("budget", "plain"))
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
