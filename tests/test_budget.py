@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from segdec.batch import load_batch
 from segdec.budget import (
     candidate_sizes,
     defect_extents,
@@ -146,12 +148,19 @@ def test_a_balance_without_beta_keeps_its_beta():
     assert "beta" not in plan.fields() and "β" not in plan.line()
 
 
-def test_a_budgeted_run_is_not_stale_for_the_values_its_budget_chose():
-    asked = RunConfig(time_budget=1200.0, epochs=25, beta=BETA)
-    saved = {**asked.to_dict(), "input_height": 248, "input_width": 216, "epochs": 13,
+def test_a_budgeted_batch_run_is_not_stale_for_the_values_its_budget_chose(tmp_path):
+    path = tmp_path / "b.yaml"
+    path.write_text(yaml.safe_dump({
+        "batch": "b", "runs_dir": str(tmp_path / "runs"), "defaults": {"time_budget": "20m"},
+        "runs": [{"name": "a", "epochs": 25, "beta": BETA}]}))
+    (run,) = load_batch(path).runs
+    assert run.config.time_budget == 1200.0 and run.parameters()["time_budget"] == 1200.0
+    saved = {**run.config.to_dict(), "input_height": 248, "input_width": 216, "epochs": 13,
              "beta": 0.0736}
-    assert asked.differences(saved) == {}
-    assert set(asked.replace(time_budget=None).differences(saved)) == {"epochs", "beta"}
+    RunConfig.from_dict(saved).save(Path(run.config.out_dir) / "config.yaml")
+    (Path(run.config.out_dir) / "metrics.json").write_text("{}")
+    assert run.status == "finished"
+    assert set(run.config.replace(time_budget=None).differences(saved)) == {"epochs", "beta"}
 
 
 @pytest.mark.slow
