@@ -324,7 +324,8 @@ class RunConfig(ModelConfig):
             if base is bool:
                 options["action"] = argparse.BooleanOptionalAction
             else:
-                options["metavar"] = _METAVARS.get(base, "VALUE")
+                options["metavar"] = ("DURATION" if f.metadata.get("parse") is parse_duration
+                                      else _METAVARS.get(base, "VALUE"))
                 if f.metadata.get("choices"):
                     options["choices"] = f.metadata["choices"]
                     options["metavar"] = "{" + ",".join(f.metadata["choices"]) + "}"

@@ -47,6 +47,9 @@ def test_durations_are_read_with_their_units(capsys):
     assert RunConfig.from_dict({"time_budget": "none"}).time_budget is None
     with pytest.raises(ConfigError, match="greater than 0 seconds"):
         RunConfig.from_dict({"time_budget": "0m"})
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "--time-budget DURATION" in capsys.readouterr().out
     assert main(["train", "--time-budget", "20 minutes", "--out-dir", "unused"]) == 2
     assert capsys.readouterr().err == (
         "segdec train: error: time_budget: '20 minutes' is not a duration: give a number with "
