@@ -23,6 +23,7 @@ from segdec.io import write_text
 from segdec.model import ModelConfig
 from segdec.options import option
 from segdec.recipes import RECIPE_FIELDS, beta_for_epochs, recipe
+from segdec.timing import parse_duration
 
 DATASETS = ("severstal", "ksdd", "dagm", "ksdd2", "folder")
 BALANCES = ("decay", "linear", "constant")
@@ -43,6 +44,8 @@ UNCOMPARED_FIELDS = ("out_dir", "notes", "num_workers", "estimate")
 # Short spellings; "--data" would otherwise be an ambiguous prefix of --dataset and --data-root.
 OPTION_ALIASES = {"data_root": ("--data",)}
 OPTION_GROUPS = ("data", "model", "loss", "optimisation", "outputs")
+# What a time budget chooses (segdec/budget.py): a budgeted run saves other values than asked for.
+BUDGET_FIELDS = ("input_height", "input_width", "epochs", "beta")
 _METAVARS = {int: "INT", float: "FLOAT", str: "TEXT", list[int]: "[INT, ...]",
              dict[str, Any]: "{KEY: VALUE}"}
 
@@ -73,6 +76,7 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "num_workers": (lambda v: v >= 0, ">= 0 (0: load in the training process)"),
     "validate_every": (lambda v: v >= 1, "at least 1"),
     "patience": (lambda v: v >= 1, "at least 1 (or null: off)"),
+    "time_budget": (lambda v: v > 0, "greater than 0 seconds (or null: no budget)"),
     "n_saved_maps": (lambda v: v >= 0, ">= 0"),
 }
 
@@ -159,6 +163,10 @@ class RunConfig(ModelConfig):
                                   "half of the epochs (null: off)")
     estimate: bool = option(True, "optimisation", "time a few steps first and print the run's "
                             "expected duration (they do not change its result)")
+    time_budget: float | None = option(None, "optimisation", "fit the run into this time on "
+                                       "this machine with a smaller input and fewer epochs: 90s, "
+                                       "20m, 1.5h or seconds (null: no budget)",
+                                       parse=parse_duration)
     tie_break: str | None = option(None, "optimisation", "which of several validations with the "
                                    "best AP is kept: first, or loss (the lowest validation log "
                                    "loss); null: the recipe's", TIE_BREAKS)
@@ -243,12 +251,19 @@ class RunConfig(ModelConfig):
         if unknown:
             raise ConfigError(f"unknown run-configuration keys: {', '.join(unknown)}")
         types = cls.field_types()
+        parsers = {f.name: f.metadata.get("parse") for f in fields(cls)}
         coerced = {}
         for name, value in values.items():
             try:
                 coerced[name] = _coerce(types[name], value)
             except ValueError:
-                raise ConfigError(f"{name}={value!r} must be {_type_name(types[name])}") from None
+                if not (parsers[name] and isinstance(value, str)):
+                    raise ConfigError(
+                        f"{name}={value!r} must be {_type_name(types[name])}") from None
+                try:
+                    coerced[name] = parsers[name](value)
+                except ConfigError as err:
+                    raise ConfigError(f"{name}: {err}") from None
         return cls(**coerced)
 
     @classmethod
@@ -277,9 +292,12 @@ class RunConfig(ModelConfig):
     def differences(self, saved: dict[str, Any], ignore: tuple[str, ...] = UNCOMPARED_FIELDS
                     ) -> dict[str, tuple[Any, Any]]:
         """Where a saved run's configuration differs from this one: field -> (saved, here).
-        Fields the saved one lacks (added to segdec later) and fields this one leaves to derive
-        from the data (None; the saved run holds what it derived) are not compared; any other
-        None is a setting (n_seg None: every mask) and is."""
+        Fields the saved one lacks (added to segdec later), fields this one leaves to derive
+        from the data (None; the saved run holds what it derived) and, with a time budget, the
+        fields it chooses are not compared; any other None is a setting (n_seg None: every
+        mask) and is."""
+        if self.time_budget is not None:
+            ignore = (*ignore, *BUDGET_FIELDS)
         from_data = DATA_DERIVED_FIELDS + (SPLIT_DERIVED_FIELDS if self.split_csv else ())
         return {name: (saved[name], wanted) for name, wanted in self.to_dict().items()
                 if name in saved and name not in ignore
@@ -318,7 +336,8 @@ class RunConfig(ModelConfig):
             if base is bool:
                 options["action"] = argparse.BooleanOptionalAction
             else:
-                options["metavar"] = _METAVARS.get(base, "VALUE")
+                options["metavar"] = ("DURATION" if f.metadata.get("parse") is parse_duration
+                                      else _METAVARS.get(base, "VALUE"))
                 if f.metadata.get("choices"):
                     options["choices"] = f.metadata["choices"]
                     options["metavar"] = "{" + ",".join(f.metadata["choices"]) + "}"

@@ -1,16 +1,21 @@
-"""Run-time arithmetic: the estimate printed before a run's first epoch, the progress of a run
-and of a batch, and ``timing.json`` (estimated against actual seconds, to check the estimate)."""
+"""Run-time arithmetic: durations as people read and type them, the estimate printed before a
+run's first epoch, the progress of a run and of a batch, and ``timing.json`` (estimated against
+actual seconds, to check the estimate)."""
 
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from segdec.errors import ConfigError
 from segdec.io import write_json
+
+DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
 
 def median_seconds(work: Callable[[], object], repeats: int, warmup: int = 1) -> float:
@@ -40,6 +45,15 @@ def duration(seconds: float) -> str:
     if seconds < 90 * 60:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from a duration as a person types it: ``90s``, ``20m``, ``1.5h`` or seconds."""
+    match = re.fullmatch(r"\s*(\d+\.?\d*|\.\d+)\s*([smh]?)\s*", text.lower())
+    if not match:
+        raise ConfigError(f"{text!r} is not a duration: give a number with s, m or h (90s, "
+                          "20m, 1.5h) or a number of seconds")
+    return float(match[1]) * DURATION_UNITS[match[2]]
 
 
 @dataclass(frozen=True)
@@ -108,16 +122,18 @@ def batch_progress(elapsed: float, run_seconds: Sequence[float], remaining: int,
 
 
 def record_estimate(run_dir: Path, start_epoch: int, estimate: RunEstimate | None,
-                    estimate_s: float) -> None:
+                    estimate_s: float, budget: dict | None = None) -> None:
     """``timing.json``: one entry per stretch of the run (a resumed run appends one), its
-    estimate now and its actual seconds when it ends (``record_actual``)."""
+    estimate now, the time budget's plan where one was given, and its actual seconds when it
+    ends (``record_actual``)."""
     path = run_dir / "timing.json"
     stretches = json.loads(path.read_text()) if start_epoch > 0 and path.is_file() else []
     write_json(path, [*stretches, {
         "from_epoch": start_epoch,
         "estimated_s": estimate.total_s if estimate else None,
         "parts": estimate.parts() if estimate else None,
-        "estimate_took_s": estimate_s, "actual_s": None}])
+        "estimate_took_s": estimate_s, **({"budget": budget} if budget else {}),
+        "actual_s": None}])
 
 
 def record_actual(run_dir: Path, actual_s: float, stopped: dict | None) -> None:

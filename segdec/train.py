@@ -3,7 +3,8 @@
 The run directory holds ``config.yaml`` (resolved), ``split.csv``, ``history.csv``,
 ``metrics.json``, ``predictions.csv``, ``segmentation_maps.npz``, ``checkpoints/{best,last}.pt``
 ``runtime.json`` (the device, precision, atrous gradient path, CPU and threads it ran with) and
-``timing.json`` (the duration estimated before the first epoch and the actual one).
+``timing.json`` (the duration estimated before the first epoch and the actual one, and with a
+time budget its plan).
 Every file is written atomically; ``last.pt`` carries the optimiser, loss-scaler, sampler and
 random-number states and the precision, so a resumed run ends exactly where an uninterrupted one
 would: on a CPU of the same kind with the same thread count; on a GPU only with
@@ -13,6 +14,7 @@ would: on a CPU of the same kind with the same thread count; on a GPU only with
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import time
@@ -25,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from segdec.budget import BudgetPlan, defect_extents, plan_budget
 from segdec.checkpoint import (
     checkpoint_precision,
     last_checkpoint,
@@ -32,8 +35,9 @@ from segdec.checkpoint import (
     model_config,
     save_checkpoint,
 )
-from segdec.config import RunConfig
+from segdec.config import BUDGET_FIELDS, RunConfig
 from segdec.data.check import check_samples
+from segdec.data.dataset import DefectDataset
 from segdec.data.prepare import RunData, loader, prepare_data
 from segdec.data.splits import save_split
 from segdec.errors import ConfigError, OutputExistsError
@@ -237,6 +241,34 @@ def _estimate(config: RunConfig, data: RunData, parts: tuple, scaler: torch.amp.
         test_images=len(data.test), image_s=image_s)
 
 
+def _steps_per_epoch(labels: np.ndarray, batch_size: int) -> int:
+    """Every positive and as many negatives per epoch, in batches."""
+    positives = int(labels.sum())
+    return math.ceil((positives + min(positives, len(labels) - positives)) / batch_size)
+
+
+def _plan_budget(config: RunConfig, data: RunData, device: torch.device,
+                 precision: str) -> BudgetPlan:
+    """The plan that fits ``config.time_budget``: the configured run timed as the estimate
+    times it (on copies, changing nothing), then scaled to smaller inputs and fewer epochs."""
+    dtype = use_precision(precision, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    measured = _estimate(config, data, training_parts(config, device), scaler, device, dtype,
+                         _steps_per_epoch(data.train.labels(), config.batch_size), 0)
+    return plan_budget(config.time_budget, measured, (config.input_height, config.input_width),
+                       config.beta if config.balance == "decay" else None,
+                       defect_extents(data.train))
+
+
+def _at_input_size(data: RunData, config: RunConfig) -> RunData:
+    """The run's datasets read at the configuration's input size (a budget's plan)."""
+    size = (config.input_height, config.input_width)
+    return dataclasses.replace(data, **{
+        name: DefectDataset(part.samples, part.has_pixel_label,
+                            dataclasses.replace(part.options, size=size))
+        for name, part in (("train", data.train), ("val", data.val), ("test", data.test))})
+
+
 def _record_runtime(run_dir: Path, start_epoch: int, runtime: dict) -> None:
     """``runtime.json``: how each stretch of the run was computed (a resumed run appends one)."""
     path = run_dir / "runtime.json"
@@ -289,6 +321,16 @@ def train(
     used = {s.name: s for part in (data.train, data.val, data.test) for s in part.samples}
     check_samples(used.values()).raise_for_problems(f"the {len(used)} images of the split")
     check_training_memory(config, device, use_precision(precision, device))
+    plan = None
+    if config.time_budget is not None:
+        if state is None:
+            plan = _plan_budget(config, data, device, precision)
+            if progress:
+                tqdm.write(plan.line())
+            config = config.replace(**plan.fields())
+        else:  # a resumed run keeps the plan it started with
+            config = config.replace(**{k: state["run_config"][k] for k in BUDGET_FIELDS})
+        data = _at_input_size(data, config)
     if state is not None:
         _check_resumable(state["run_config"], config, last_path)
         if _finished(state, run_dir):
@@ -335,14 +377,13 @@ def train(
     estimating = time.perf_counter()
     estimate = None
     if config.estimate:
-        steps = math.ceil((len(positives) + min(len(positives), len(negatives)))
-                          / config.batch_size)
         estimate = _estimate(config, data, (model, optimizer, criterion), scaler, device, dtype,
-                             steps, start_epoch)
+                             _steps_per_epoch(labels, config.batch_size), start_epoch)
         if progress:
             tqdm.write(estimate.line(f"{torch.get_num_threads()} threads, {device}, "
                                      f"{precision}"))
-    record_estimate(run_dir, start_epoch, estimate, time.perf_counter() - estimating)
+    record_estimate(run_dir, start_epoch, estimate, time.perf_counter() - estimating,
+                    plan.record() if plan else None)
     run_started = time.perf_counter()
     for epoch in range(start_epoch, end_epoch):
         started = time.perf_counter()
