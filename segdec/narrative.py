@@ -60,14 +60,15 @@ def departures(runs: pd.DataFrame) -> list[str]:
     many seeds they have, and where the best epoch was chosen."""
     notes = []
     for dataset, group in runs.groupby("dataset"):
-        sizes = sorted(s for s in group["input_size"].unique() if "None" not in s)
+        sizes = sorted((s for s in group["input_size"].unique() if "None" not in s),
+                       key=report.pixels)
         if not sizes:
             notes.append("input size not recorded")
         elif dataset in DEFAULT_SIZES:
             height, width = DEFAULT_SIZES[dataset]
-            smallest = min(int(w) * int(h) for w, h in (s.split("x") for s in sizes))
+            ratios = " and ".join(f"{width * height / report.pixels(s):.0f}x" for s in sizes)
             notes.append(f"input {', '.join(sizes)} (W x H) where Božič trains {dataset} at "
-                         f"{width}x{height}, {width * height / smallest:.0f}x the pixels")
+                         f"{width}x{height}, {ratios} the pixels")
         else:
             notes.append(f"input {', '.join(sizes)} (W x H)")
         epochs = ", ".join(map(str, sorted(group["epochs"].unique())))

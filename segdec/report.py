@@ -175,9 +175,22 @@ def over_seeds(joined: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def pixels(input_size: str) -> int:
+    """The pixel count of a ``WxH`` input size (sizes sort by it, not as text)."""
+    width, height = input_size.split("x")
+    return int(width) * int(height)
+
+
 def _mode_order(frame: pd.DataFrame, *keys: str) -> pd.DataFrame:
+    """Rows in the paper's mode order, then by ``keys`` (an input size by its pixels)."""
     order = frame["mode"].map({m: i for i, m in enumerate(MODES)})
-    return frame.assign(_order=order).sort_values(["_order", *keys]).drop(columns="_order")
+    frame = frame.assign(_order=order)
+    keys = tuple(k if k != "input_size" else "_pixels" for k in keys)
+    if "_pixels" in keys:
+        frame = frame.assign(_pixels=frame["input_size"].map(
+            lambda s: pixels(s) if isinstance(s, str) and "None" not in s else 0))
+    return frame.sort_values(["_order", *keys]).drop(
+        columns=[c for c in ("_order", "_pixels") if c in frame])
 
 
 # ---- any batch ---------------------------------------------------------------------------------
