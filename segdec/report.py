@@ -371,7 +371,7 @@ def _paired_runs(runs: pd.DataFrame, mode: str, networks: list[str]) -> list[Pat
     seed, then the most pixel labels."""
     keys = ["fold", "seed", "input_size", "l_p"]
     chosen = runs[(runs["mode"] == mode) & runs["network"].isin(networks)]
-    chosen = chosen[[_has_maps(d) for d in chosen["run_dir"]]]
+    chosen = chosen[chosen["run_dir"].map(_has_maps).astype(bool)]
     complete = [key for key, group in chosen.groupby(keys, dropna=False)
                 if set(group["network"]) == set(networks)]
     if not complete:

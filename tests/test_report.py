@@ -349,7 +349,7 @@ def test_sizes_are_rows_of_their_own_and_ksdd_ms_is_table6s_l_p(tmp_path):
     table = report.table6(runs, "ksdd")
     rows = table[table["ap"].notna()]
     assert rows[["n_seg", "input_size", "ap"]].values.tolist() == [
-        [5, "192x528", 70.0], [5, "96x264", 90.0]]
+        [5, "96x264", 90.0], [5, "192x528", 70.0]]
     text = narrative.describe_table6(table)
     assert "the paper's network (A+T+W) at 192x528 70.0 (one seed)" in text
 
