@@ -51,7 +51,7 @@ from segdec.train import train, training_step
 
 ACCURACY_IMAGES, ACCURACY_SIZE = 60, (320, 64)  # the demo's defaults (WIDTH, HEIGHT)
 ACCURACY_RUN = {"n_seg": 3, "epochs": 4}  # MS, short: an AP below 1 that a precision loss moves
-NETWORKS = {"original": (False, False), "paper": (True, True)}  # (attention, atrous)
+NETWORKS = {"original": "bozic", "paper": "paper"}  # the names of segdec.model.build_model
 # (name, height, width): DAGM, KolektorSDD (1408 high, 512 wide) and Severstal input sizes.
 FULL_SIZES = (("DAGM", 512, 512), ("KolektorSDD", 1408, 512), ("Severstal", 256, 1600))
 QUICK_SIZES = (("DAGM/4", 128, 128), ("KolektorSDD/4", 352, 128), ("Severstal/4", 64, 400))
@@ -263,7 +263,7 @@ def runners(network: str, height: int, width: int, variant: Variant, batch_size:
             device: torch.device) -> tuple[nn.Module, Callable[[], None], Callable[[], None]]:
     """(model, forward, training step) of one network and variant on a synthetic batch."""
     torch.manual_seed(0)
-    model = use_space_to_batch(build_model(*NETWORKS[network]).to(device),
+    model = use_space_to_batch(build_model(NETWORKS[network]).to(device),
                                takes_space_to_batch(variant.atrous_gradient))
     if variant.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -351,15 +351,27 @@ class SegDecNet(nn.Module):
         return self.forward_head(features, seg_logit), seg_logit
 
 
-def build_model(
-    attention: bool = True,
-    atrous: bool = True,
-    in_channels: int = 1,
-    **options,
-) -> SegDecNet:
-    """The paper's network (defaults) or the original Božič network (``False, False``)."""
-    return SegDecNet(ModelConfig(in_channels=in_channels, attention=attention, atrous=atrous,
-                                 **options))
+# The named networks and the switches that set them apart; every other ModelConfig field keeps
+# its default unless build_model is given it.
+NETWORKS = {
+    "paper": {"attention": True, "atrous": True, "architecture": "described"},  # Bi et al.
+    "bozic": {"attention": False, "atrous": False, "architecture": "described"},  # as described
+    "bozic-released": {"attention": False, "atrous": False, "architecture": "released"},
+}
+
+
+def build_model(name: str = "paper", *, attention: bool | None = None,
+                atrous: bool | None = None, **options) -> SegDecNet:
+    """The network called ``name`` (one of ``NETWORKS``); ``attention`` and ``atrous`` switch its
+    ablations (None: the network's own), ``options`` set the other ModelConfig fields. Keywords
+    only, so that a switch can never be taken for a name."""
+    if not isinstance(name, str) or name not in NETWORKS:
+        raise ValueError(f"unknown network {name!r}; use one of {', '.join(NETWORKS)}")
+    switches = {**NETWORKS[name]}
+    for switch, value in (("attention", attention), ("atrous", atrous)):
+        if value is not None:
+            switches[switch] = value
+    return SegDecNet(ModelConfig(**switches, **options))
 
 
 def count_parameters(model: nn.Module) -> int:
