@@ -266,7 +266,7 @@ DECISION_INPUTS = {
 class SegDecNet(nn.Module):
     """``forward(x) -> (decision_logit [B], seg_logit [B, 1, H/8, W/8])``; H, W multiples of 8."""
 
-    output_stride = 8
+    output_stride = 8  # three 2x2 pools; the targets, input sizes and receptive fields follow it
     min_size = 64  # the decision subnetwork pools three more times after the 1/8 map
 
     def __init__(self, config: ModelConfig | None = None) -> None:
@@ -316,9 +316,11 @@ class SegDecNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The segmentation subnetwork: (1024 features, segmentation logits), both at 1/8."""
-        if x.shape[-2] % 8 or x.shape[-1] % 8 or min(x.shape[-2:]) < self.min_size:
+        stride = self.output_stride
+        if x.shape[-2] % stride or x.shape[-1] % stride or min(x.shape[-2:]) < self.min_size:
             raise ValueError(
-                f"input height and width must be multiples of 8 and at least {self.min_size}, "
+                f"input height and width must be multiples of {stride} and at least "
+                f"{self.min_size}, "
                 f"got {tuple(x.shape)}"
             )
         features = self.segmentation(x)

@@ -140,6 +140,27 @@ def test_targets_are_soft_downsampled_masks():
     assert 0 < small[0, 0, 2, 4] < 1  # the border is soft
 
 
+def test_targets_and_size_rounding_follow_the_networks_output_stride(monkeypatch, tmp_path):
+    """One constant, SegDecNet.output_stride, sets the target resolution and the sizes the data
+    pipeline rounds to; a second copy of it would leave these at 8."""
+    from PIL import Image
+
+    from segdec.data.prepare import common_size
+    from segdec.data.synthetic import synthesize
+    from segdec.errors import ConfigError
+    from segdec.model import SegDecNet
+
+    monkeypatch.setattr(SegDecNet, "output_stride", 16)
+    assert downsample_mask(torch.zeros(1, 1, 64, 64)).shape == (1, 1, 4, 4)
+    Image.fromarray(np.zeros((64, 96), np.uint8)).save(tmp_path / "a.png")
+    item = DefectDataset([Sample("a.png", str(tmp_path / "a.png"), 0)], [True],
+                         TargetOptions(size=(64, 96)))[0]
+    assert item["seg_target"].shape == (1, 4, 6)
+    assert common_size([(100, 200)] * 2)[0] == (96, 192)
+    with pytest.raises(ConfigError, match="multiple of 16"):
+        synthesize(tmp_path / "s", 1, 1, size=(72, 64))
+
+
 def test_distance_weights_fall_to_the_defect_border():
     mask = np.zeros((21, 21), np.uint8)
     mask[5:16, 5:16] = 1

@@ -19,6 +19,7 @@ from scipy import ndimage
 
 from segdec.data.rle import rle_encode
 from segdec.errors import ConfigError
+from segdec.model import SegDecNet
 
 
 def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -95,8 +96,10 @@ def synthesize(
     """
     out = Path(out)
     width, height = size
-    if width % 8 or height % 8 or height < 64 or width < 64:
-        raise ConfigError(f"size {width}x{height} must be at least 64x64 and a multiple of 8")
+    stride, least = SegDecNet.output_stride, SegDecNet.min_size
+    if width % stride or height % stride or min(height, width) < least:
+        raise ConfigError(f"size {width}x{height} must be at least {least}x{least} and a "
+                          f"multiple of {stride}")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} already holds files; pass overwrite=True (--overwrite)")
     rng = np.random.default_rng(seed)
