@@ -39,8 +39,8 @@ from segdec.runtime import (
     PRECISION_DTYPES,
     autocast_dtype,
     can_compute,
-    cpu_has_fast_bf16,
-    cpu_has_native_bf16,
+    cpu_has_amx,
+    cpu_has_bf16_instructions,
     cpu_name,
     keep_freed_memory,
     resolve_precision,
@@ -227,8 +227,8 @@ def machine_description(device: torch.device) -> dict[str, str]:
         "torch threads": str(torch.get_num_threads()),
         "torch": torch.__version__,
         "cpu capability": torch.backends.cpu.get_cpu_capability(),
-        "AMX (fast bf16 on CPU)": str(cpu_has_fast_bf16()),
-        "bf16 in hardware (avx512_bf16 or AMX)": str(cpu_has_native_bf16()),
+        "AMX (fast bf16 on CPU)": str(cpu_has_amx()),
+        "bf16 in hardware (avx512_bf16 or AMX)": str(cpu_has_bf16_instructions()),
         # segdec.runtime.space_to_batch_pays: the path a run's atrous_gradient "auto" takes
         "atrous gradient (auto)": ("space_to_batch" if device.type == "cpu"
                                    and takes_space_to_batch("auto") else "dilated"),
@@ -353,7 +353,8 @@ def variants(device: torch.device, settings: BenchSettings) -> dict[str, list[Va
     if device.type == "cpu":  # elsewhere there is one path, cuDNN's dilated kernel
         paper.insert(1, Variant(atrous_gradient="dilated" if space_to_batch_pays()
                                 else "space_to_batch"))
-    native_bf16 = cpu_has_native_bf16() if device.type == "cpu" else can_compute("bf16", device)
+    native_bf16 = (cpu_has_bf16_instructions() if device.type == "cpu"
+                   else can_compute("bf16", device))
     for fast in [resolve_precision("auto", device)] + ["bf16"] * native_bf16:
         if fast != "fp32":
             paper += [Variant(fast), Variant(fast, channels_last=True)]

@@ -221,10 +221,10 @@ def test_each_variant_runs_on_its_atrous_gradient_path(network, atrous_gradient,
 def test_bf16_is_timed_where_the_cpu_has_it_in_hardware(monkeypatch):
     from segdec import bench, runtime
 
-    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: False)  # "auto" is fp32 here
+    monkeypatch.setattr(runtime, "cpu_has_amx", lambda: False)  # "auto" is fp32 here
     cpu, settings = torch.device("cpu"), BenchSettings()
     for native, precisions in ((False, {"fp32"}), (True, {"fp32", "bf16"})):
-        monkeypatch.setattr(bench, "cpu_has_native_bf16", lambda native=native: native)
+        monkeypatch.setattr(bench, "cpu_has_bf16_instructions", lambda native=native: native)
         paper = bench.variants(cpu, settings)["paper"]
         assert {v.precision for v in paper} == precisions
 
