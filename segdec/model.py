@@ -8,6 +8,7 @@ field) and ``attention`` (squeeze-and-excitation after the 64-channel convs).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -351,6 +352,15 @@ class SegDecNet(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features, seg_logit = self.forward_features(x)
         return self.forward_head(features, seg_logit), seg_logit
+
+
+def probabilities(model: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+                  images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(defect probability [B], segmentation probabilities [B, 1, H/8, W/8]) of a SegDecNet, or of
+    its compiled form: the sigmoid of its logits, taken in fp32 also under autocast, so that
+    evaluation, prediction, ONNX export and the notebooks turn logits into scores alike."""
+    decision, seg = model(images)
+    return torch.sigmoid(decision.float()), torch.sigmoid(seg.float())
 
 
 # The named networks and the switches that set them apart; every other ModelConfig field keeps

@@ -15,6 +15,7 @@ from segdec.model import (
     atrous_weight_gradient,
     build_model,
     count_parameters,
+    probabilities,
     space_to_batch,
     use_space_to_batch,
 )
@@ -232,6 +233,19 @@ def test_network_gradients_equal_with_and_without_the_fast_path():
     assert len(fast) == len(plain)
     for a, b in zip(fast, plain, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+
+
+def test_probabilities_are_the_fp32_sigmoid_of_the_logits_under_autocast_too():
+    """The one logits-to-scores step of evaluation, predict, export and the notebooks."""
+    torch.manual_seed(0)
+    model, images = build_model().eval(), torch.rand(2, 1, 64, 96)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        decision, seg = model(images)
+        score, seg_probability = probabilities(model, images)
+    assert decision.dtype == torch.bfloat16 and score.dtype == torch.float32
+    torch.testing.assert_close(score, torch.sigmoid(decision.float()), rtol=0, atol=0)
+    torch.testing.assert_close(seg_probability, torch.sigmoid(seg.float()), rtol=0, atol=0)
+    assert seg_probability.shape == (2, 1, 8, 12)
 
 
 # Each name's network: its parameter count (as in GOLDEN) and the switches it is built with.
