@@ -72,7 +72,7 @@ def epoch_timer(config: RunConfig, work_dir: Path, steps: int | None = None) -> 
     height = config.input_height or SEVERSTAL_SHAPE[0]
     width = config.input_width or SEVERSTAL_SHAPE[1]
     half = SYNTHETIC_IMAGES // 2
-    root = synthesize(work_dir / "data", half, half, seed=0, size=(width, height))
+    root = synthesize(work_dir / "data", half, half, seed=0, shape=(height, width))
     config, data = prepare_data(config.replace(
         dataset="severstal", data_root=str(root), split_csv=None, n_all=None, n_seg=None,
         n_test=2, n_val=2, n_train_negatives=None, input_height=height, input_width=width))

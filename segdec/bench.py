@@ -29,7 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from segdec.config import RunConfig
 from segdec.data.catalogue import load_samples
 from segdec.data.dataset import DefectDataset, TargetOptions
-from segdec.data.synthetic import synthesize
+from segdec.data.synthetic import DEMO_IMAGES, DEMO_SHAPE, synthesize
 from segdec.demo import demo_config, ensure_synthetic
 from segdec.evaluate import evaluate_run
 from segdec.io import atomic_write, write_text
@@ -49,7 +49,6 @@ from segdec.runtime import (
 )
 from segdec.train import train, training_step
 
-ACCURACY_IMAGES, ACCURACY_SIZE = 60, (320, 64)  # the demo's defaults (WIDTH, HEIGHT)
 ACCURACY_RUN = {"n_seg": 3, "epochs": 4}  # MS, short: an AP below 1 that a precision loss moves
 NETWORKS = {"original": "bozic", "paper": "paper"}  # the names of segdec.model.build_model
 # (name, height, width): DAGM, KolektorSDD (1408 high, 512 wide) and Severstal input sizes.
@@ -541,7 +540,7 @@ def run_bench(settings: BenchSettings, device: torch.device,
     with tempfile.TemporaryDirectory() as tmp:
         half = settings.loader_images // 2
         root = synthesize(Path(tmp) / "data", half, settings.loader_images - half, seed=0,
-                          size=(1600, 256))
+                          shape=(256, 1600))
         for dataset, height, width in settings.sizes:
             for network, kinds in variants(device, settings).items():
                 for variant in kinds:
@@ -566,7 +565,7 @@ def accuracy_check(device: torch.device, work_dir: str | Path) -> pd.DataFrame:
     bf16 autocast, to show what bf16 inference costs."""
     base = demo_config(work_dir, device=str(device), precision="fp32",
                        out_dir=str(Path(work_dir) / "fp32"), **ACCURACY_RUN)
-    ensure_synthetic(base, ACCURACY_IMAGES, ACCURACY_IMAGES, ACCURACY_SIZE)
+    ensure_synthetic(base, DEMO_IMAGES, DEMO_IMAGES, shape=DEMO_SHAPE)
     fp32_ap = train(base, progress=False)["ap"]
     auto = autocast_dtype("auto", device)
     auto_ap = fp32_ap if auto is None else train(
@@ -586,8 +585,8 @@ def write_accuracy(frame: pd.DataFrame, out: str | Path, command: str) -> Path:
     text = "\n".join([
         "# Accuracy of the fast path", "",
         f"Produced by `{command}`: a short MS run of the demo setting (segdec.demo.demo_config "
-        f"with {ACCURACY_RUN}, synthetic {ACCURACY_SIZE[0]}x{ACCURACY_SIZE[1]} images, "
-        f"{ACCURACY_IMAGES} defective + {ACCURACY_IMAGES} clean), test-set AP, unsaturated so "
+        f"with {ACCURACY_RUN}, synthetic {DEMO_SHAPE[1]}x{DEMO_SHAPE[0]} images, "
+        f"{DEMO_IMAGES} defective + {DEMO_IMAGES} clean), test-set AP, unsaturated so "
         "that a precision loss would show.", "",
         frame.to_markdown(index=False, floatfmt=".4f"), "",
     ])

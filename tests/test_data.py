@@ -38,7 +38,7 @@ def test_synthetic_defects_have_pixels_on_the_smallest_strip(tmp_path):
     """At 64x64 some pit clusters fall between pixels; each keeps at least a dot."""
     from segdec.data.synthetic import synthesize
 
-    samples = read_severstal(synthesize(tmp_path / "s", n_pos=60, n_neg=0, size=(64, 64)))
+    samples = read_severstal(synthesize(tmp_path / "s", n_pos=60, n_neg=0, shape=(64, 64)))
     assert len(samples) == 60 and all(s.mask((64, 64)).any() for s in samples)
 
 
@@ -158,7 +158,25 @@ def test_targets_and_size_rounding_follow_the_networks_output_stride(monkeypatch
     assert item["seg_target"].shape == (1, 4, 6)
     assert common_size([(100, 200)] * 2)[0] == (96, 192)
     with pytest.raises(ConfigError, match="multiple of 16"):
-        synthesize(tmp_path / "s", 1, 1, size=(72, 64))
+        synthesize(tmp_path / "s", 1, 1, shape=(64, 72))
+
+
+def test_synthetic_shapes_are_height_width_inside_and_width_x_height_on_the_command_line(
+        tmp_path):
+    from PIL import Image
+
+    from segdec.cli import main
+    from segdec.config import RunConfig
+    from segdec.data.synthetic import synthesize
+    from segdec.demo import ensure_synthetic
+
+    root = synthesize(tmp_path / "inside", 1, 0, shape=(64, 128))
+    assert Image.open(next((root / "train_images").iterdir())).size == (128, 64)  # PIL: (W, H)
+    assert main(["synth", "--out", str(tmp_path / "cli"), "--n-pos", "1", "--n-neg", "0",
+                 "--size", "128x64"]) == 0
+    assert Image.open(next((tmp_path / "cli" / "train_images").iterdir())).size == (128, 64)
+    with pytest.raises(TypeError):  # a (width, height) pair cannot slip in by position
+        ensure_synthetic(RunConfig(data_root=str(tmp_path / "e")), 1, 0, (128, 64))
 
 
 def test_distance_weights_fall_to_the_defect_border():
