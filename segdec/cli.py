@@ -129,10 +129,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from segdec.demo import run_demo
+def cmd_quick_demo(args: argparse.Namespace) -> int:
+    from segdec.demo import run_quick_demo
 
-    table = run_demo(args.out, n_pos=args.n_pos, n_neg=args.n_neg, shape=args.size,
+    table = run_quick_demo(args.out, n_pos=args.n_pos, n_neg=args.n_neg, shape=args.size,
                      epochs=args.epochs)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"\nruns and data: {args.out}")
@@ -291,14 +291,16 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--overwrite", action="store_true")
     synth.set_defaults(func=cmd_synth)
 
-    demo = commands.add_parser("demo", help="weak, mixed and full supervision on synthetic data")
+    demo = commands.add_parser(
+        "quick-demo", help="3 runs: weak, mixed and full supervision on small synthetic images "
+        "(make demo runs the 12-run demo batch)")
     demo.add_argument("--out", default="runs/demo", type=Path)
     demo.add_argument("--n-pos", type=int, default=DEMO_IMAGES)
     demo.add_argument("--n-neg", type=int, default=DEMO_IMAGES)
     demo.add_argument("--size", default=f"{DEMO_SHAPE[1]}x{DEMO_SHAPE[0]}", type=_size,
                       help="WIDTHxHEIGHT of the synthetic images")
     demo.add_argument("--epochs", type=int, default=10)
-    demo.set_defaults(func=cmd_demo)
+    demo.set_defaults(func=cmd_quick_demo)
 
     predict = commands.add_parser("predict", help="score a folder of images; masks and overlays")
     predict.add_argument("--checkpoint", required=True, type=Path, help="RUN/checkpoints/best.pt")

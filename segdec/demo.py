@@ -1,4 +1,6 @@
-"""The embedded default: synthetic Severstal-format data, weak / mixed / full supervision on CPU.
+"""``segdec quick-demo``: synthetic Severstal-format data, weak / mixed / full supervision on CPU,
+and the CPU-sized configuration the tests and the bench share. (``make demo`` is the 12-run demo
+batch, papermill_runs/demo.yaml.)
 
 The paper's optimiser (SGD, lr 0.1, no momentum, 40-90 epochs over thousands of images) needs far
 more steps than a CPU demo can afford; the demo keeps the network, loss and schedules and takes
@@ -37,7 +39,7 @@ def ensure_synthetic(config: RunConfig, n_pos: int, n_neg: int, *, shape: tuple[
         synthesize(config.data_root, n_pos, n_neg, seed=seed, shape=shape)
 
 
-def run_demo(
+def run_quick_demo(
     root: str | Path = "runs/demo",
     n_pos: int = DEMO_IMAGES,
     n_neg: int = DEMO_IMAGES,

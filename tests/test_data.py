@@ -179,6 +179,18 @@ def test_synthetic_shapes_are_height_width_inside_and_width_x_height_on_the_comm
         ensure_synthetic(RunConfig(data_root=str(tmp_path / "e")), 1, 0, (128, 64))
 
 
+def test_the_quick_demo_is_named_apart_from_make_demo_and_reads_the_demo_set(capsys):
+    """``make demo`` is the 12-run batch; the 3-run CLI demo is ``segdec quick-demo``, whose
+    defaults are the one definition of the demo's synthetic set."""
+    from segdec.cli import build_parser
+
+    args = build_parser().parse_args(["quick-demo"])
+    assert (args.n_pos, args.n_neg, args.size) == (60, 60, (64, 320))  # --size 320x64
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["demo"])
+    assert "invalid choice: 'demo'" in capsys.readouterr().err
+
+
 def test_distance_weights_fall_to_the_defect_border():
     mask = np.zeros((21, 21), np.uint8)
     mask[5:16, 5:16] = 1

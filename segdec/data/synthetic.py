@@ -21,8 +21,8 @@ from segdec.data.rle import rle_encode
 from segdec.errors import ConfigError
 from segdec.model import SegDecNet
 
-# The demo's synthetic set (segdec demo, the bench's accuracy check, the teaching notebook without
-# KolektorSDD): DEMO_IMAGES defective and as many clean images of DEMO_SHAPE (height, width).
+# The demo's synthetic set (segdec quick-demo, the bench's accuracy check, the teaching notebook
+# without KolektorSDD): DEMO_IMAGES defective and as many clean images of DEMO_SHAPE (H, W).
 DEMO_IMAGES, DEMO_SHAPE = 60, (64, 320)
 
 
