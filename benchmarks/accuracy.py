@@ -21,13 +21,14 @@ import pandas as pd
 import torch
 
 from segdec.bench import command_line
+from segdec.data.synthetic import DEMO_IMAGES, DEMO_SHAPE
 from segdec.demo import demo_config, ensure_synthetic
 from segdec.evaluate import evaluate_run
 from segdec.io import write_text
 from segdec.runtime import autocast_dtype, resolve_device
 from segdec.train import train
 
-ACCURACY_IMAGES, ACCURACY_SIZE = 60, (320, 64)  # the demo's defaults (WIDTH, HEIGHT)
+ACCURACY_IMAGES, ACCURACY_SHAPE = DEMO_IMAGES, DEMO_SHAPE  # the demo's set, (height, width)
 ACCURACY_RUN = {"n_seg": 3, "epochs": 4}  # MS, short: an AP below 1 that a precision loss moves
 DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
@@ -37,7 +38,7 @@ def accuracy_check(device: torch.device, work_dir: str | Path) -> pd.DataFrame:
     one's distance from the fp32 AP against the tolerance 0.005."""
     base = demo_config(work_dir, device=str(device), precision="fp32",
                        out_dir=str(Path(work_dir) / "fp32"), **ACCURACY_RUN)
-    ensure_synthetic(base, ACCURACY_IMAGES, ACCURACY_IMAGES, ACCURACY_SIZE)
+    ensure_synthetic(base, ACCURACY_IMAGES, ACCURACY_IMAGES, shape=ACCURACY_SHAPE)
     fp32_ap = train(base, progress=False)["ap"]
     auto = autocast_dtype("auto", device)
     auto_ap = fp32_ap if auto is None else train(
@@ -57,7 +58,7 @@ def write_accuracy(frame: pd.DataFrame, out: str | Path, command: str) -> Path:
     text = "\n".join([
         "# Accuracy of the fast path", "",
         f"Produced by `{command}`: a short MS run of the demo setting (segdec.demo.demo_config "
-        f"with {ACCURACY_RUN}, synthetic {ACCURACY_SIZE[0]}x{ACCURACY_SIZE[1]} images, "
+        f"with {ACCURACY_RUN}, synthetic {ACCURACY_SHAPE[1]}x{ACCURACY_SHAPE[0]} images, "
         f"{ACCURACY_IMAGES} defective + {ACCURACY_IMAGES} clean), test-set AP, unsaturated so "
         "that a precision loss would show.", "",
         frame.to_markdown(index=False, floatfmt=".4f"), "",

@@ -72,12 +72,12 @@ def epoch_timer(config: RunConfig, work_dir: Path, steps: int | None = None) -> 
     height = config.input_height or SEVERSTAL_SHAPE[0]
     width = config.input_width or SEVERSTAL_SHAPE[1]
     half = SYNTHETIC_IMAGES // 2
-    root = synthesize(work_dir / "data", half, half, seed=0, size=(width, height))
+    root = synthesize(work_dir / "data", half, half, seed=0, shape=(height, width))
     config, data = prepare_data(config.replace(
         dataset="severstal", data_root=str(root), split_csv=None, n_all=None, n_seg=None,
         n_test=2, n_val=2, n_train_negatives=None, input_height=height, input_width=width))
     model, optimizer, criterion = training_parts(config, device)
-    step = torch.compile(model) if config.compile else model
+    runnable = torch.compile(model) if config.compile else model
     dtype = use_precision(precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     weights = loss_weights(config.balance, 0, config.epochs, config.beta)
@@ -87,7 +87,7 @@ def epoch_timer(config: RunConfig, work_dir: Path, steps: int | None = None) -> 
     batches = loader(data.train, config, device, order)
 
     def epoch() -> list[float]:
-        return train_one_epoch(step, optimizer, scaler, criterion, batches, weights, device,
+        return train_one_epoch(runnable, optimizer, scaler, criterion, batches, weights, device,
                                dtype, config.channels_last)
 
     return EpochTimer(device, precision, dtype, batches, images, epoch)

@@ -52,7 +52,7 @@ from segdec.runtime import (
     PRECISION_DTYPES,
     autocast_dtype,
     can_compute,
-    cpu_has_native_bf16,
+    cpu_has_bf16_instructions,
     keep_freed_memory,
     resolve_device,
     resolve_precision,
@@ -198,7 +198,8 @@ def variants(device: torch.device, settings: StudySettings) -> dict[str, list[Va
     if device.type == "cpu":  # elsewhere there is one path, cuDNN's dilated kernel
         paper.insert(1, Variant(atrous_gradient="dilated" if space_to_batch_pays()
                                 else "space_to_batch"))
-    native_bf16 = cpu_has_native_bf16() if device.type == "cpu" else can_compute("bf16", device)
+    native_bf16 = (cpu_has_bf16_instructions() if device.type == "cpu"
+                   else can_compute("bf16", device))
     for fast in [resolve_precision("auto", device)] + ["bf16"] * native_bf16:
         if fast != "fp32":
             paper += [Variant(fast), Variant(fast, channels_last=True)]
@@ -385,7 +386,7 @@ def run_study(settings: StudySettings, device: torch.device,
     with tempfile.TemporaryDirectory() as tmp:
         half = settings.loader_images // 2
         root = synthesize(Path(tmp) / "data", half, settings.loader_images - half, seed=0,
-                          size=(1600, 256))
+                          shape=(256, 1600))
         for dataset, height, width in settings.sizes:
             for network, kinds in variants(device, settings).items():
                 for variant in kinds:

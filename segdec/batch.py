@@ -47,7 +47,7 @@ TRAIN_NOTEBOOK = "notebooks/02_train.ipynb"
 # "presets" is not read: it holds YAML anchors that runs merge in with "<<: *anchor".
 BATCH_KEYS = {"batch", "notebook", "runs_dir", "synthetic", "defaults", "presets", "runs",
               "reports"}
-SYNTHETIC_KEYS = {"n_pos", "n_neg", "size", "seed"}
+SYNTHETIC_KEYS = {"n_pos", "n_neg", "shape", "seed"}  # shape: [height, width]
 # Letters, digits and _.+- in "/"-separated parts (a run named "severstal/MS-A+T+W" trains in
 # <runs_dir>/severstal/MS-A+T+W); no part can be "..".
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*(/[A-Za-z0-9][A-Za-z0-9_.+-]*)*$")
@@ -105,7 +105,7 @@ class Batch:
     train_notebook: Path
     runs: list[BatchRun]
     reports: list[Report]
-    synthetic: dict[str, Any] | None = None  # n_pos, n_neg, size, seed and root (defaults')
+    synthetic: dict[str, Any] | None = None  # n_pos, n_neg, shape (H, W), seed and root (defaults')
     invalid: dict[str, str] = field(default_factory=dict)  # run name -> why it cannot run
 
     @property
@@ -412,12 +412,13 @@ def prepare_synthetic(batch: Batch) -> None:
     """Write the batch's synthetic dataset into the defaults' data root unless it is there."""
     if not batch.synthetic:
         return
+    from segdec.data.synthetic import DEMO_IMAGES, DEMO_SHAPE
     from segdec.demo import ensure_synthetic
 
     options = batch.synthetic
-    ensure_synthetic(RunConfig(data_root=options["root"]), options.get("n_pos", 60),
-                     options.get("n_neg", 60), tuple(options.get("size", (320, 64))),
-                     seed=options.get("seed", 0))
+    ensure_synthetic(RunConfig(data_root=options["root"]), options.get("n_pos", DEMO_IMAGES),
+                     options.get("n_neg", DEMO_IMAGES),
+                     shape=tuple(options.get("shape", DEMO_SHAPE)), seed=options.get("seed", 0))
 
 
 def run_batch(path: str | Path, only: list[str] | None = None, dry_run: bool = False,

@@ -31,8 +31,8 @@ from segdec.model import SegDecNet, atrous_weight_gradient, build_model, use_spa
 from segdec.runtime import (
     KEEP_FREED_MEMORY_ENV,
     autocast_dtype,
-    cpu_has_fast_bf16,
-    cpu_has_native_bf16,
+    cpu_has_amx,
+    cpu_has_bf16_instructions,
     cpu_name,
     keep_freed_memory,
     resolve_precision,
@@ -40,7 +40,7 @@ from segdec.runtime import (
 )
 from segdec.train import training_step
 
-NETWORKS = {"original": (False, False), "paper": (True, True)}  # (attention, atrous)
+NETWORKS = {"original": "bozic", "paper": "paper"}  # the names of segdec.model.build_model
 # (name, height, width): DAGM, KolektorSDD (1408 high, 512 wide) and Severstal input sizes.
 FULL_SIZES = (("DAGM", 512, 512), ("KolektorSDD", 1408, 512), ("Severstal", 256, 1600))
 QUICK_SIZES = (("DAGM/4", 128, 128), ("KolektorSDD/4", 352, 128), ("Severstal/4", 64, 400))
@@ -153,8 +153,8 @@ def machine_description(device: torch.device) -> dict[str, str]:
         "torch threads": str(torch.get_num_threads()),
         "torch": torch.__version__,
         "cpu capability": torch.backends.cpu.get_cpu_capability(),
-        "AMX (fast bf16 on CPU)": str(cpu_has_fast_bf16()),
-        "bf16 in hardware (avx512_bf16 or AMX)": str(cpu_has_native_bf16()),
+        "AMX (fast bf16 on CPU)": str(cpu_has_amx()),
+        "bf16 in hardware (avx512_bf16 or AMX)": str(cpu_has_bf16_instructions()),
         # segdec.runtime.space_to_batch_pays: the path a run's atrous_gradient "auto" takes
         "atrous gradient (auto)": ("space_to_batch" if device.type == "cpu"
                                    and takes_space_to_batch("auto") else "dilated"),
@@ -189,7 +189,7 @@ def runners(network: str, height: int, width: int, variant: Variant, batch_size:
             device: torch.device) -> tuple[nn.Module, Callable[[], None], Callable[[], None]]:
     """(model, forward, training step) of one network and variant on a synthetic batch."""
     torch.manual_seed(0)
-    model = use_space_to_batch(build_model(*NETWORKS[network]).to(device),
+    model = use_space_to_batch(build_model(NETWORKS[network]).to(device),
                                takes_space_to_batch(variant.atrous_gradient))
     if variant.channels_last:
         model = model.to(memory_format=torch.channels_last)

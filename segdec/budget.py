@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import ndimage
 
-from segdec.data.dataset import OUTPUT_STRIDE, DefectDataset
+from segdec.data.dataset import DefectDataset
 from segdec.data.images import image_shape
 from segdec.model import SegDecNet
 from segdec.recipes import beta_for_epochs
@@ -44,16 +44,16 @@ def median_defect_px(extents: np.ndarray, size: tuple[int, int]) -> float | None
     if not len(extents):
         return None
     sides = np.minimum(extents[:, 0] * size[0], extents[:, 1] * size[1])
-    return float(np.median(sides)) / OUTPUT_STRIDE
+    return float(np.median(sides)) / SegDecNet.output_stride
 
 
 def candidate_sizes(size: tuple[int, int]) -> list[tuple[int, int]]:
-    """``size`` (H, W) and its smaller versions of about the same aspect ratio, multiples of 8
-    and within the network's minimum, largest first."""
-    longest = max(size)
+    """``size`` (H, W) and its smaller versions of about the same aspect ratio, multiples of the
+    output stride and within the network's minimum, largest first."""
+    longest, stride = max(size), SegDecNet.output_stride
     sizes: list[tuple[int, int]] = []
-    for side in range(longest, 0, -8):
-        smaller = tuple(round(length * side / longest / 8) * 8 for length in size)
+    for side in range(longest, 0, -stride):
+        smaller = tuple(round(length * side / longest / stride) * stride for length in size)
         if min(smaller) < SegDecNet.min_size:
             break
         if smaller not in sizes:

@@ -8,14 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from segdec.config import RunConfig
+from segdec.data.synthetic import DEMO_IMAGES, DEMO_SHAPE
 from segdec.errors import ConfigError, OutputExistsError, SegdecError
 from segdec.messages import show_messages
 
 
 def _size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` as image tools write it -> (height, width), the package's order."""
     width, _, height = text.lower().partition("x")
     try:
-        return int(width), int(height)
+        return int(height), int(width)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, such as 320x64") from None
 
@@ -120,16 +122,16 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 def cmd_synth(args: argparse.Namespace) -> int:
     from segdec.data.synthetic import synthesize
 
-    out = synthesize(args.out, args.n_pos, args.n_neg, seed=args.seed, size=args.size,
+    out = synthesize(args.out, args.n_pos, args.n_neg, seed=args.seed, shape=args.size,
                      overwrite=args.overwrite)
     print(f"wrote {args.n_pos} defective and {args.n_neg} clean images to {out}")
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from segdec.demo import run_demo
+def cmd_quick_demo(args: argparse.Namespace) -> int:
+    from segdec.demo import run_quick_demo
 
-    table = run_demo(args.out, n_pos=args.n_pos, n_neg=args.n_neg, size=args.size,
+    table = run_quick_demo(args.out, n_pos=args.n_pos, n_neg=args.n_neg, shape=args.size,
                      epochs=args.epochs)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"\nruns and data: {args.out}")
@@ -273,14 +275,16 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--overwrite", action="store_true")
     synth.set_defaults(func=cmd_synth)
 
-    demo = commands.add_parser("demo", help="weak, mixed and full supervision on synthetic data")
+    demo = commands.add_parser(
+        "quick-demo", help="3 runs: weak, mixed and full supervision on small synthetic images "
+        "(make demo runs the 12-run demo batch)")
     demo.add_argument("--out", default="runs/demo", type=Path)
-    demo.add_argument("--n-pos", type=int, default=60)
-    demo.add_argument("--n-neg", type=int, default=60)
-    demo.add_argument("--size", default="320x64", type=_size,
+    demo.add_argument("--n-pos", type=int, default=DEMO_IMAGES)
+    demo.add_argument("--n-neg", type=int, default=DEMO_IMAGES)
+    demo.add_argument("--size", default=f"{DEMO_SHAPE[1]}x{DEMO_SHAPE[0]}", type=_size,
                       help="WIDTHxHEIGHT of the synthetic images")
     demo.add_argument("--epochs", type=int, default=10)
-    demo.set_defaults(func=cmd_demo)
+    demo.set_defaults(func=cmd_quick_demo)
 
     predict = commands.add_parser("predict", help="score a folder of images; masks and overlays")
     predict.add_argument("--checkpoint", required=True, type=Path, help="RUN/checkpoints/best.pt")

@@ -20,7 +20,7 @@ import yaml
 
 from segdec.errors import ConfigError
 from segdec.io import write_text
-from segdec.model import ModelConfig
+from segdec.model import ModelConfig, SegDecNet
 from segdec.options import option
 from segdec.recipes import RECIPE_FIELDS, beta_for_epochs, recipe
 from segdec.timing import parse_duration
@@ -56,8 +56,10 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "n_seg": (lambda v: v >= 0, ">= 0 (or null for all)"),
     "n_train_negatives": (lambda v: v >= 0, ">= 0 (or null)"),
     "n_val": (lambda v: v >= 0, ">= 0 (or null)"),
-    "input_height": (lambda v: v > 0 and v % 8 == 0, "a positive multiple of 8"),
-    "input_width": (lambda v: v > 0 and v % 8 == 0, "a positive multiple of 8"),
+    "input_height": (lambda v: v > 0 and v % SegDecNet.output_stride == 0,
+                     f"a positive multiple of {SegDecNet.output_stride}"),
+    "input_width": (lambda v: v > 0 and v % SegDecNet.output_stride == 0,
+                    f"a positive multiple of {SegDecNet.output_stride}"),
     "dilate_masks": (lambda v: v == 0 or (v > 0 and v % 2), "0 or an odd kernel size"),
     "bit_depth": (lambda v: 8 <= v <= 16, "8 to 16 (or null: the deepest of the training "
                   "images)"),

@@ -1,4 +1,6 @@
-"""The embedded default: synthetic Severstal-format data, weak / mixed / full supervision on CPU.
+"""``segdec quick-demo``: synthetic Severstal-format data, weak / mixed / full supervision on CPU,
+and the CPU-sized configuration the tests and the bench share. (``make demo`` is the 12-run demo
+batch, papermill_runs/demo.yaml.)
 
 The paper's optimiser (SGD, lr 0.1, no momentum, 40-90 epochs over thousands of images) needs far
 more steps than a CPU demo can afford; the demo keeps the network, loss and schedules and takes
@@ -12,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from segdec.config import RunConfig
-from segdec.data.synthetic import synthesize
+from segdec.data.synthetic import DEMO_IMAGES, DEMO_SHAPE, synthesize
 from segdec.train import train
 
 DEMO_MODES = {"WS": 0, "MS": 10, "FS": None}  # pixel-labelled positives (None: all)
@@ -29,24 +31,26 @@ def demo_config(root: str | Path = "runs/demo", **overrides) -> RunConfig:
     return RunConfig(**values)
 
 
-def ensure_synthetic(config: RunConfig, n_pos: int, n_neg: int, size: tuple[int, int],
+def ensure_synthetic(config: RunConfig, n_pos: int, n_neg: int, *, shape: tuple[int, int],
                      seed: int = 0) -> None:
+    """Write a synthetic set of ``shape`` (height, width) at the config's data root unless one is
+    there (``shape`` by keyword, so that a (width, height) pair cannot slip in by position)."""
     if not (Path(config.data_root) / "train.csv").is_file():
-        synthesize(config.data_root, n_pos, n_neg, seed=seed, size=size)
+        synthesize(config.data_root, n_pos, n_neg, seed=seed, shape=shape)
 
 
-def run_demo(
+def run_quick_demo(
     root: str | Path = "runs/demo",
-    n_pos: int = 60,
-    n_neg: int = 60,
-    size: tuple[int, int] = (320, 64),
+    n_pos: int = DEMO_IMAGES,
+    n_neg: int = DEMO_IMAGES,
+    shape: tuple[int, int] = DEMO_SHAPE,
     progress: bool = True,
     **overrides,
 ) -> pd.DataFrame:
     """Train the three supervision modes and return one row of test metrics per mode."""
     root = Path(root)
     base = demo_config(root, **overrides)
-    ensure_synthetic(base, n_pos, n_neg, size)
+    ensure_synthetic(base, n_pos, n_neg, shape=shape)
     rows = []
     for mode, n_seg in DEMO_MODES.items():
         config = base.replace(n_seg=n_seg, out_dir=str(root / "runs" / mode))

@@ -27,6 +27,7 @@ from segdec.data.images import DataError, image_shape, load_image, resize
 from segdec.data.prepare import RunData, loader, prepare_data
 from segdec.gallery import error_gallery, error_indices
 from segdec.io import atomic_write, write_json
+from segdec.model import probabilities
 from segdec.runtime import keep_freed_memory, resolve_device, use_precision
 
 
@@ -106,10 +107,10 @@ def predict_loader(
     for batch in loader:
         images = batch["image"].to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            decision, seg = model(images)
-        scores.append(torch.sigmoid(decision.float()).cpu().numpy())
+            decision, seg = probabilities(model, images)
+        scores.append(decision.cpu().numpy())
         if len(maps) < keep_maps:
-            maps.extend(torch.sigmoid(seg.float())[:, 0].cpu().numpy()[: keep_maps - len(maps)])
+            maps.extend(seg[:, 0].cpu().numpy()[: keep_maps - len(maps)])
     return np.concatenate(scores) if scores else np.zeros(0), maps
 
 

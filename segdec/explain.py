@@ -17,7 +17,14 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from segdec.evaluate import image_metrics, pixel_metrics
-from segdec.model import DECISION_INPUTS, FeatureNorm, ReleasedNorm, SegDecNet, SqueezeExcite
+from segdec.model import (
+    DECISION_INPUTS,
+    FeatureNorm,
+    ReleasedNorm,
+    SegDecNet,
+    SqueezeExcite,
+    probabilities,
+)
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -300,8 +307,8 @@ def plot_maps(image: np.ndarray, mask: np.ndarray, maps: dict[str, np.ndarray]) 
 @torch.inference_mode()
 def predict(model: SegDecNet, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """(decision probabilities [N], segmentation probabilities [N, H/8, W/8])."""
-    decision, seg = model.eval()(images)
-    return _numpy(torch.sigmoid(decision)), _numpy(torch.sigmoid(seg[:, 0]))
+    decision, seg = probabilities(model.eval(), images)
+    return _numpy(decision), _numpy(seg[:, 0])
 
 
 def attention_effect(model: SegDecNet, images: torch.Tensor, labels: np.ndarray,

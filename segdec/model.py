@@ -8,6 +8,7 @@ field) and ``attention`` (squeeze-and-excitation after the 64-channel convs).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -267,7 +268,7 @@ DECISION_INPUTS = {
 class SegDecNet(nn.Module):
     """``forward(x) -> (decision_logit [B], seg_logit [B, 1, H/8, W/8])``; H, W multiples of 8."""
 
-    output_stride = 8
+    output_stride = 8  # three 2x2 pools; the targets, input sizes and receptive fields follow it
     min_size = 64  # the decision subnetwork pools three more times after the 1/8 map
 
     def __init__(self, config: ModelConfig | None = None) -> None:
@@ -317,9 +318,11 @@ class SegDecNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The segmentation subnetwork: (1024 features, segmentation logits), both at 1/8."""
-        if x.shape[-2] % 8 or x.shape[-1] % 8 or min(x.shape[-2:]) < self.min_size:
+        stride = self.output_stride
+        if x.shape[-2] % stride or x.shape[-1] % stride or min(x.shape[-2:]) < self.min_size:
             raise ValueError(
-                f"input height and width must be multiples of 8 and at least {self.min_size}, "
+                f"input height and width must be multiples of {stride} and at least "
+                f"{self.min_size}, "
                 f"got {tuple(x.shape)}"
             )
         features = self.segmentation(x)
@@ -352,15 +355,36 @@ class SegDecNet(nn.Module):
         return self.forward_head(features, seg_logit), seg_logit
 
 
-def build_model(
-    attention: bool = True,
-    atrous: bool = True,
-    in_channels: int = 1,
-    **options,
-) -> SegDecNet:
-    """The paper's network (defaults) or the original Božič network (``False, False``)."""
-    return SegDecNet(ModelConfig(in_channels=in_channels, attention=attention, atrous=atrous,
-                                 **options))
+def probabilities(model: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+                  images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(defect probability [B], segmentation probabilities [B, 1, H/8, W/8]) of a SegDecNet, or of
+    its compiled form: the sigmoid of its logits, taken in fp32 also under autocast, so that
+    evaluation, prediction, ONNX export and the notebooks turn logits into scores alike."""
+    decision, seg = model(images)
+    return torch.sigmoid(decision.float()), torch.sigmoid(seg.float())
+
+
+# The named networks and the switches that set them apart; every other ModelConfig field keeps
+# its default unless build_model is given it.
+NETWORKS = {
+    "paper": {"attention": True, "atrous": True, "architecture": "described"},  # Bi et al.
+    "bozic": {"attention": False, "atrous": False, "architecture": "described"},  # as described
+    "bozic-released": {"attention": False, "atrous": False, "architecture": "released"},
+}
+
+
+def build_model(name: str = "paper", *, attention: bool | None = None,
+                atrous: bool | None = None, **options) -> SegDecNet:
+    """The network called ``name`` (one of ``NETWORKS``); ``attention`` and ``atrous`` switch its
+    ablations (None: the network's own), ``options`` set the other ModelConfig fields. Keywords
+    only, so that a switch can never be taken for a name."""
+    if not isinstance(name, str) or name not in NETWORKS:
+        raise ValueError(f"unknown network {name!r}; use one of {', '.join(NETWORKS)}")
+    switches = {**NETWORKS[name]}
+    for switch, value in (("attention", attention), ("atrous", atrous)):
+        if value is not None:
+            switches[switch] = value
+    return SegDecNet(ModelConfig(**switches, **options))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,17 +1,14 @@
 """The paper's reference numbers (docs/paper.md), written once as data for the reports and batches.
 
-Table 4 fixes the Severstal schedule per ``N_all``; Table 5 holds the image-level results of the
-26 Severstal settings; Table 6 the ablation AP (in %) of the three improvements per dataset.
+Table 5 holds the image-level results of the 26 Severstal settings; Table 6 the ablation AP (in %)
+of the three improvements per dataset. Table 4, the Severstal schedule, is a training recipe and
+lives in ``segdec.recipes``.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-# Table 4: N_all -> (epochs, beta of the decay balance).
-SEVERSTAL_SCHEDULE: dict[int, tuple[int, float]] = {
-    300: (90, 0.01), 750: (80, 0.01), 1500: (60, 0.015), 3000: (40, 0.02),
-}
 # Table 6's setting: N_all = 1000, 50 epochs, MS with L_p = 250.
 ABLATION_N_ALL, ABLATION_EPOCHS, ABLATION_L_P = 1000, 50, 250
 

@@ -40,7 +40,7 @@ from segdec.data.images import DataError, load_image, resize
 from segdec.data.severstal import IMAGE_SUFFIXES
 from segdec.errors import CheckpointError, ConfigError, OutputExistsError
 from segdec.io import atomic_write
-from segdec.model import SegDecNet
+from segdec.model import SegDecNet, probabilities
 from segdec.runtime import keep_freed_memory, resolve_device
 
 DEFECT_COLOUR, CLEAN_COLOUR, TINT = (230, 30, 30), (40, 190, 70), np.array([255.0, 0.0, 0.0])
@@ -57,8 +57,7 @@ class Scorer(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """float [B, C, H, W] in [0, 1] -> (defect probability [B], seg map [B, 1, H/8, W/8])."""
-        decision, seg = self.model(images)
-        return torch.sigmoid(decision.float()), torch.sigmoid(seg.float())
+        return probabilities(self.model, images)
 
 
 def find_images(spec: str | Path) -> list[Path]:

@@ -136,9 +136,9 @@ def data_workers(num_workers: int | None, device: torch.device) -> int:
     return min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
 
 
-def cpu_has_fast_bf16() -> bool:
-    """AMX tiles make bf16 convolutions several times faster than fp32; without them (AVX2, plain
-    AVX-512) oneDNN's bf16 path is emulated and far slower than fp32 (``segdec bench`` shows it)."""
+def cpu_has_amx() -> bool:
+    """AMX tiles (through oneDNN), which make bf16 convolutions several times faster than fp32;
+    without them oneDNN's bf16 path is slower than fp32 (``segdec bench`` shows it)."""
     return torch.backends.mkldnn.is_available() and torch.cpu._is_amx_tile_supported()
 
 
@@ -166,8 +166,9 @@ def takes_space_to_batch(atrous_gradient: str, device_type: str = "cpu") -> bool
     return atrous_gradient == "space_to_batch"
 
 
-def cpu_has_native_bf16() -> bool:
-    """bf16 dot products in hardware (``avx512_bf16`` or AMX) rather than emulated in fp32."""
+def cpu_has_bf16_instructions() -> bool:
+    """bf16 dot products in hardware (``avx512_bf16`` or AMX) rather than emulated in fp32; only
+    AMX (``cpu_has_amx``) also makes them faster than fp32."""
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
@@ -192,7 +193,7 @@ def describe_runtime(device: torch.device, precision: str, atrous_weight_gradien
         "atrous_weight_gradient": atrous_weight_gradient,
         "cpu": cpu_name(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "cpu_native_bf16": cpu_has_native_bf16(),
+        "cpu_native_bf16": cpu_has_bf16_instructions(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "freed_memory_kept": keep_freed_memory(),

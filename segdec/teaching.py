@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from segdec.checkpoint import load_checkpoint, model_from_checkpoint
 from segdec.config import RunConfig
 from segdec.data.prepare import prepare_data
-from segdec.data.synthetic import synthesize
+from segdec.data.synthetic import DEMO_IMAGES, synthesize
 from segdec.errors import ConfigError
 from segdec.evaluate import input_mask
 from segdec.model import SegDecNet
@@ -37,16 +37,16 @@ KOLEKTORSDD = ("download KolektorSDD from https://www.vicos.si/resources/kolekto
 
 
 def teaching_data(data_root: str | Path | None, runs_dir: str | Path,
-                  size: tuple[int, int] = (96, 264), seed: int = 0) -> tuple[str, Path]:
+                  shape: tuple[int, int] = (264, 96), seed: int = 0) -> tuple[str, Path]:
     """(dataset format, folder): ``data_root`` read as one's own images (any folder layout); with
     None, the KolektorSDD beside the project if there is one; with ``"synthetic"`` or without
-    KolektorSDD, a synthetic set of ``size`` (W, H) written into ``runs_dir``."""
+    KolektorSDD, a synthetic set of ``shape`` (H, W) written into ``runs_dir``."""
     if data_root is None and SHARED_KSDD.is_dir():
         return "folder", SHARED_KSDD
     if data_root is None or data_root == "synthetic":
         root = Path(runs_dir) / "synthetic"
         if not (root / "train.csv").is_file():
-            synthesize(root, n_pos=60, n_neg=60, seed=seed, size=size)
+            synthesize(root, n_pos=DEMO_IMAGES, n_neg=DEMO_IMAGES, seed=seed, shape=shape)
         return "severstal", root
     if not Path(data_root).is_dir():
         raise FileNotFoundError(f"data_root {data_root} does not exist; give a folder of images, "

@@ -218,13 +218,13 @@ def _estimate(config: RunConfig, data: RunData, parts: tuple, scaler: torch.amp.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         net, opt, scale = copy.deepcopy((model, optimizer, scaler))
         net.train()
-        step = torch.compile(net) if config.compile else net
+        runnable = torch.compile(net) if config.compile else net
         order = np.resize(np.arange(len(data.train)), config.batch_size * (1 + ESTIMATE_STEPS))
         batches = iter(loader(data.train, config, device, order.tolist()))
         weights = loss_weights(config.balance, start_epoch, config.epochs, config.beta)
 
         def train_step() -> None:
-            training_step(step, opt, scale, criterion, next(batches), weights, device, dtype,
+            training_step(runnable, opt, scale, criterion, next(batches), weights, device, dtype,
                           config.channels_last)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
@@ -232,7 +232,7 @@ def _estimate(config: RunConfig, data: RunData, parts: tuple, scaler: torch.amp.
         step_s = median_seconds(train_step, ESTIMATE_STEPS)
         scored = data.val if len(data.val) else data.test
         batch = next(iter(loader(scored, config, device)))
-        image_s = median_seconds(lambda: predict_loader(step, [batch], device, dtype), 1) / len(
+        image_s = median_seconds(lambda: predict_loader(runnable, [batch], device, dtype), 1) / len(
             batch["label"])
     return RunEstimate(
         epochs=config.epochs - start_epoch, steps=steps, step_s=step_s,
@@ -362,7 +362,7 @@ def train(
         history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
         stopped = state.get("stopped")
 
-    step = torch.compile(model) if config.compile else model
+    runnable = torch.compile(model) if config.compile else model  # the model as training calls it
     dtype = use_precision(precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     if state is not None and state.get("scaler"):  # fp16's loss scale; {} when disabled
@@ -391,8 +391,8 @@ def train(
         order = np.concatenate([positives, negatives[sampler.draw(len(positives))]])
         order = order[order_rng.permutation(len(order))].tolist()
         epoch_order.order = order
-        means = train_one_epoch(step, optimizer, scaler, criterion, train_loader, (w_seg, w_dec),
-                                device, dtype, config.channels_last,
+        means = train_one_epoch(runnable, optimizer, scaler, criterion, train_loader,
+                                (w_seg, w_dec), device, dtype, config.channels_last,
                                 progress and f"epoch {epoch + 1}/{config.epochs}")
         row = {"epoch": epoch, "w_seg": w_seg, "w_dec": w_dec,
                **dict(zip(LOSS_COLUMNS, means, strict=True)), "val_ap": float("nan"),

@@ -26,7 +26,7 @@ def shared_path(*parts: str) -> Path:
 def tiny_severstal(tmp_path_factory) -> Path:
     """40 small synthetic images (20 defective) in Severstal's exact on-disk layout."""
     return synthesize(tmp_path_factory.mktemp("data") / "severstal", 20, 20, seed=0,
-                      size=(128, 64))
+                      shape=(64, 128))
 
 
 @pytest.fixture(scope="session")

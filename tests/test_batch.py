@@ -18,6 +18,7 @@ import yaml
 from segdec import paper
 from segdec.batch import execute_runs, load_batch, run_batch
 from segdec.cli import main
+from segdec.recipes import SEVERSTAL_SCHEDULE
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -31,7 +32,7 @@ def test_table5_dry_run_lists_the_26_paper_settings(capsys):
     listed = [(r.config.supervision, r.config.n_all, r.config.n_seg, r.config.epochs,
                r.config.beta, r.config.notes["table5_row"]) for r in runs]
     expected = [(row.mode, row.n_all, row.l_p, row.epochs,
-                 paper.SEVERSTAL_SCHEDULE[row.n_all][1], row.row)
+                 SEVERSTAL_SCHEDULE[row.n_all][1], row.row)
                 for row in paper.table5().itertuples()]
     assert listed == expected
     first = runs[0].config

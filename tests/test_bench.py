@@ -52,8 +52,8 @@ def test_dilated_conv_counts_its_nine_taps_not_its_span():
 
 def test_the_paper_network_needs_about_six_times_fewer_flops():
     x = torch.rand(1, 1, 128, 128)
-    original = count_flops(lambda: build_model(False, False)(x))
-    paper = count_flops(lambda: build_model(True, True)(x))
+    original = count_flops(lambda: build_model("bozic")(x))
+    paper = count_flops(lambda: build_model("paper")(x))
     assert 5 < original / paper < 8
 
 
@@ -313,10 +313,10 @@ def test_a_gpu_of_compute_capability_8_times_its_default_tf32_and_bf16(study, mo
 def test_bf16_is_timed_where_the_cpu_has_it_in_hardware(study, monkeypatch):
     from segdec import runtime
 
-    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: False)  # "auto" is fp32 here
+    monkeypatch.setattr(runtime, "cpu_has_amx", lambda: False)  # "auto" is fp32 here
     cpu, settings = torch.device("cpu"), study.StudySettings()
     for native, precisions in ((False, {"fp32"}), (True, {"fp32", "bf16"})):
-        monkeypatch.setattr(study, "cpu_has_native_bf16", lambda native=native: native)
+        monkeypatch.setattr(study, "cpu_has_bf16_instructions", lambda native=native: native)
         paper = study.variants(cpu, settings)["paper"]
         assert {v.precision for v in paper} == precisions
 

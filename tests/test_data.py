@@ -38,7 +38,7 @@ def test_synthetic_defects_have_pixels_on_the_smallest_strip(tmp_path):
     """At 64x64 some pit clusters fall between pixels; each keeps at least a dot."""
     from segdec.data.synthetic import synthesize
 
-    samples = read_severstal(synthesize(tmp_path / "s", n_pos=60, n_neg=0, size=(64, 64)))
+    samples = read_severstal(synthesize(tmp_path / "s", n_pos=60, n_neg=0, shape=(64, 64)))
     assert len(samples) == 60 and all(s.mask((64, 64)).any() for s in samples)
 
 
@@ -138,6 +138,57 @@ def test_targets_are_soft_downsampled_masks():
     assert small.shape == (1, 1, 8, 8)
     assert small[0, 0, 4, 4] == 1 and small[0, 0, 0, 0] == 0
     assert 0 < small[0, 0, 2, 4] < 1  # the border is soft
+
+
+def test_targets_and_size_rounding_follow_the_networks_output_stride(monkeypatch, tmp_path):
+    """One constant, SegDecNet.output_stride, sets the target resolution and the sizes the data
+    pipeline rounds to; a second copy of it would leave these at 8."""
+    from PIL import Image
+
+    from segdec.data.prepare import common_size
+    from segdec.data.synthetic import synthesize
+    from segdec.errors import ConfigError
+    from segdec.model import SegDecNet
+
+    monkeypatch.setattr(SegDecNet, "output_stride", 16)
+    assert downsample_mask(torch.zeros(1, 1, 64, 64)).shape == (1, 1, 4, 4)
+    Image.fromarray(np.zeros((64, 96), np.uint8)).save(tmp_path / "a.png")
+    item = DefectDataset([Sample("a.png", str(tmp_path / "a.png"), 0)], [True],
+                         TargetOptions(size=(64, 96)))[0]
+    assert item["seg_target"].shape == (1, 4, 6)
+    assert common_size([(100, 200)] * 2)[0] == (96, 192)
+    with pytest.raises(ConfigError, match="multiple of 16"):
+        synthesize(tmp_path / "s", 1, 1, shape=(64, 72))
+
+
+def test_synthetic_shapes_are_height_width_inside_and_width_x_height_on_the_command_line(
+        tmp_path):
+    from PIL import Image
+
+    from segdec.cli import main
+    from segdec.config import RunConfig
+    from segdec.data.synthetic import synthesize
+    from segdec.demo import ensure_synthetic
+
+    root = synthesize(tmp_path / "inside", 1, 0, shape=(64, 128))
+    assert Image.open(next((root / "train_images").iterdir())).size == (128, 64)  # PIL: (W, H)
+    assert main(["synth", "--out", str(tmp_path / "cli"), "--n-pos", "1", "--n-neg", "0",
+                 "--size", "128x64"]) == 0
+    assert Image.open(next((tmp_path / "cli" / "train_images").iterdir())).size == (128, 64)
+    with pytest.raises(TypeError):  # a (width, height) pair cannot slip in by position
+        ensure_synthetic(RunConfig(data_root=str(tmp_path / "e")), 1, 0, (128, 64))
+
+
+def test_the_quick_demo_is_named_apart_from_make_demo_and_reads_the_demo_set(capsys):
+    """``make demo`` is the 12-run batch; the 3-run CLI demo is ``segdec quick-demo``, whose
+    defaults are the one definition of the demo's synthetic set."""
+    from segdec.cli import build_parser
+
+    args = build_parser().parse_args(["quick-demo"])
+    assert (args.n_pos, args.n_neg, args.size) == (60, 60, (64, 320))  # --size 320x64
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["demo"])
+    assert "invalid choice: 'demo'" in capsys.readouterr().err
 
 
 def test_distance_weights_fall_to_the_defect_border():

@@ -32,7 +32,7 @@ from segdec.data.download import (
 from tests.conftest import shared_path
 from tests.layouts import mask, write_layout
 
-SMALL = {"expected_images": 40, "image_size": (128, 64)}
+SMALL = {"expected_images": 40, "expected_shape": (64, 128)}
 
 
 def _zip(tree: Path, path: Path, extra: dict[str, bytes] | None = None, prefix: str = "") -> Path:
@@ -79,7 +79,7 @@ def test_good_archive_is_verified_and_not_fetched_again(good_zip, tmp_path, capl
     dest = download("severstal", tmp_path / "severstal", archive=good_zip, **SMALL)
     marker = json.loads((dest / MARKER).read_text())
     assert marker["images"] == 40 and marker["defective"] == 20
-    assert marker["image_size"] == [128, 64]
+    assert marker["image_shape"] == [64, 128]
     assert len(list((dest / "train_images").iterdir())) == 40
     assert _left_behind(tmp_path) == []
     damaged = tmp_path / "damaged.zip"

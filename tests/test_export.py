@@ -45,7 +45,7 @@ def test_colour_images_train_predict_and_export(tmp_path):
     on them, and the ONNX export, which on predict's reading of the images reproduces the run's
     evaluated segmentation maps. After one epoch the decision is still 0.5 +- 1e-6: the maps,
     kept off 0 by a small learning rate, are what shows a difference of input."""
-    root = synthesize(tmp_path / "data", 12, 12, seed=1, size=(64, 64))
+    root = synthesize(tmp_path / "data", 12, 12, seed=1, shape=(64, 64))
     for path in (root / "train_images").iterdir():
         grey = np.asarray(Image.open(path).convert("L"))
         Image.fromarray(np.stack([grey, 255 - grey, grey // 2], axis=-1)).save(path, quality=95)

@@ -8,16 +8,19 @@ from segdec.explain import field_extent, input_gradient
 from segdec.model import (
     AtrousConv2d,
     FeatureNorm,
+    ModelConfig,
     ReleasedNorm,
+    SegDecNet,
     SqueezeExcite,
     atrous_weight_gradient,
     build_model,
     count_parameters,
+    probabilities,
     space_to_batch,
     use_space_to_batch,
 )
 
-VARIANTS = [(False, False), (True, False), (False, True), (True, True)]
+VARIANTS = [(False, False), (True, False), (False, True), (True, True)]  # (attention, atrous)
 
 
 @pytest.fixture(params=VARIANTS, ids=lambda v: f"attention={v[0]},atrous={v[1]}")
@@ -27,7 +30,7 @@ def variant(request):
 
 def test_forward_contract(variant):
     torch.manual_seed(0)
-    model = build_model(*variant)
+    model = build_model(attention=variant[0], atrous=variant[1])
     decision, seg = model(torch.rand(2, 1, 64, 96))
     assert decision.shape == (2,)
     assert seg.shape == (2, 1, 8, 12)
@@ -36,7 +39,7 @@ def test_forward_contract(variant):
 
 def test_smallest_input_single_image(variant):
     """At 64x64 the decision subnetwork ends on a 1x1 map; one image alone must still pass."""
-    model = build_model(*variant)
+    model = build_model(attention=variant[0], atrous=variant[1])
     for mode in (model.train, model.eval):
         mode()
         decision, seg = model(torch.rand(1, 1, 64, 64))
@@ -44,7 +47,7 @@ def test_smallest_input_single_image(variant):
 
 
 def test_colour_input_and_size_check(variant):
-    model = build_model(*variant, in_channels=3)
+    model = build_model(attention=variant[0], atrous=variant[1], in_channels=3)
     assert model(torch.rand(1, 3, 64, 72))[1].shape == (1, 1, 8, 9)
     with pytest.raises(ValueError, match="multiples of 8"):
         model(torch.rand(1, 3, 70, 72))
@@ -55,7 +58,7 @@ def test_colour_input_and_size_check(variant):
 def test_single_image_independent_of_batch(variant):
     """Per-sample normalisation: an image's outputs do not depend on its batch-mates."""
     torch.manual_seed(0)
-    model = build_model(*variant).eval()
+    model = build_model(attention=variant[0], atrous=variant[1]).eval()
     batch = torch.rand(3, 1, 64, 80)
     together = model(batch)[0]
     alone = torch.stack([model(batch[i : i + 1])[0][0] for i in range(3)])
@@ -76,7 +79,7 @@ def test_gradient_adjustment_keeps_decision_loss_out_of_segmentation():
 def test_decision_reads_segmentation_probabilities_unless_released():
     """The described network's pooled segmentation values are the map's sigmoid (the released
     one's are its normalised logits); the same weights give the same segmentation either way."""
-    assert build_model(architecture="released").config.seg_to_decision == "logit"
+    assert build_model("bozic-released").config.seg_to_decision == "logit"
     torch.manual_seed(0)
     logit = build_model(seg_to_decision="logit").eval()
     probability = build_model().eval()  # the described network's default
@@ -116,7 +119,8 @@ def test_golden_outputs_and_exact_parameter_counts(key):
     attention, atrous, architecture = key
     parameters, decisions, seg_mean, seg_values = GOLDEN[key]
     torch.manual_seed(0)
-    model = build_model(attention, atrous, architecture=architecture).eval()
+    network = "bozic-released" if architecture == "released" else "bozic"
+    model = build_model(network, attention=attention, atrous=atrous).eval()
     assert count_parameters(model) == parameters
     images = torch.rand(2, 1, 64, 96, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -231,9 +235,57 @@ def test_network_gradients_equal_with_and_without_the_fast_path():
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
 
 
+def test_probabilities_are_the_fp32_sigmoid_of_the_logits_under_autocast_too():
+    """The one logits-to-scores step of evaluation, predict, export and the notebooks."""
+    torch.manual_seed(0)
+    model, images = build_model().eval(), torch.rand(2, 1, 64, 96)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        decision, seg = model(images)
+        score, seg_probability = probabilities(model, images)
+    assert decision.dtype == torch.bfloat16 and score.dtype == torch.float32
+    torch.testing.assert_close(score, torch.sigmoid(decision.float()), rtol=0, atol=0)
+    torch.testing.assert_close(seg_probability, torch.sigmoid(seg.float()), rtol=0, atol=0)
+    assert seg_probability.shape == (2, 1, 8, 12)
+
+
+# Each name's network: its parameter count (as in GOLDEN) and the switches it is built with.
+NAMED = {
+    "paper": (926_839, (True, True, "described", "probability")),
+    "bozic": (15_662_875, (False, False, "described", "probability")),
+    "bozic-released": (15_637_212, (False, False, "released", "logit")),
+}
+
+
+@pytest.mark.parametrize("name", NAMED)
+def test_build_model_builds_each_named_network(name):
+    parameters, switches = NAMED[name]
+    config = build_model(name).config
+    assert count_parameters(build_model(name)) == parameters
+    assert (config.attention, config.atrous, config.architecture,
+            config.seg_to_decision) == switches
+
+
+def test_build_model_switches_are_keywords_that_override_the_named_network():
+    config = build_model("bozic", atrous=True, in_channels=3).config
+    assert (config.attention, config.atrous, config.in_channels) == (False, True, 3)
+    assert count_parameters(build_model("paper", attention=False)) == 922_779
+    with pytest.raises(TypeError):
+        build_model("paper", False)  # a positional switch
+    with pytest.raises(TypeError, match="architecture"):
+        build_model("bozic", architecture="released")  # the name fixes the architecture
+
+
+@pytest.mark.parametrize("name", ["Bozic", "original", True, False])
+def test_build_model_refuses_an_unknown_name_and_lists_the_names(name):
+    """A truthy string once built the paper's network whatever it said."""
+    with pytest.raises(ValueError, match=f"unknown network {name!r}; use one of paper, bozic, "
+                                         "bozic-released"):
+        build_model(name)
+
+
 def test_released_architecture_differs_from_the_described_one_as_paper_md_says():
-    described = build_model(False, False)
-    released = build_model(False, False, architecture="released")
+    described = build_model("bozic")
+    released = build_model("bozic-released")
     # One 32-channel 5x5 conv (and its norm) fewer; one scale for the normalised segmentation map.
     assert count_parameters(described) - count_parameters(released) == 32 * 32 * 25 + 64 - 1
     assert isinstance(released.seg_norm, ReleasedNorm) and released.seg_norm.bias is None
@@ -246,4 +298,4 @@ def test_released_architecture_differs_from_the_described_one_as_paper_md_says()
     # The map the loss sees is normalised per image: mean 0, and std^2 / (std + 1e-3) as variance.
     assert seg.mean((2, 3)).abs().max() < 1e-5
     with pytest.raises(ValueError, match="architecture"):
-        build_model(architecture="as-drawn")
+        SegDecNet(ModelConfig(architecture="as-drawn"))

@@ -92,7 +92,7 @@ def test_download_notebook_extracts_a_local_archive(tmp_path):
     verification, Kaggle) is tested in test_download.py; here, that the notebook calls it."""
     from segdec.data.synthetic import synthesize
 
-    source = synthesize(tmp_path / "source", 1, 1, size=(64, 64))
+    source = synthesize(tmp_path / "source", 1, 1, shape=(64, 64))
     archive = tmp_path / "severstal.zip"
     with zipfile.ZipFile(archive, "w") as zipped:
         for file in sorted(source.rglob("*")):
@@ -102,7 +102,7 @@ def test_download_notebook_extracts_a_local_archive(tmp_path):
     papermill.execute_notebook(
         str(NOTEBOOKS[1]), str(executed), kernel_name="python3", progress_bar=False,
         parameters={"dest": str(tmp_path / "severstal"), "archive": str(archive),
-                    "expected_images": 2, "image_size": [64, 64]})
+                    "expected_images": 2, "expected_shape": [64, 64]})
     printed = "".join(o.get("text", "") for c in nbformat.read(executed, as_version=4).cells
                       if c.cell_type == "code" for o in c.outputs)
     assert f"2 images, 1 with defects, in {tmp_path / 'severstal'}" in printed

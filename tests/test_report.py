@@ -176,7 +176,8 @@ def test_runs_without_gradient_adjustment_are_rows_of_their_own(tmp_path):
 def test_layer_table_grows_the_same_receptive_field_with_fewer_weights():
     from segdec.concepts import kernel_taps, layer_table
 
-    dense, atrous = layer_table(build_model(False, False)), layer_table(build_model(False, True))
+    dense = layer_table(build_model("bozic"))
+    atrous = layer_table(build_model("bozic", atrous=True))
     # 9 after convs 1-2; each 2x2 pool adds the stride so far, each 5x5-equivalent conv 4 x the
     # stride; conv 10 adds 14 x 8: 216 input pixels for one unit of the 1/8 map.
     assert list(dense.receptive_field) == [5, 9, 18, 26, 34, 52, 68, 84, 100, 216]

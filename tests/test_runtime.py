@@ -119,12 +119,24 @@ def test_auto_precision_is_fp32_with_tf32_from_ampere_on(monkeypatch, gpu_switch
             runtime.resolve_precision("bf16", gpu)
 
 
+def test_the_cpu_bf16_probes_say_which_hardware_they_find():
+    """Two probes with distinct names: AMX (bf16 faster than fp32) and any bf16 instruction
+    (bf16 computed rather than emulated, not necessarily faster)."""
+    import torch
+
+    from segdec import runtime
+
+    amx = torch.cpu._is_amx_tile_supported()
+    assert runtime.cpu_has_amx() == (torch.backends.mkldnn.is_available() and amx)
+    assert runtime.cpu_has_bf16_instructions() == (torch.cpu._is_avx512_bf16_supported() or amx)
+
+
 def test_auto_precision_is_fp32_on_every_cpu(monkeypatch):
     import torch
 
     from segdec import runtime
 
-    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)  # AMX
+    monkeypatch.setattr(runtime, "cpu_has_amx", lambda: True)
     assert runtime.resolve_precision("auto", torch.device("cpu")) == "fp32"
     assert runtime.resolve_precision("bf16", torch.device("cpu")) == "bf16"
     with pytest.raises(ValueError, match="cpu is not a GPU"):

@@ -25,7 +25,7 @@ RUN_FILES = ["config.yaml", "split.csv", "history.csv", "metrics.json", "predict
 
 @pytest.fixture(scope="module")
 def learnable_data(tmp_path_factory):
-    return synthesize(tmp_path_factory.mktemp("learn") / "data", 80, 80, seed=3, size=(128, 64))
+    return synthesize(tmp_path_factory.mktemp("learn") / "data", 80, 80, seed=3, shape=(64, 128))
 
 
 @pytest.mark.slow

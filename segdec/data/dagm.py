@@ -14,7 +14,8 @@ from segdec.data.dataset import Sample, split_folders
 from segdec.data.images import DataError
 
 
-def _read_labels(folder: Path, fixed_subset: str) -> list[Sample]:
+def _read_split_labels(folder: Path, fixed_subset: str) -> list[Sample]:
+    """The samples of one split folder (Train or Test), as its Label/Labels.txt lists them."""
     labels_path = folder / "Label" / "Labels.txt"
     if not labels_path.is_file():
         raise DataError(f"{labels_path} does not exist; DAGM keeps each split's labels there")
@@ -62,5 +63,5 @@ def read_dagm(root: str | Path, dataset_class: int = 1) -> list[Sample]:
                         "check data_root and dataset_class")
     samples = []
     for folder, fixed_subset in split_folders(class_dir, "Train", "Test"):
-        samples += _read_labels(folder, fixed_subset)
+        samples += _read_split_labels(folder, fixed_subset)
     return samples

@@ -18,8 +18,7 @@ from torch.utils.data import Dataset, get_worker_info
 
 from segdec.data.images import DataError, image_shape, load_image, load_mask, resize
 from segdec.data.rle import RLEError, rle_decode
-
-OUTPUT_STRIDE = 8
+from segdec.model import SegDecNet
 
 
 @dataclass(frozen=True)
@@ -94,7 +93,7 @@ def image_tensor(image: np.ndarray) -> torch.Tensor:
 def downsample_mask(mask: torch.Tensor) -> torch.Tensor:
     """[N, 1, H, W] -> [N, 1, H/8, W/8] soft values: reflection-pad 8, average-pool 17, stride 8."""
     padded = F.pad(mask, (8, 8, 8, 8), mode="reflect")
-    return F.avg_pool2d(padded, kernel_size=17, stride=OUTPUT_STRIDE)
+    return F.avg_pool2d(padded, kernel_size=17, stride=SegDecNet.output_stride)
 
 
 def distance_weights(mask: np.ndarray, power: float, max_weight: float) -> np.ndarray:
@@ -151,7 +150,7 @@ class DefectDataset(Dataset):
         image = load_image(sample.image, opts.channels, opts.bit_depth)
         native = image.shape[:2]
         image = resize(image, opts.size)
-        h, w = opts.size[0] // OUTPUT_STRIDE, opts.size[1] // OUTPUT_STRIDE
+        h, w = (side // SegDecNet.output_stride for side in opts.size)
         if not (sample.label and self.has_pixel_label[index]):
             # Negatives are fully labelled by definition; weak positives have gamma = 0.
             return image, np.zeros((1, h, w), np.float32), np.ones((1, h, w), np.float32)

@@ -38,6 +38,7 @@ from segdec.data.dataset import Sample
 from segdec.data.images import DataError, image_shape
 from segdec.data.ksdd import read_ksdd
 from segdec.data.ksdd2 import read_ksdd2
+from segdec.data.rle import SEVERSTAL_SHAPE
 from segdec.data.severstal import read_severstal
 from segdec.io import write_json
 
@@ -45,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 COMPETITION = "severstal-steel-defect-detection"
 RULES_URL = f"https://www.kaggle.com/competitions/{COMPETITION}/rules"
-SEVERSTAL_IMAGES, SEVERSTAL_SIZE = 12568, (1600, 256)  # (W, H)
+SEVERSTAL_IMAGES = 12568
 MARKER = ".segdec-verified.json"
 DAGM_DEVELOPMENT_CLASSES = 6  # classes 1-6: 1000 defect-free and 150 defective images each
 CREDENTIALS_HELP = f"""no Kaggle credentials found. Provide one of:
@@ -163,7 +164,7 @@ class Source:
     read: Callable[[Path], list[Sample]]  # the project's reader, on the folder moved into place
     images: int | None = None
     defective: int | None = None
-    image_size: tuple[int, int] | None = None  # (W, H), where every image has the same size
+    image_shape: tuple[int, int] | None = None  # (H, W), where every image has the same size
     archive: str = ""  # the archive's name at the source
     url: str = ""  # a stable direct download; empty where the page needs a browser or an account
     archive_bytes: int = 0
@@ -186,7 +187,7 @@ SOURCES: dict[str, Source] = {
         "Severstal", f"https://www.kaggle.com/competitions/{COMPETITION}/data",
         f"the competition's rules ({RULES_URL})", "train.csv",
         "training images in train_images/", read_severstal, SEVERSTAL_IMAGES,
-        image_size=SEVERSTAL_SIZE, archive=f"{COMPETITION}.zip"),
+        image_shape=SEVERSTAL_SHAPE, archive=f"{COMPETITION}.zip"),
     "ksdd": Source(
         "KolektorSDD", "https://www.vicos.si/resources/kolektorsdd/",
         "CC BY-NC-SA 4.0 (non-commercial; cite Tabernik et al. 2019)", "kos[0-9]*",
@@ -251,7 +252,7 @@ def layout_root(tree: Path, top: str) -> Path:
 
 
 def verify(folder: Path, source: Source, expected: tuple[int | None, int | None],
-           image_size: tuple[int, int] | None = None) -> dict:
+           expected_shape: tuple[int, int] | None = None) -> dict:
     """Read an extracted tree with the project's reader and check its counts (``None``: not
     checked) and image size; the record written to the marker file."""
     try:
@@ -270,14 +271,14 @@ def verify(folder: Path, source: Source, expected: tuple[int | None, int | None]
               "images": found[0], "defective": found[1], "counts_checked": images is not None,
               "verified_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "segdec_version": __version__}
-    if image_size:
-        width, height = image_size
+    if expected_shape:
+        height, width = expected_shape
         for sample in tqdm(samples, desc="verifying", unit="image"):
             if image_shape(sample.image) != (height, width):
                 found_h, found_w = image_shape(sample.image)
                 raise DownloadError(f"{sample.image} is {found_w}x{found_h}, not {width}x{height}; "
                                     f"the archive is not the {source.title} data")
-        record["image_size"] = [width, height]
+        record["image_shape"] = [height, width]
     return record
 
 
@@ -341,14 +342,15 @@ def download(
     dest: str | Path,
     archive: str | Path | None = None,
     expected_images: int | None = None,
-    image_size: tuple[int, int] | None = None,
+    expected_shape: tuple[int, int] | None = None,
     api: Any = None,
 ) -> Path:
     """Put the verified ``dataset`` at ``dest`` (DAGM: each class of the archive at
     ``dest/ClassN``), from its source or a local ``archive``.
 
     ``expected_images`` replaces the published count, for a subset (the defective count is then
-    not checked); ``image_size`` (W, H) replaces the published size; ``api`` stands in for Kaggle.
+    not checked); ``expected_shape`` (H, W) replaces the published one; ``api`` stands in for
+    Kaggle.
     """
     source, dest = SOURCES[dataset], Path(dest)
     if dataset != "dagm" and not _pending(dest, _counts(source, expected_images)[0]):
@@ -376,7 +378,7 @@ def download(
         tree.mkdir()
         extract_safely(zip_path, tree)
         try:
-            _lay_out(dataset, layout_root(tree, source.top), dest, expected_images, image_size)
+            _lay_out(dataset, layout_root(tree, source.top), dest, expected_images, expected_shape)
         except DownloadError as err:  # name the archive's files, not the staging folder's
             message = str(err).replace(f"{tree}{os.sep}", "").replace(str(tree), "the archive")
             raise DownloadError(f"{archive or source.archive}: {message}") from None
@@ -386,7 +388,7 @@ def download(
 
 
 def _lay_out(dataset: str, root: Path, dest: Path, expected_images: int | None,
-             image_size: tuple[int, int] | None) -> None:
+             expected_shape: tuple[int, int] | None) -> None:
     """Verify every unit of the extracted ``root``, then move them all into place."""
     source = SOURCES[dataset]
     removed = [name for name in source.strays if (root / name).is_file()]
@@ -394,7 +396,8 @@ def _lay_out(dataset: str, root: Path, dest: Path, expected_images: int | None,
         (root / name).unlink()
     units = [unit for unit in _units(dataset, root, dest, expected_images)
              if _pending(unit.target, unit.expected[0])]
-    checked = [(unit, verify(unit.staged, source, unit.expected, image_size or source.image_size))
+    checked = [(unit, verify(unit.staged, source, unit.expected,
+                             expected_shape or source.image_shape))
                for unit in units]
     for unit, record in checked:
         write_json(unit.staged / MARKER, {**record, "removed_strays": removed})

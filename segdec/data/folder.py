@@ -47,7 +47,7 @@ LAYOUTS = {
                     "<stem>_mask|_GT|_label.*",
 }
 GOOD_FOLDERS = ("good", "ok", "normal")
-MASK_SUFFIXES = ("_mask", "_gt", "_label")
+MASK_STEM_ENDINGS = ("_mask", "_gt", "_label")
 MASK_FOLDERS = ("label", "labels", "mask", "masks")
 # A name word that says "mask" (img3-mask, img3 GT, mask.img3, img3_ground_truth): such a file
 # that matches no mask rule would silently be read as one more image.
@@ -84,8 +84,8 @@ def _raise_problems(problems: list[str], root: Path) -> None:
                         + "\n".join(f"  {problem}" for problem in problems))
 
 
-def _read_labels(csv_path: Path, image_names: set[str], problems: list[str],
-                 how_to_name: str) -> dict[str, tuple[int | None, str]]:
+def _read_labels_csv(csv_path: Path, image_names: set[str], problems: list[str],
+                     how_to_name: str) -> dict[str, tuple[int | None, str]]:
     """image name -> (label, "labels.csv row N") for error messages, N being the file's line;
     bad rows go to ``problems``, with ``how_to_name``: how a row names its image. A bad label is
     None, so its image is not reported a second time as unlabelled."""
@@ -155,9 +155,9 @@ def read_folder(root: str | Path) -> list[Sample]:
 
 def _mask_stem(path: Path) -> str | None:
     """The image stem a mask file belongs to (``a_GT.png`` -> ``a``), or None for an image."""
-    for suffix in MASK_SUFFIXES:
-        if path.stem.lower().endswith(suffix) and len(path.stem) > len(suffix):
-            return path.stem[: -len(suffix)]
+    for ending in MASK_STEM_ENDINGS:
+        if path.stem.lower().endswith(ending) and len(path.stem) > len(ending):
+            return path.stem[: -len(ending)]
     return None
 
 
@@ -229,9 +229,9 @@ def _read_masks_beside(root: Path, problems: list[str]) -> list[Sample]:
             continue
         masks[owner] = mask
     names = [_name(p, root) for p in images]
-    labels = _read_labels(root / "labels.csv", set(names), problems,
-                          f"write the image's path relative to {root}, such as {names[0]!r}"
-                          if names else f"{root} holds no images")
+    labels = _read_labels_csv(root / "labels.csv", set(names), problems,
+                              f"write the image's path relative to {root}, such as {names[0]!r}"
+                              if names else f"{root} holds no images")
     samples = []
     for image, name in zip(images, names, strict=True):
         given = labels.get(name)
@@ -290,9 +290,9 @@ def _read_images_masks(root: Path, problems: list[str]) -> list[Sample]:
                 same = " and ".join(str(p) for p in images if p.stem == stem)
                 problems.append(f"{same} share the stem {stem}; masks are matched by stem, so "
                                 "rename all but one")
-    labels = _read_labels(root / "labels.csv", {p.name for p in images}, problems,
-                          f"write the file name of an image in {image_dir}, such as "
-                          f"{images[0].name!r}")
+    labels = _read_labels_csv(root / "labels.csv", {p.name for p in images}, problems,
+                              f"write the file name of an image in {image_dir}, such as "
+                              f"{images[0].name!r}")
     samples = []
     for image in images:
         mask, given = masks.get(image.stem), labels.get(image.name)

@@ -14,7 +14,7 @@ from segdec.data.dataset import Sample
 from segdec.data.images import IMAGE_SUFFIXES, DataError
 
 N_FOLDS = 3
-MASK_SUFFIXES = (".bmp", ".png")
+MASK_EXTENSIONS = (".bmp", ".png")
 
 
 def ksdd_folds(items: list[str]) -> list[list[str]]:
@@ -24,8 +24,8 @@ def ksdd_folds(items: list[str]) -> list[list[str]]:
 
 
 def _mask_of(image: Path) -> Path:
-    for suffix in MASK_SUFFIXES:
-        mask = image.with_name(f"{image.stem}_label{suffix}")
+    for extension in MASK_EXTENSIONS:
+        mask = image.with_name(f"{image.stem}_label{extension}")
         if mask.is_file():
             return mask
     raise DataError(

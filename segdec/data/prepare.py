@@ -42,18 +42,20 @@ class RunData:
 
 
 def common_size(shapes: list[tuple[int, int]]) -> tuple[tuple[int, int], str]:
-    """One (H, W), multiples of 8, for images of these sizes, and why it was chosen.
+    """One (H, W), multiples of the output stride, for images of these sizes, and why it was chosen.
 
     Equal sizes keep their size. Varied sizes get the median aspect ratio at the median area,
     so that no image is stretched far from its shape and the typical image keeps its detail.
     """
     heights, widths = np.array(shapes, dtype=float).T
+    stride = SegDecNet.output_stride
     if len(set(shapes)) == 1:
         height, width = shapes[0]
-        return (int(height) // 8 * 8, int(width) // 8 * 8), f"every image is {width}x{height}"
+        return ((int(height) // stride * stride, int(width) // stride * stride),
+                f"every image is {width}x{height}")
     aspect, area = np.median(heights / widths), np.median(heights * widths)
-    height = max(SegDecNet.min_size, int(round(np.sqrt(area * aspect) / 8)) * 8)
-    width = max(SegDecNet.min_size, int(round(np.sqrt(area / aspect) / 8)) * 8)
+    height = max(SegDecNet.min_size, int(round(np.sqrt(area * aspect) / stride)) * stride)
+    width = max(SegDecNet.min_size, int(round(np.sqrt(area / aspect) / stride)) * stride)
     why = (f"sizes vary (widths {widths.min():.0f}-{widths.max():.0f}, heights "
            f"{heights.min():.0f}-{heights.max():.0f}): the median aspect ratio (H/W "
            f"{aspect:.2f}) at the median area")

@@ -19,6 +19,11 @@ from scipy import ndimage
 
 from segdec.data.rle import rle_encode
 from segdec.errors import ConfigError
+from segdec.model import SegDecNet
+
+# The demo's synthetic set (segdec quick-demo, the bench's accuracy check, the teaching notebook
+# without KolektorSDD): DEMO_IMAGES defective and as many clean images of DEMO_SHAPE (H, W).
+DEMO_IMAGES, DEMO_SHAPE = 60, (64, 320)
 
 
 def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -85,18 +90,21 @@ def synthesize(
     n_pos: int,
     n_neg: int,
     seed: int = 0,
-    size: tuple[int, int] = (1600, 256),
+    shape: tuple[int, int] = (256, 1600),
     overwrite: bool = False,
 ) -> Path:
-    """Write ``n_pos`` defective and ``n_neg`` clean images (``size`` = width, height) to ``out``.
+    """Write ``n_pos`` defective and ``n_neg`` clean images of ``shape`` (height, width) to
+    ``out``; Severstal's shape by default.
 
     The tree is built in a temporary folder beside ``out`` and moved into place at the end, so an
     interrupted run leaves nothing that looks like a finished dataset.
     """
     out = Path(out)
-    width, height = size
-    if width % 8 or height % 8 or height < 64 or width < 64:
-        raise ConfigError(f"size {width}x{height} must be at least 64x64 and a multiple of 8")
+    height, width = shape
+    stride, least = SegDecNet.output_stride, SegDecNet.min_size
+    if width % stride or height % stride or min(height, width) < least:
+        raise ConfigError(f"size {width}x{height} must be at least {least}x{least} and a "
+                          f"multiple of {stride}")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} already holds files; pass overwrite=True (--overwrite)")
     rng = np.random.default_rng(seed)
