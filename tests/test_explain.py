@@ -1,5 +1,5 @@
-"""The teaching measurements (segdec.explain, segdec.concepts, segdec.teaching) on small networks
-and hand-made arrays whose answers are worked out by hand."""
+"""The teaching package (segdec.teaching) on small networks and hand-made arrays whose answers
+are worked out by hand."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from PIL import Image
 
-from segdec.concepts import (
+from segdec.config import RunConfig
+from segdec.model import SqueezeExcite, build_model
+from segdec.paths import repository_root
+from segdec.teaching.figures import (
     decision_learning_epoch,
     explore,
     plot_loss_curves,
@@ -22,8 +25,7 @@ from segdec.concepts import (
     reachable_pixels,
     save_figures,
 )
-from segdec.config import RunConfig
-from segdec.explain import (
+from segdec.teaching.gates import (
     attended_features,
     attention_effect,
     decision_ablation,
@@ -42,8 +44,7 @@ from segdec.explain import (
     unit_centre,
     without_attention,
 )
-from segdec.model import SqueezeExcite, build_model
-from segdec.teaching import (
+from segdec.teaching.networks import (
     NETWORKS,
     SHARED_KSDD,
     describe_data,
@@ -385,6 +386,7 @@ def test_synthetic_data_is_said_loudly_and_in_every_figure_title(tmp_path):
     assert describe_data(None, "folder", tmp_path) == f"Real images: {tmp_path} (folder format)."
     banner = describe_data(None, "severstal", tmp_path).splitlines()
     assert banner[0] == banner[-1] == "!" * 79
+    assert repository_root().parent / "shared" / "data" / "ksdd" == SHARED_KSDD  # beside it
     assert banner[1] == (f"SYNTHETIC DATA (no data_root given and no KolektorSDD at "
                          f"{SHARED_KSDD}): these networks learn made-up images, {tmp_path}, and")
     assert "https://www.vicos.si/resources/kolektorsdd/ (CC BY-NC-SA 4.0)" in banner[2]

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from segdec import narrative, paper, report
-from segdec.concepts import balance_schedules
 from segdec.config import RunConfig
 from segdec.model import build_model
+from segdec.teaching.figures import balance_schedules
 
 
 def fake_run(root, name, n_all, l_p, ap, attention=True, atrous=True, balance="decay",
@@ -174,7 +174,7 @@ def test_runs_without_gradient_adjustment_are_rows_of_their_own(tmp_path):
 
 
 def test_layer_table_grows_the_same_receptive_field_with_fewer_weights():
-    from segdec.concepts import kernel_taps, layer_table
+    from segdec.teaching.figures import kernel_taps, layer_table
 
     dense, atrous = layer_table(build_model(False, False)), layer_table(build_model(False, True))
     # 9 after convs 1-2; each 2x2 pool adds the stride so far, each 5x5-equivalent conv 4 x the
@@ -325,7 +325,7 @@ def test_figure8_against_pixel_labels_starts_at_zero_with_the_paper_values(tmp_p
 
 
 def test_balance_figure_draws_learning_rate_multipliers_with_delta_and_table_4():
-    from segdec.concepts import plot_balance_schedules
+    from segdec.teaching.figures import plot_balance_schedules
 
     figure = plot_balance_schedules(balance_schedules(25, 0.036), delta=0.01)
     seg, dec = figure.axes

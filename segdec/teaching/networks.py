@@ -18,9 +18,10 @@ from segdec.data.synthetic import synthesize
 from segdec.errors import ConfigError
 from segdec.evaluate import input_mask
 from segdec.model import SegDecNet
+from segdec.paths import PACKAGE_ROOT
 from segdec.train import train
 
-SHARED_KSDD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ksdd"
+SHARED_KSDD = PACKAGE_ROOT.parent.parent / "shared" / "data" / "ksdd"  # beside the checkout
 # The networks the notebook compares: the paper's (A+T+W), the same with Božič's linear balance
 # (for the loss curves), Božič's network as described (Table 2), with his linear balance, and
 # that network with atrous kernels (T), which differs from it in the kernels alone (for the
