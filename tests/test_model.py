@@ -15,7 +15,7 @@ from segdec.model import (
     space_to_batch,
     use_space_to_batch,
 )
-from segdec.teaching.gates import field_extent, input_gradient
+from segdec.teaching.receptive_field import field_extent, input_gradient
 
 VARIANTS = [(False, False), (True, False), (False, True), (True, True)]
 

@@ -11,7 +11,7 @@ import pytest
 from segdec import narrative, paper, report
 from segdec.config import RunConfig
 from segdec.model import build_model
-from segdec.teaching.figures import balance_schedules
+from segdec.teaching.balance import balance_schedules
 
 
 def fake_run(root, name, n_all, l_p, ap, attention=True, atrous=True, balance="decay",
@@ -174,7 +174,7 @@ def test_runs_without_gradient_adjustment_are_rows_of_their_own(tmp_path):
 
 
 def test_layer_table_grows_the_same_receptive_field_with_fewer_weights():
-    from segdec.teaching.figures import kernel_taps, layer_table
+    from segdec.teaching.receptive_field import kernel_taps, layer_table
 
     dense, atrous = layer_table(build_model(False, False)), layer_table(build_model(False, True))
     # 9 after convs 1-2; each 2x2 pool adds the stride so far, each 5x5-equivalent conv 4 x the

@@ -1,7 +1,6 @@
-"""The teaching notebook ``00_concepts``'s figures that need no trained network (kernel taps,
-the pixels stacked dilated kernels reach, layer table, balance schedules), its loss curves, and its
-sliders.
-"""
+"""The teaching notebook's figures: kernel taps, reachable pixels, effective receptive fields, SE
+gates and channels, segmentation maps with the gates changed, balance schedules and loss curves;
+the banner of a figure of synthetic images; the sliders that redraw a figure."""
 
 from __future__ import annotations
 
@@ -14,23 +13,147 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from scipy.signal import convolve2d
-from torch import nn
 
-from segdec.loss import loss_weights
 from segdec.model import SegDecNet
 from segdec.recipes import SEVERSTAL_SCHEDULE
+from segdec.teaching.balance import balance_schedules, decision_learning_epoch
+from segdec.teaching.receptive_field import gridding_ratio, reachable_pixels, unit_centre
 
 
-def balance_schedules(epochs: int, beta: float) -> pd.DataFrame:
-    """``w_seg`` and ``w_dec`` of every balance schedule per epoch, in long form."""
-    rows = [
-        {"epoch": epoch, "balance": balance, "w_seg": w_seg, "w_dec": w_dec}
-        for balance in ("decay", "linear", "constant")
-        for epoch in range(epochs)
-        for w_seg, w_dec in [loss_weights(balance, epoch, epochs, beta)]
-    ]
-    return pd.DataFrame(rows)
+def mark_synthetic(figure: Figure, dataset: str) -> Figure:
+    """``figure``, titled as drawn from synthetic images when ``dataset`` is the synthetic set's
+    format (see ``describe_data``)."""
+    if dataset == "severstal":
+        figure.suptitle("SYNTHETIC images, not KolektorSDD", color="red", fontweight="bold",
+                        y=1.0, va="bottom")
+    return figure
+
+
+def plot_kernel_taps(taps: dict[str, np.ndarray]) -> Figure:
+    """The taps of each kernel on the grid of input pixels they span."""
+    figure, axes = plt.subplots(1, len(taps), figsize=(3 * len(taps), 3), squeeze=False)
+    for axis, (title, grid) in zip(axes[0], taps.items(), strict=True):
+        axis.imshow(grid, cmap="Blues", vmin=0, vmax=1.3)
+        axis.set_xticks(np.arange(-0.5, grid.shape[1]), minor=True)
+        axis.set_yticks(np.arange(-0.5, grid.shape[0]), minor=True)
+        axis.grid(which="minor", color="grey", linewidth=0.5)
+        axis.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+        axis.set_title(f"{title}: {int(grid.sum())} weights")
+    figure.tight_layout()
+    return figure
+
+
+def plot_reachable_pixels(dilation: int = 2) -> Figure:
+    """The pixels one unit reaches through 2 and 3 stacked 3x3 kernels with ``dilation``, without
+    and with the network's 2x2 max-pools between them; red: the pixel under the unit."""
+    cases = [(n, pooled) for pooled in (False, True) for n in (2, 3)]
+    figure, axes = plt.subplots(1, len(cases), figsize=(3.4 * len(cases), 3.9))
+    for axis, (convolutions, pooled) in zip(axes, cases, strict=True):
+        grid, origin = reachable_pixels(convolutions, pooled, dilation)
+        axis.imshow(grid, cmap="Blues", vmin=0, vmax=1.3, interpolation="nearest")
+        if grid.shape[0] <= 20:  # pixel borders where they stay readable
+            axis.set_xticks(np.arange(-0.5, grid.shape[1]), minor=True)
+            axis.set_yticks(np.arange(-0.5, grid.shape[0]), minor=True)
+            axis.grid(which="minor", color="grey", linewidth=0.5)
+        axis.plot(origin, origin, "s", color="red", markersize=4)
+        axis.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+        between = "a 2x2 max-pool between each" if pooled else "no pooling"
+        axis.set_title(f"{convolutions} convs 3x3, dilation {dilation},\n{between}:\n"
+                       f"{int(grid.sum())} of {grid.size} px reached", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def plot_effective_fields(image: np.ndarray, fields: dict[str, np.ndarray], unit: tuple[int, int],
+                          field: int, radius: int = 12) -> Figure:
+    """Per network: the input, the |gradient| over it and a crop around the unit at pixel scale,
+    where the gridding of dilated kernels shows. The gradient is divided by its maximum and drawn
+    on one linear scale with one colour bar; the dashed square around it is the unit's theoretical
+    field, ``field`` pixels wide, centred on the unit (the middle of its 8 x 8 pixels)."""
+    figure, axes = plt.subplots(len(fields), 3, figsize=(11, 3.8 * len(fields)), squeeze=False,
+                                width_ratios=[1, 1, 1.3], layout="constrained")
+    row, col = unit_centre(unit)
+    middle = [SegDecNet.output_stride * i + (SegDecNet.output_stride - 1) / 2 for i in unit]
+    for (left, centre, right), (title, gradient) in zip(axes, fields.items(), strict=True):
+        left.imshow(image, cmap="gray")
+        left.set_title("input, the unit (+)")
+        shown = centre.imshow(gradient / gradient.max(), cmap="magma", vmin=0, vmax=1)
+        centre.set_title(f"{title}: |gradient|")
+        for axis in (left, centre):
+            axis.plot(col, row, "c+", markersize=12)
+        centre.add_patch(plt.Rectangle((middle[1] - field / 2, middle[0] - field / 2), field,
+                                       field, fill=False, edgecolor="cyan", linestyle="--"))
+        crop = gradient[max(row - radius, 0):row + radius + 1,
+                        max(col - radius, 0):col + radius + 1]
+        right.imshow(crop / gradient.max(), cmap="magma", vmin=0, vmax=1,
+                     interpolation="nearest")
+        right.set_title(f"{2 * radius + 1} px around it; gridding ratio "
+                        f"{gridding_ratio(gradient, (row, col), radius):.2f}")
+        for axis in (left, centre, right):
+            axis.set_axis_off()
+    figure.colorbar(shown, ax=axes[:, 1:], shrink=0.6,
+                    label=f"|gradient| / its maximum (dashed: the theoretical {field} px field)")
+    return figure
+
+
+def plot_gates_side_by_side(images: dict[str, np.ndarray], gates: dict[str, np.ndarray]) -> Figure:
+    """The input and its SE weights (module x channel) for each image, and their difference."""
+    names = list(images)
+    figure, axes = plt.subplots(2, len(names) + 1, figsize=(5 * (len(names) + 1), 6),
+                                height_ratios=[1, 2])
+    for column, name in enumerate(names):
+        axes[0, column].imshow(images[name], cmap="gray")
+        axes[0, column].set_title(name)
+        shown = axes[1, column].imshow(gates[name], aspect="auto", cmap="viridis", vmin=0, vmax=1)
+        axes[1, column].set(xlabel="channel", ylabel="SE module (convs 3-9)")
+    figure.colorbar(shown, ax=axes[1, len(names) - 1])
+    difference = gates[names[0]] - gates[names[1]]
+    limit = max(float(np.abs(difference).max()), 1e-6)
+    shown = axes[1, -1].imshow(difference, aspect="auto", cmap="coolwarm", vmin=-limit,
+                               vmax=limit)
+    axes[1, -1].set(xlabel="channel", title=f"{names[0]} minus {names[1]}")
+    figure.colorbar(shown, ax=axes[1, -1])
+    axes[0, -1].set_axis_off()
+    for axis in axes[0, :-1]:
+        axis.set_axis_off()
+    figure.tight_layout()
+    return figure
+
+
+def plot_channels(image: np.ndarray, features: np.ndarray, changes: pd.DataFrame) -> Figure:
+    """The feature maps (after the SE weights) of the channels in ``changes``, over the input."""
+    figure, axes = plt.subplots(1, len(changes) + 1, figsize=(2.2 * (len(changes) + 1), 5))
+    axes[0].imshow(image, cmap="gray", aspect="auto")
+    axes[0].set_title("input")
+    for axis, row in zip(axes[1:], changes.itertuples(), strict=True):
+        axis.imshow(features[row.channel], cmap="magma", aspect="auto")
+        axis.set_title(f"ch {row.channel}\ngate {row.gate_defect:.2f} ({row.change:+.2f})",
+                       fontsize=9)
+    for axis in axes:
+        axis.set_axis_off()
+    figure.tight_layout()
+    return figure
+
+
+def plot_maps(image: np.ndarray, mask: np.ndarray, maps: dict[str, np.ndarray]) -> Figure:
+    """The input with its true defect outlined, then each segmentation map (1/8, upsampled
+    bilinearly to the input as the paper shows it), all on one scale from 0 to the largest
+    probability shown, with one colour bar."""
+    figure, axes = plt.subplots(1, len(maps) + 1, figsize=(2.6 * (len(maps) + 1) + 0.8, 5),
+                                layout="constrained")
+    axes[0].imshow(image, cmap="gray", aspect="auto")
+    if mask.any():
+        axes[0].contour(mask, levels=[0.5], colors="red", linewidths=0.8)
+    axes[0].set_title("input, true defect")
+    top = max(float(seg.max()) for seg in maps.values())
+    for axis, (title, seg) in zip(axes[1:], maps.items(), strict=True):
+        shown = axis.imshow(seg, cmap="magma", vmin=0, vmax=top, aspect="auto",
+                            interpolation="bilinear", extent=(0, image.shape[1], image.shape[0], 0))
+        axis.set_title(f"{title}\nmax {seg.max():.2f}", fontsize=9)
+    for axis in axes:
+        axis.set_axis_off()
+    figure.colorbar(shown, ax=axes[1:], shrink=0.8, label="defect probability")
+    return figure
 
 
 def plot_balance_schedules(schedules: pd.DataFrame, delta: float = 0.1) -> Figure:
@@ -66,105 +189,6 @@ def plot_balance_schedules(schedules: pd.DataFrame, delta: float = 0.1) -> Figur
     axes[1].legend(fontsize="x-small", loc="upper left")
     figure.tight_layout()
     return figure
-
-
-def kernel_taps(effective: int = 5, dilation: int = 2) -> dict[str, np.ndarray]:
-    """Where a dense ``effective`` x ``effective`` kernel and the 3x3 kernel with ``dilation``
-    (the same effective size) read their input: 1 on a tap, 0 elsewhere."""
-    dense = np.ones((effective, effective), dtype=np.uint8)
-    atrous = np.zeros_like(dense)
-    atrous[::dilation, ::dilation] = 1
-    return {f"dense {effective}x{effective}": dense,
-            f"3x3, dilation {dilation}": atrous}
-
-
-def plot_kernel_taps(taps: dict[str, np.ndarray]) -> Figure:
-    """The taps of each kernel on the grid of input pixels they span."""
-    figure, axes = plt.subplots(1, len(taps), figsize=(3 * len(taps), 3), squeeze=False)
-    for axis, (title, grid) in zip(axes[0], taps.items(), strict=True):
-        axis.imshow(grid, cmap="Blues", vmin=0, vmax=1.3)
-        axis.set_xticks(np.arange(-0.5, grid.shape[1]), minor=True)
-        axis.set_yticks(np.arange(-0.5, grid.shape[0]), minor=True)
-        axis.grid(which="minor", color="grey", linewidth=0.5)
-        axis.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
-        axis.set_title(f"{title}: {int(grid.sum())} weights")
-    figure.tight_layout()
-    return figure
-
-
-def reachable_pixels(convolutions: int, pooled: bool, dilation: int = 2,
-                     size: int = 3) -> tuple[np.ndarray, int]:
-    """Which input pixels one output unit reads through ``convolutions`` stacked ``size`` x
-    ``size`` kernels with ``dilation``, with a 2x2 max-pool (stride 2) between each two of them or
-    with none: 1 where some path of taps reaches the pixel, over the square the taps span.
-
-    Each layer adds one of its offsets, so the reachable set is the support of the layers' tap
-    indicators convolved together: a kernel after p pools has its taps 2^p x ``dilation`` input
-    pixels apart, and a pool adds 0 or the stride so far. Returns the grid and the index, in both
-    axes, of the pixel under the unit (the offset 0).
-    """
-    grid, origin, stride = np.ones((1, 1), dtype=np.int64), 0, 1
-    for layer in range(convolutions):
-        if layer and pooled:
-            pool = np.zeros(stride + 1, dtype=np.int64)
-            pool[[0, -1]] = 1
-            grid, stride = convolve2d(grid, np.outer(pool, pool)), 2 * stride
-        step = stride * dilation
-        taps = np.zeros(step * (size - 1) + 1, dtype=np.int64)
-        taps[::step] = 1
-        grid, origin = convolve2d(grid, np.outer(taps, taps)), origin + step * (size - 1) // 2
-    return (grid > 0).astype(np.uint8), origin
-
-
-def plot_reachable_pixels(dilation: int = 2) -> Figure:
-    """The pixels one unit reaches through 2 and 3 stacked 3x3 kernels with ``dilation``, without
-    and with the network's 2x2 max-pools between them; red: the pixel under the unit."""
-    cases = [(n, pooled) for pooled in (False, True) for n in (2, 3)]
-    figure, axes = plt.subplots(1, len(cases), figsize=(3.4 * len(cases), 3.9))
-    for axis, (convolutions, pooled) in zip(axes, cases, strict=True):
-        grid, origin = reachable_pixels(convolutions, pooled, dilation)
-        axis.imshow(grid, cmap="Blues", vmin=0, vmax=1.3, interpolation="nearest")
-        if grid.shape[0] <= 20:  # pixel borders where they stay readable
-            axis.set_xticks(np.arange(-0.5, grid.shape[1]), minor=True)
-            axis.set_yticks(np.arange(-0.5, grid.shape[0]), minor=True)
-            axis.grid(which="minor", color="grey", linewidth=0.5)
-        axis.plot(origin, origin, "s", color="red", markersize=4)
-        axis.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
-        between = "a 2x2 max-pool between each" if pooled else "no pooling"
-        axis.set_title(f"{convolutions} convs 3x3, dilation {dilation},\n{between}:\n"
-                       f"{int(grid.sum())} of {grid.size} px reached", fontsize=9)
-    figure.tight_layout()
-    return figure
-
-
-def layer_table(model: SegDecNet, height: int = 512, width: int = 512) -> pd.DataFrame:
-    """Every convolution of the segmentation subnetwork: its kernel, dilation and effective size,
-    the receptive field it has grown to (in input pixels, analytically: each layer adds
-    (effective - 1) x the stride so far, each 2x2 max-pool adds 1 x it), its parameters, and
-    its FLOPs (2 per multiply-add) on a ``height`` x ``width`` input."""
-    rows, field, stride, index = [], 1, 1, 0
-    for module in model.segmentation.modules():
-        if isinstance(module, nn.MaxPool2d):
-            field += stride
-            stride *= 2
-        elif isinstance(module, nn.Conv2d) and module.kernel_size[0] > 1:
-            index += 1
-            size, dilation = module.kernel_size[0], module.dilation[0]
-            effective = size + (size - 1) * (dilation - 1)
-            field += (effective - 1) * stride
-            out_pixels = (height // stride) * (width // stride)
-            rows.append({"conv": index, "in": module.in_channels, "out": module.out_channels,
-                         "kernel": f"{size}x{size}", "dilation": dilation,
-                         "effective": f"{effective}x{effective}", "receptive_field": field,
-                         "parameters": module.weight.numel(),
-                         "gflop": 2 * module.weight.numel() * out_pixels / 1e9})
-    return pd.DataFrame(rows)
-
-
-def decision_learning_epoch(history: pd.DataFrame) -> int | None:
-    """The first epoch whose mean decision loss is below half of ln 2 (chance), or None."""
-    below = history.loc[history["loss_dec"] < math.log(2) / 2, "epoch"]
-    return int(below.iloc[0]) if len(below) else None
 
 
 def plot_loss_curves(histories: dict[str, pd.DataFrame]) -> Figure:

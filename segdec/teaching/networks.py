@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from matplotlib.figure import Figure
 
 from segdec.checkpoint import load_checkpoint, model_from_checkpoint
 from segdec.config import RunConfig
@@ -66,15 +65,6 @@ def describe_data(data_root: str | Path | None, dataset: str, root: Path) -> str
     rule = "!" * 79
     return (f"{rule}\nSYNTHETIC DATA ({why}): these networks learn made-up images, {root}, and\n"
             f"every figure of them says so in its title. For real defects, {KOLEKTORSDD}.\n{rule}")
-
-
-def mark_synthetic(figure: Figure, dataset: str) -> Figure:
-    """``figure``, titled as drawn from synthetic images when ``dataset`` is the synthetic set's
-    format (see ``describe_data``)."""
-    if dataset == "severstal":
-        figure.suptitle("SYNTHETIC images, not KolektorSDD", color="red", fontweight="bold",
-                        y=1.0, va="bottom")
-    return figure
 
 
 def teaching_configs(dataset: str, data_root: str | Path, runs_dir: str | Path,

@@ -17,41 +17,43 @@ from PIL import Image
 from segdec.config import RunConfig
 from segdec.model import SqueezeExcite, build_model
 from segdec.paths import repository_root
+from segdec.teaching.balance import decision_learning_epoch
 from segdec.teaching.figures import (
-    decision_learning_epoch,
     explore,
+    mark_synthetic,
+    plot_effective_fields,
     plot_loss_curves,
+    plot_maps,
     plot_reachable_pixels,
-    reachable_pixels,
     save_figures,
 )
 from segdec.teaching.gates import (
     attended_features,
     attention_effect,
-    decision_ablation,
-    field_extent,
-    field_size,
     gate_changes,
     gates_at_mean,
-    gridding_ratio,
-    held_statistics,
-    input_gradient,
-    plot_effective_fields,
-    plot_maps,
     se_gates,
     squeeze_spread,
     squeeze_statistics,
-    unit_centre,
     without_attention,
 )
 from segdec.teaching.networks import (
     NETWORKS,
     SHARED_KSDD,
     describe_data,
-    mark_synthetic,
     teaching_configs,
     teaching_data,
     train_or_load,
+)
+from segdec.teaching.outputs import decision_ablation
+from segdec.teaching.receptive_field import (
+    field_extent,
+    field_size,
+    gridding_ratio,
+    held_statistics,
+    input_gradient,
+    reachable_pixels,
+    unit_centre,
 )
 
 
