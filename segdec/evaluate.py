@@ -27,6 +27,7 @@ from segdec.data.images import DataError, image_shape, load_image, resize
 from segdec.data.prepare import RunData, loader, prepare_data
 from segdec.gallery import error_gallery, error_indices
 from segdec.io import atomic_write, write_json
+from segdec.plots import save_figure
 from segdec.runtime import keep_freed_memory, resolve_device, use_precision
 
 
@@ -160,8 +161,7 @@ def evaluate_run(
                for kind, indices in (("false positive", false_pos), ("false negative", false_neg))
                for i in indices]
     figure = error_gallery(entries, metrics["threshold"])
-    atomic_write(run_dir / "errors.png",
-                 lambda tmp: figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
+    save_figure(figure, run_dir, "errors", formats=("png",))
     return metrics
 
 

@@ -37,6 +37,7 @@ from segdec.data.prepare import loader, prepare_data
 from segdec.errors import ConfigError
 from segdec.evaluate import predict_loader
 from segdec.io import atomic_write
+from segdec.plots import save_figure, styled
 from segdec.runtime import resolve_device
 from segdec.train import train
 
@@ -151,11 +152,9 @@ def summarise_label_budget(table: pd.DataFrame) -> pd.DataFrame:
     return summary.rename(columns={"mean": "ap_mean", "std": "ap_std", "count": "seeds"})
 
 
+@styled
 def plot_label_budget(table: pd.DataFrame, path: str | Path) -> Path:
     """Test AP of each seed's three runs, joined by seed, with the mean per arm."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     by_seed = table.pivot(index="seed", columns="arm", values="ap")[list(ARMS)]
@@ -171,6 +170,6 @@ def plot_label_budget(table: pd.DataFrame, path: str | Path) -> Path:
     axes.set_ylabel("test AP")
     axes.legend()
     figure.tight_layout()
-    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
+    (saved,) = save_figure(figure, Path(path).parent, Path(path).stem, formats=("png",))
     plt.close(figure)
-    return Path(path)
+    return saved

@@ -11,6 +11,7 @@ import pytest
 from segdec import narrative, paper, report
 from segdec.config import RunConfig
 from segdec.model import build_model
+from segdec.plots import save_figure
 from segdec.teaching.balance import balance_schedules
 
 
@@ -98,7 +99,7 @@ def test_figures_render_and_save(tmp_path):
     assert len(figure9.axes) == 2 * 3 + 1  # two positives, and one shared colourbar
     assert figure9.axes[-1].get_ylabel().startswith("segmentation map: defect probability")
     assert "Segmentation of positive test images, FS" in figure9._suptitle.get_text()
-    saved = report.save_figure(figure9, tmp_path / "out", "figure9")
+    saved = save_figure(figure9, tmp_path / "out", "figure9")
     assert [p.suffix for p in saved] == [".png", ".pdf"] and all(p.stat().st_size for p in saved)
     with pytest.raises(ValueError, match="without the improvements"):
         report.figure9(runs, "WS")

@@ -12,7 +12,6 @@ import pytest
 import torch
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
-from PIL import Image
 
 from segdec.config import RunConfig
 from segdec.model import SqueezeExcite, build_model
@@ -25,7 +24,6 @@ from segdec.teaching.figures import (
     plot_loss_curves,
     plot_maps,
     plot_reachable_pixels,
-    save_figures,
 )
 from segdec.teaching.gates import (
     attended_features,
@@ -191,18 +189,6 @@ def test_explore_shows_the_first_figure_and_redraws_on_a_slider(monkeypatch):
     assert (dilation.min, dilation.max, beta.step) == (1, 7, 0.005)
     dilation.value = 5
     assert calls[-1] == (5, 0.04) and len(updates) == 1
-
-
-def test_saved_figures_are_pngs_at_110_dpi(tmp_path):
-    figure = Figure(figsize=(2, 1))
-    axis = figure.add_axes((0, 0, 1, 1))
-    axis.imshow(np.zeros((1, 2)))  # fills the figure: no text whose size depends on fonts
-    axis.set_axis_off()
-    assert save_figures({"a": figure}, None) == []
-    assert save_figures({"a": figure}, tmp_path / "f") == [tmp_path / "f" / "a.png"]
-    with Image.open(tmp_path / "f" / "a.png") as saved:
-        assert saved.format == "PNG" and saved.info["dpi"] == pytest.approx((110, 110), abs=0.01)
-        assert saved.size == (242, 132)  # (2 x 1 inches + 0.1 inch padding around) x 110 dpi
 
 
 def test_teaching_runs_use_the_folder_recipe_on_real_images(tmp_path):

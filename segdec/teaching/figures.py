@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -15,6 +14,17 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from segdec.model import SegDecNet
+from segdec.plots import (
+    DIFFERENCE,
+    IMAGE,
+    LINE_COLOURS,
+    MAP,
+    TAPS,
+    TRUE_DEFECT,
+    WEIGHTS,
+    colourbar,
+    styled,
+)
 from segdec.recipes import SEVERSTAL_SCHEDULE
 from segdec.teaching.balance import balance_schedules, decision_learning_epoch
 from segdec.teaching.receptive_field import gridding_ratio, reachable_pixels, unit_centre
@@ -29,11 +39,12 @@ def mark_synthetic(figure: Figure, dataset: str) -> Figure:
     return figure
 
 
+@styled
 def plot_kernel_taps(taps: dict[str, np.ndarray]) -> Figure:
     """The taps of each kernel on the grid of input pixels they span."""
     figure, axes = plt.subplots(1, len(taps), figsize=(3 * len(taps), 3), squeeze=False)
     for axis, (title, grid) in zip(axes[0], taps.items(), strict=True):
-        axis.imshow(grid, cmap="Blues", vmin=0, vmax=1.3)
+        axis.imshow(grid, cmap=TAPS, vmin=0, vmax=1.3)
         axis.set_xticks(np.arange(-0.5, grid.shape[1]), minor=True)
         axis.set_yticks(np.arange(-0.5, grid.shape[0]), minor=True)
         axis.grid(which="minor", color="grey", linewidth=0.5)
@@ -43,6 +54,7 @@ def plot_kernel_taps(taps: dict[str, np.ndarray]) -> Figure:
     return figure
 
 
+@styled
 def plot_reachable_pixels(dilation: int = 2) -> Figure:
     """The pixels one unit reaches through 2 and 3 stacked 3x3 kernels with ``dilation``, without
     and with the network's 2x2 max-pools between them; red: the pixel under the unit."""
@@ -50,7 +62,7 @@ def plot_reachable_pixels(dilation: int = 2) -> Figure:
     figure, axes = plt.subplots(1, len(cases), figsize=(3.4 * len(cases), 3.9))
     for axis, (convolutions, pooled) in zip(axes, cases, strict=True):
         grid, origin = reachable_pixels(convolutions, pooled, dilation)
-        axis.imshow(grid, cmap="Blues", vmin=0, vmax=1.3, interpolation="nearest")
+        axis.imshow(grid, cmap=TAPS, vmin=0, vmax=1.3, interpolation="nearest")
         if grid.shape[0] <= 20:  # pixel borders where they stay readable
             axis.set_xticks(np.arange(-0.5, grid.shape[1]), minor=True)
             axis.set_yticks(np.arange(-0.5, grid.shape[0]), minor=True)
@@ -64,6 +76,7 @@ def plot_reachable_pixels(dilation: int = 2) -> Figure:
     return figure
 
 
+@styled
 def plot_effective_fields(image: np.ndarray, fields: dict[str, np.ndarray], unit: tuple[int, int],
                           field: int, radius: int = 12) -> Figure:
     """Per network: the input, the |gradient| over it and a crop around the unit at pixel scale,
@@ -75,9 +88,9 @@ def plot_effective_fields(image: np.ndarray, fields: dict[str, np.ndarray], unit
     row, col = unit_centre(unit)
     middle = [SegDecNet.output_stride * i + (SegDecNet.output_stride - 1) / 2 for i in unit]
     for (left, centre, right), (title, gradient) in zip(axes, fields.items(), strict=True):
-        left.imshow(image, cmap="gray")
+        left.imshow(image, cmap=IMAGE)
         left.set_title("input, the unit (+)")
-        shown = centre.imshow(gradient / gradient.max(), cmap="magma", vmin=0, vmax=1)
+        shown = centre.imshow(gradient / gradient.max(), cmap=MAP, vmin=0, vmax=1)
         centre.set_title(f"{title}: |gradient|")
         for axis in (left, centre):
             axis.plot(col, row, "c+", markersize=12)
@@ -85,34 +98,35 @@ def plot_effective_fields(image: np.ndarray, fields: dict[str, np.ndarray], unit
                                        field, fill=False, edgecolor="cyan", linestyle="--"))
         crop = gradient[max(row - radius, 0):row + radius + 1,
                         max(col - radius, 0):col + radius + 1]
-        right.imshow(crop / gradient.max(), cmap="magma", vmin=0, vmax=1,
+        right.imshow(crop / gradient.max(), cmap=MAP, vmin=0, vmax=1,
                      interpolation="nearest")
         right.set_title(f"{2 * radius + 1} px around it; gridding ratio "
                         f"{gridding_ratio(gradient, (row, col), radius):.2f}")
         for axis in (left, centre, right):
             axis.set_axis_off()
-    figure.colorbar(shown, ax=axes[:, 1:], shrink=0.6,
-                    label=f"|gradient| / its maximum (dashed: the theoretical {field} px field)")
+    colourbar(figure, shown, axes[:, 1:],
+              f"|gradient| / its maximum (dashed: the theoretical {field} px field)", shrink=0.6)
     return figure
 
 
+@styled
 def plot_gates_side_by_side(images: dict[str, np.ndarray], gates: dict[str, np.ndarray]) -> Figure:
     """The input and its SE weights (module x channel) for each image, and their difference."""
     names = list(images)
     figure, axes = plt.subplots(2, len(names) + 1, figsize=(5 * (len(names) + 1), 6),
                                 height_ratios=[1, 2])
     for column, name in enumerate(names):
-        axes[0, column].imshow(images[name], cmap="gray")
+        axes[0, column].imshow(images[name], cmap=IMAGE)
         axes[0, column].set_title(name)
-        shown = axes[1, column].imshow(gates[name], aspect="auto", cmap="viridis", vmin=0, vmax=1)
+        shown = axes[1, column].imshow(gates[name], aspect="auto", cmap=WEIGHTS, vmin=0, vmax=1)
         axes[1, column].set(xlabel="channel", ylabel="SE module (convs 3-9)")
-    figure.colorbar(shown, ax=axes[1, len(names) - 1])
+    colourbar(figure, shown, axes[1, len(names) - 1], shrink=1.0)
     difference = gates[names[0]] - gates[names[1]]
     limit = max(float(np.abs(difference).max()), 1e-6)
-    shown = axes[1, -1].imshow(difference, aspect="auto", cmap="coolwarm", vmin=-limit,
+    shown = axes[1, -1].imshow(difference, aspect="auto", cmap=DIFFERENCE, vmin=-limit,
                                vmax=limit)
     axes[1, -1].set(xlabel="channel", title=f"{names[0]} minus {names[1]}")
-    figure.colorbar(shown, ax=axes[1, -1])
+    colourbar(figure, shown, axes[1, -1], shrink=1.0)
     axes[0, -1].set_axis_off()
     for axis in axes[0, :-1]:
         axis.set_axis_off()
@@ -120,13 +134,14 @@ def plot_gates_side_by_side(images: dict[str, np.ndarray], gates: dict[str, np.n
     return figure
 
 
+@styled
 def plot_channels(image: np.ndarray, features: np.ndarray, changes: pd.DataFrame) -> Figure:
     """The feature maps (after the SE weights) of the channels in ``changes``, over the input."""
     figure, axes = plt.subplots(1, len(changes) + 1, figsize=(2.2 * (len(changes) + 1), 5))
-    axes[0].imshow(image, cmap="gray", aspect="auto")
+    axes[0].imshow(image, cmap=IMAGE, aspect="auto")
     axes[0].set_title("input")
     for axis, row in zip(axes[1:], changes.itertuples(), strict=True):
-        axis.imshow(features[row.channel], cmap="magma", aspect="auto")
+        axis.imshow(features[row.channel], cmap=MAP, aspect="auto")
         axis.set_title(f"ch {row.channel}\ngate {row.gate_defect:.2f} ({row.change:+.2f})",
                        fontsize=9)
     for axis in axes:
@@ -135,27 +150,29 @@ def plot_channels(image: np.ndarray, features: np.ndarray, changes: pd.DataFrame
     return figure
 
 
+@styled
 def plot_maps(image: np.ndarray, mask: np.ndarray, maps: dict[str, np.ndarray]) -> Figure:
     """The input with its true defect outlined, then each segmentation map (1/8, upsampled
     bilinearly to the input as the paper shows it), all on one scale from 0 to the largest
     probability shown, with one colour bar."""
     figure, axes = plt.subplots(1, len(maps) + 1, figsize=(2.6 * (len(maps) + 1) + 0.8, 5),
                                 layout="constrained")
-    axes[0].imshow(image, cmap="gray", aspect="auto")
+    axes[0].imshow(image, cmap=IMAGE, aspect="auto")
     if mask.any():
-        axes[0].contour(mask, levels=[0.5], colors="red", linewidths=0.8)
+        axes[0].contour(mask, levels=[0.5], colors=TRUE_DEFECT, linewidths=0.8)
     axes[0].set_title("input, true defect")
     top = max(float(seg.max()) for seg in maps.values())
     for axis, (title, seg) in zip(axes[1:], maps.items(), strict=True):
-        shown = axis.imshow(seg, cmap="magma", vmin=0, vmax=top, aspect="auto",
+        shown = axis.imshow(seg, cmap=MAP, vmin=0, vmax=top, aspect="auto",
                             interpolation="bilinear", extent=(0, image.shape[1], image.shape[0], 0))
         axis.set_title(f"{title}\nmax {seg.max():.2f}", fontsize=9)
     for axis in axes:
         axis.set_axis_off()
-    figure.colorbar(shown, ax=axes[1:], shrink=0.8, label="defect probability")
+    colourbar(figure, shown, axes[1:], "defect probability")
     return figure
 
 
+@styled
 def plot_balance_schedules(schedules: pd.DataFrame, delta: float = 0.1) -> Figure:
     """The two loss weights over training, each as the learning-rate multiplier it is.
 
@@ -191,11 +208,12 @@ def plot_balance_schedules(schedules: pd.DataFrame, delta: float = 0.1) -> Figur
     return figure
 
 
+@styled
 def plot_loss_curves(histories: dict[str, pd.DataFrame]) -> Figure:
     """Each run's segmentation and decision losses per epoch (``history.csv``) and its w_seg;
     a dotted line marks the epoch where its decision loss falls below half of ln 2."""
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for (name, history), colour in zip(histories.items(), plt.cm.tab10.colors, strict=False):
+    for (name, history), colour in zip(histories.items(), LINE_COLOURS, strict=False):
         axes[0].plot(history["epoch"], history["loss_seg"], color=colour, label=name)
         axes[1].plot(history["epoch"], history["loss_dec"], color=colour, label=name)
         axes[2].plot(history["epoch"], history["w_seg"], color=colour, label=name)
@@ -248,15 +266,3 @@ def explore(plot: Callable[..., Figure], **sliders: tuple[float, float, float, f
     display(ipywidgets.HBox(list(controls.values())))
     return figure
 
-
-def save_figures(figures: dict[str, Figure], folder: str | Path | None) -> list[Path]:
-    """Write each figure as ``folder/NAME.png`` (nothing when ``folder`` is None)."""
-    if folder is None:
-        return []
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, figure in figures.items():
-        paths.append(folder / f"{name}.png")
-        figure.savefig(paths[-1], dpi=110, bbox_inches="tight")
-    return paths
