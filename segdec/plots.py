@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from cycler import cycler
-from matplotlib import rc_context
+from matplotlib import rcParams
 from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure
 
@@ -37,12 +37,21 @@ R = TypeVar("R")
 
 def styled(draw: Callable[P, R]) -> Callable[P, R]:
     """``draw`` run inside ``STYLE``, so the figure it makes has the common look whatever the
-    caller's matplotlib settings (a notebook kernel's included), which it leaves as they were."""
+    caller's matplotlib settings (a notebook kernel's included).
+
+    Only the style's own settings are put back afterwards, not all of them as ``rc_context``
+    does: the first pyplot figure of a kernel loads the inline backend, which turns interactive
+    mode on, and undoing that would leave every later figure of the notebook undisplayed.
+    """
 
     @functools.wraps(draw)
     def draw_styled(*args: P.args, **kwargs: P.kwargs) -> R:
-        with rc_context(STYLE):
+        theirs = {key: rcParams[key] for key in STYLE}
+        rcParams.update(STYLE)
+        try:
             return draw(*args, **kwargs)
+        finally:
+            rcParams.update(theirs)
 
     return draw_styled
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from segdec import report
 from segdec.gallery import error_gallery
-from segdec.plots import LINE_COLOURS, OVERLAY, TRUE_DEFECT, save_figure, save_figures
+from segdec.plots import LINE_COLOURS, OVERLAY, TRUE_DEFECT, save_figure, save_figures, styled
 from segdec.suggest import plot_label_budget
 from segdec.teaching.balance import balance_schedules
 from segdec.teaching.figures import plot_balance_schedules, plot_loss_curves
@@ -114,6 +114,27 @@ def test_every_figure_is_drawn_in_the_common_style_whatever_the_callers_settings
     assert to_hex(truth.get_edgecolor()[0]) == to_hex(TRUE_DEFECT)
     for figure in (balance, curves, bars):
         plt.close(figure)
+
+
+def test_the_style_leaves_settings_that_drawing_changed_as_drawing_left_them():
+    """A kernel's first pyplot figure loads the inline backend, which turns interactive mode on;
+    restoring every setting after the first styled figure turned it off again, and the notebook
+    showed none of its later figures."""
+
+    @styled
+    def draw_the_first_figure():
+        matplotlib.interactive(True)  # what loading the inline backend does
+        return matplotlib.rcParams["font.size"]
+
+    before = matplotlib.is_interactive()
+    matplotlib.interactive(False)
+    try:
+        with matplotlib.rc_context({"font.size": 7}):
+            assert draw_the_first_figure() == 10  # the style's, while drawing
+            assert matplotlib.rcParams["font.size"] == 7  # the caller's again
+            assert matplotlib.is_interactive()
+    finally:
+        matplotlib.interactive(before)
 
 
 def test_no_figure_switches_the_callers_matplotlib_backend(tmp_path):
