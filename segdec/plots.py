@@ -8,8 +8,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-from cycler import cycler
-from matplotlib import rcParams
+from matplotlib import cycler, rcParams
 from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure
 
