@@ -237,19 +237,16 @@ def plot_loss_curves(histories: dict[str, pd.DataFrame]) -> Figure:
 
 def explore(plot: Callable[..., Figure], **sliders: tuple[float, float, float, float]) -> Figure:
     """Show ``plot(**values)`` at each slider's start as an ordinary figure output (what papermill
-    and a static render keep), then, where ipywidgets is installed, sliders that redraw that
-    output in a live notebook. A slider is ``name=(start, minimum, maximum, step)``; all-integer
-    values give an integer slider. Returns the first figure (for saving)."""
+    and a static render keep), then sliders that redraw that output in a live notebook. A slider
+    is ``name=(start, minimum, maximum, step)``; all-integer values give an integer slider.
+    Returns the first figure (for saving)."""
+    import ipywidgets  # a dependency; imported here, as IPython is, for the notebook alone
     from IPython.display import display
 
     values = {name: spec[0] for name, spec in sliders.items()}
     figure = plot(**values)
     handle = display(figure, display_id=True)
     plt.close(figure)
-    try:
-        import ipywidgets
-    except ImportError:
-        return figure
 
     def redraw(_change: object) -> None:
         drawn = plot(**{name: control.value for name, control in controls.items()})
