@@ -17,6 +17,7 @@ import pandas as pd
 from segdec.config import RunConfig
 from segdec.data.images import DataError
 from segdec.io import atomic_write
+from segdec.plots import save_figure, styled
 from segdec.suggest import rank_candidates
 from segdec.train import train
 
@@ -81,6 +82,7 @@ def summarise_label_budget(table: pd.DataFrame) -> pd.DataFrame:
     return summary.rename(columns={"mean": "ap_mean", "std": "ap_std", "count": "seeds"})
 
 
+@styled
 def plot_label_budget(table: pd.DataFrame, path: str | Path) -> Path:
     """Test AP of each seed's three runs, joined by seed, with the mean per arm."""
     by_seed = table.pivot(index="seed", columns="arm", values="ap")[list(ARMS)]
@@ -96,6 +98,6 @@ def plot_label_budget(table: pd.DataFrame, path: str | Path) -> Path:
     axes.set_ylabel("test AP")
     axes.legend()
     figure.tight_layout()
-    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
+    (saved,) = save_figure(figure, Path(path).parent, Path(path).stem, formats=("png",))
     plt.close(figure)
-    return Path(path)
+    return saved

@@ -28,6 +28,7 @@ from segdec.data.prepare import RunData, loader, prepare_data
 from segdec.gallery import error_gallery, error_indices
 from segdec.io import atomic_write, write_json
 from segdec.model import probabilities
+from segdec.plots import save_figure
 from segdec.runtime import keep_freed_memory, resolve_device, use_precision
 
 
@@ -161,8 +162,7 @@ def evaluate_run(
                for kind, indices in (("false positive", false_pos), ("false negative", false_neg))
                for i in indices]
     figure = error_gallery(entries, metrics["threshold"])
-    atomic_write(run_dir / "errors.png",
-                 lambda tmp: figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
+    save_figure(figure, run_dir, "errors", formats=("png",))
     return metrics
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no window, no global state, any backend
 
+from segdec.plots import IMAGE, OVERLAY, TRUE_DEFECT, styled
+
 MAX_SHOWN = 6  # of each kind
 
 
@@ -22,6 +24,7 @@ def error_indices(labels: np.ndarray, scores: np.ndarray, threshold: float
 EMPTY_MAP = 0.5  # a map whose every cell stays below this marks no defect anywhere
 
 
+@styled
 def error_gallery(entries: list[dict], threshold: float) -> Figure:
     """One panel per error: the image, its ground-truth mask (cyan contour) and the predicted
     map (upsampled), titled with kind, name and score, and "map empty" where the map marks no
@@ -43,16 +46,16 @@ def error_gallery(entries: list[dict], threshold: float) -> Figure:
     empty = 0
     for axis, entry in zip(axes.flat, entries, strict=False):
         axis.set_axis_off()
-        axis.imshow(entry["image"], cmap="gray")
+        axis.imshow(entry["image"], cmap=IMAGE)
         peak = float(np.max(entry["seg_map"]))
         if peak >= EMPTY_MAP:
-            axis.imshow(entry["seg_map"], cmap="autumn", vmin=0, vmax=1,
+            axis.imshow(entry["seg_map"], cmap=OVERLAY, vmin=0, vmax=1,
                         interpolation="bilinear", alpha=0.7 * np.clip(entry["seg_map"], 0, 1),
                         extent=(-0.5, width - 0.5, height - 0.5, -0.5))
         else:
             empty += 1
         if entry["mask"].any():
-            axis.contour(entry["mask"], levels=[0.5], colors="cyan", linewidths=0.7)
+            axis.contour(entry["mask"], levels=[0.5], colors=TRUE_DEFECT, linewidths=0.7)
         state = "" if peak >= EMPTY_MAP else f"\nmap empty (max {peak:.2f})"
         axis.set_title(f"{entry['kind']}\n{entry['name']}\np = {entry['score']:.3f}{state}",
                        fontsize="x-small")

@@ -15,7 +15,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.figure import Figure
 
 from segdec import paper
@@ -24,6 +23,7 @@ from segdec.data.images import DataError
 from segdec.data.prepare import prepare_data
 from segdec.evaluate import image_metrics, input_image, input_mask
 from segdec.io import atomic_write, write_text
+from segdec.plots import IMAGE, LINE_COLOURS, MAP, TRUE_DEFECT, colourbar, styled
 from segdec.records import MAPS_RECORD, pixel_free_maps
 
 MODES = ("WS", "MS", "FS")
@@ -245,6 +245,7 @@ def _sign_test(differences: pd.Series) -> float:
 
 
 # ---- Figure 8 ---------------------------------------------------------------------------------
+@styled
 def figure8(runs: pd.DataFrame, compare_with_paper: bool = True,
             baseline: str = BASELINE, title_note: str = "") -> Figure:
     """AP per ``L_p-N_all`` setting (folds joined): our improved and baseline networks (Božič's,
@@ -260,13 +261,20 @@ def figure8(runs: pd.DataFrame, compare_with_paper: bool = True,
         bars = pd.concat([bars, reference[bars.columns]], ignore_index=True)
     bars = bars.sort_values(["n_all", "l_p"])
     bars["setting"] = bars["l_p"].astype(str) + "-" + bars["n_all"].astype(str)
-    figure, axis = plt.subplots(figsize=(max(6.0, 0.45 * bars["setting"].nunique() + 3), 4))
-    sns.barplot(data=bars, x="setting", y="ap", hue="source", ax=axis, errorbar=None)
+    settings, sources = list(dict.fromkeys(bars["setting"])), list(dict.fromkeys(bars["source"]))
+    mean_ap = bars.groupby(["source", "setting"], sort=False)["ap"].mean()  # over seeds
+    figure, axis = plt.subplots(figsize=(max(6.0, 0.45 * len(settings) + 3), 4))
+    width = 0.8 / len(sources)  # the sources side by side within each setting
+    for index, (source, colour) in enumerate(zip(sources, LINE_COLOURS, strict=False)):
+        aps = mean_ap[source]
+        axis.bar([settings.index(s) - 0.4 + width * (index + 0.5) for s in aps.index], aps,
+                 width, color=colour, label=source)
+    axis.set_xticks(range(len(settings)), settings)
     axis.set(xlabel="L_p-N_all (pixel-labelled positives - all positives)", ylabel="AP",
              ylim=(max(0.0, bars["ap"].min() - 0.05), 1.0),
              title=noted("Figure 8: AP per setting", title_note))
     axis.tick_params(axis="x", rotation=60)
-    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    axis.legend(title="source", loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     figure.tight_layout()
     return figure
 
@@ -294,6 +302,7 @@ def pixel_label_table(runs: pd.DataFrame,
         "pixel_ap_1_8": table["pixel_ap_1_8"]}).reset_index(drop=True)
 
 
+@styled
 def figure8_pixel_labels(runs: pd.DataFrame,
                          networks: tuple[str, ...] = (f"{IMPROVED}, no GA", IMPROVED, RELEASED),
                          dataset: str = "ksdd", title_note: str = "") -> Figure:
@@ -312,7 +321,7 @@ def figure8_pixel_labels(runs: pd.DataFrame,
     figure, axis = plt.subplots(figsize=(7.5, 4.6))
     # The size with the most runs draws solid; another size (a resolution row) dashed, squares.
     sizes = list(done["input_size"].value_counts().index)
-    for colour, network in zip(sns.color_palette("colorblind"), networks, strict=False):
+    for colour, network in zip(LINE_COLOURS, networks, strict=False):
         for size in sizes:
             is_main = size == sizes[0]
             label = NETWORK_NAMES.get(network, network) + ("" if is_main else f" at {size}")
@@ -416,9 +425,7 @@ def saved_maps(run_dir: Path) -> dict[str, np.ndarray]:
     return maps
 
 
-MAP_COLOURS = "magma"
-
-
+@styled
 def figure9(runs: pd.DataFrame, mode: str = "FS", n_images: int = 4,
             baseline: str = BASELINE, title_note: str = "") -> Figure:
     """Segmentation maps of positive test images without and with the improvements, each on the
@@ -447,22 +454,23 @@ def figure9(runs: pd.DataFrame, mode: str = "FS", n_images: int = 4,
     for row, name in enumerate(names):
         index = list(reference["names"]).index(name)
         image, mask = reference["images"][index], reference["masks"][index]
-        axes[row, 0].imshow(image, cmap="gray")
-        axes[row, 0].contour(mask, levels=[0.5], colors="cyan", linewidths=0.8)
+        axes[row, 0].imshow(image, cmap=IMAGE)
+        axes[row, 0].contour(mask, levels=[0.5], colors=TRUE_DEFECT, linewidths=0.8)
         axes[row, 0].set_title(f"{name}\ntrue defect outlined in cyan", fontsize="small")
         for column, (title, maps) in enumerate(saved.items(), start=1):
             at = list(maps["names"]).index(name)
-            shown = axes[row, column].imshow(maps["seg_maps"][at], cmap=MAP_COLOURS, vmin=0,
+            shown = axes[row, column].imshow(maps["seg_maps"][at], cmap=MAP, vmin=0,
                                              vmax=1, interpolation="bilinear", extent=extent)
-            axes[row, column].contour(mask, levels=[0.5], colors="cyan", linewidths=0.8)
+            axes[row, column].contour(mask, levels=[0.5], colors=TRUE_DEFECT,
+                                      linewidths=0.8)
             score, threshold = float(maps["scores"][at]), thresholds[title]
             verdict = "hit" if score >= threshold else "miss"
             axes[row, column].set_title(f"{title}\np = {score:.3f}, threshold {threshold:.3f}: "
                                         f"{verdict}", fontsize="small")
     for axis in axes.flat:
         axis.set_axis_off()
-    figure.colorbar(shown, ax=axes[:, 1:], shrink=0.8, label="segmentation map: defect "
-                    "probability of each 8x8 cell (sigmoid)")
+    colourbar(figure, shown, axes[:, 1:], "segmentation map: defect probability of each 8x8 "
+              "cell (sigmoid)")
     config = RunConfig.from_file(columns[NETWORK_NAMES[IMPROVED]] / "config.yaml")
     note = ("; Božič's released network normalises its map per image (zero mean), so about "
             "half of every image lies above 0.5 whatever it sees: read its map by contrast"
@@ -582,14 +590,3 @@ def save_table(table: pd.DataFrame, out_dir: str | Path, name: str,
         index=False, floatfmt=".3f", missingval="-", disable_numparse=text or False) + "\n")
     return [csv, markdown]
 
-
-def save_figure(figure: Figure, out_dir: str | Path, name: str) -> list[Path]:
-    """``name.png`` (120 dpi) and ``name.pdf`` in ``out_dir``."""
-    paths = []
-    # No creation date in the PDF: re-rendering the same records gives the same bytes.
-    for suffix, options in ((".png", {"dpi": 120}), (".pdf", {"metadata": {"CreationDate": None}})):
-        path = Path(out_dir) / f"{name}{suffix}"
-        atomic_write(path, lambda tmp, o=options, s=suffix: figure.savefig(
-            tmp, format=s[1:], bbox_inches="tight", **o))
-        paths.append(path)
-    return paths

@@ -4,7 +4,6 @@ import pytest
 import torch
 from torch import nn
 
-from segdec.explain import field_extent, input_gradient
 from segdec.model import (
     AtrousConv2d,
     FeatureNorm,
@@ -19,6 +18,7 @@ from segdec.model import (
     space_to_batch,
     use_space_to_batch,
 )
+from segdec.teaching.receptive_field import field_extent, input_gradient
 
 VARIANTS = [(False, False), (True, False), (False, True), (True, True)]  # (attention, atrous)
 

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from segdec import narrative, paper, report
-from segdec.concepts import balance_schedules
 from segdec.config import RunConfig
 from segdec.model import build_model
+from segdec.plots import save_figure
+from segdec.teaching.balance import balance_schedules
 
 
 def fake_run(root, name, n_all, l_p, ap, attention=True, atrous=True, balance="decay",
@@ -98,7 +99,7 @@ def test_figures_render_and_save(tmp_path):
     assert len(figure9.axes) == 2 * 3 + 1  # two positives, and one shared colourbar
     assert figure9.axes[-1].get_ylabel().startswith("segmentation map: defect probability")
     assert "Segmentation of positive test images, FS" in figure9._suptitle.get_text()
-    saved = report.save_figure(figure9, tmp_path / "out", "figure9")
+    saved = save_figure(figure9, tmp_path / "out", "figure9")
     assert [p.suffix for p in saved] == [".png", ".pdf"] and all(p.stat().st_size for p in saved)
     with pytest.raises(ValueError, match="without the improvements"):
         report.figure9(runs, "WS")
@@ -174,7 +175,7 @@ def test_runs_without_gradient_adjustment_are_rows_of_their_own(tmp_path):
 
 
 def test_layer_table_grows_the_same_receptive_field_with_fewer_weights():
-    from segdec.concepts import kernel_taps, layer_table
+    from segdec.teaching.receptive_field import kernel_taps, layer_table
 
     dense = layer_table(build_model("bozic"))
     atrous = layer_table(build_model("bozic", atrous=True))
@@ -326,7 +327,7 @@ def test_figure8_against_pixel_labels_starts_at_zero_with_the_paper_values(tmp_p
 
 
 def test_balance_figure_draws_learning_rate_multipliers_with_delta_and_table_4():
-    from segdec.concepts import plot_balance_schedules
+    from segdec.teaching.figures import plot_balance_schedules
 
     figure = plot_balance_schedules(balance_schedules(25, 0.036), delta=0.01)
     seg, dec = figure.axes

@@ -1,5 +1,5 @@
-"""The teaching measurements (segdec.explain, segdec.concepts, segdec.teaching) on small networks
-and hand-made arrays whose answers are worked out by hand."""
+"""The teaching package (segdec.teaching) on small networks and hand-made arrays whose answers
+are worked out by hand."""
 
 from __future__ import annotations
 
@@ -12,45 +12,46 @@ import pytest
 import torch
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
-from PIL import Image
 
-from segdec.concepts import (
-    decision_learning_epoch,
-    explore,
-    plot_loss_curves,
-    plot_reachable_pixels,
-    reachable_pixels,
-    save_figures,
-)
 from segdec.config import RunConfig
-from segdec.explain import (
+from segdec.model import SqueezeExcite, build_model
+from segdec.paths import repository_root
+from segdec.teaching.balance import decision_learning_epoch
+from segdec.teaching.figures import (
+    explore,
+    mark_synthetic,
+    plot_effective_fields,
+    plot_loss_curves,
+    plot_maps,
+    plot_reachable_pixels,
+)
+from segdec.teaching.gates import (
     attended_features,
     attention_effect,
-    decision_ablation,
-    field_extent,
-    field_size,
     gate_changes,
     gates_at_mean,
-    gridding_ratio,
-    held_statistics,
-    input_gradient,
-    plot_effective_fields,
-    plot_maps,
     se_gates,
     squeeze_spread,
     squeeze_statistics,
-    unit_centre,
     without_attention,
 )
-from segdec.model import SqueezeExcite, build_model
-from segdec.teaching import (
+from segdec.teaching.networks import (
     NETWORKS,
     SHARED_KSDD,
     describe_data,
-    mark_synthetic,
     teaching_configs,
     teaching_data,
     train_or_load,
+)
+from segdec.teaching.outputs import decision_ablation
+from segdec.teaching.receptive_field import (
+    field_extent,
+    field_size,
+    gridding_ratio,
+    held_statistics,
+    input_gradient,
+    reachable_pixels,
+    unit_centre,
 )
 
 
@@ -200,18 +201,6 @@ def test_explore_needs_ipywidgets_a_dependency(monkeypatch):
     with pytest.raises(ImportError, match="ipywidgets"):
         explore(lambda dilation: calls.append(dilation) or Figure(), dilation=(2, 1, 7, 1))
     assert calls == []
-
-
-def test_saved_figures_are_pngs_at_110_dpi(tmp_path):
-    figure = Figure(figsize=(2, 1))
-    axis = figure.add_axes((0, 0, 1, 1))
-    axis.imshow(np.zeros((1, 2)))  # fills the figure: no text whose size depends on fonts
-    axis.set_axis_off()
-    assert save_figures({"a": figure}, None) == []
-    assert save_figures({"a": figure}, tmp_path / "f") == [tmp_path / "f" / "a.png"]
-    with Image.open(tmp_path / "f" / "a.png") as saved:
-        assert saved.format == "PNG" and saved.info["dpi"] == pytest.approx((110, 110), abs=0.01)
-        assert saved.size == (242, 132)  # (2 x 1 inches + 0.1 inch padding around) x 110 dpi
 
 
 def test_teaching_runs_use_the_folder_recipe_on_real_images(tmp_path):
@@ -397,6 +386,7 @@ def test_synthetic_data_is_said_loudly_and_in_every_figure_title(tmp_path):
     assert describe_data(None, "folder", tmp_path) == f"Real images: {tmp_path} (folder format)."
     banner = describe_data(None, "severstal", tmp_path).splitlines()
     assert banner[0] == banner[-1] == "!" * 79
+    assert repository_root().parent / "shared" / "data" / "ksdd" == SHARED_KSDD  # beside it
     assert banner[1] == (f"SYNTHETIC DATA (no data_root given and no KolektorSDD at "
                          f"{SHARED_KSDD}): these networks learn made-up images, {tmp_path}, and")
     assert "https://www.vicos.si/resources/kolektorsdd/ (CC BY-NC-SA 4.0)" in banner[2]

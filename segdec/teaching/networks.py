@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from matplotlib.figure import Figure
 
 from segdec.checkpoint import load_checkpoint, model_from_checkpoint
 from segdec.config import RunConfig
@@ -18,9 +17,10 @@ from segdec.data.synthetic import DEMO_IMAGES, synthesize
 from segdec.errors import ConfigError
 from segdec.evaluate import input_mask
 from segdec.model import SegDecNet
+from segdec.paths import PACKAGE_ROOT
 from segdec.train import train
 
-SHARED_KSDD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ksdd"
+SHARED_KSDD = PACKAGE_ROOT.parent.parent / "shared" / "data" / "ksdd"  # beside the checkout
 # The networks the notebook compares: the paper's (A+T+W), the same with Božič's linear balance
 # (for the loss curves), Božič's network as described (Table 2), with his linear balance, and
 # that network with atrous kernels (T), which differs from it in the kernels alone (for the
@@ -65,15 +65,6 @@ def describe_data(data_root: str | Path | None, dataset: str, root: Path) -> str
     rule = "!" * 79
     return (f"{rule}\nSYNTHETIC DATA ({why}): these networks learn made-up images, {root}, and\n"
             f"every figure of them says so in its title. For real defects, {KOLEKTORSDD}.\n{rule}")
-
-
-def mark_synthetic(figure: Figure, dataset: str) -> Figure:
-    """``figure``, titled as drawn from synthetic images when ``dataset`` is the synthetic set's
-    format (see ``describe_data``)."""
-    if dataset == "severstal":
-        figure.suptitle("SYNTHETIC images, not KolektorSDD", color="red", fontweight="bold",
-                        y=1.0, va="bottom")
-    return figure
 
 
 def teaching_configs(dataset: str, data_root: str | Path, runs_dir: str | Path,
