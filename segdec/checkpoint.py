@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from segdec import __version__
-from segdec.config import RunConfig
+from segdec.config import RUNTIME_FIELDS, UNCOMPARED_FIELDS, RunConfig
 from segdec.data.dataset import PREPROCESSING
 from segdec.errors import CheckpointError
 from segdec.io import atomic_write
@@ -121,7 +121,8 @@ def check_belongs_to_run(state: dict, config: RunConfig, path: Path) -> None:
                  if name not in config._derived and trained.get(name) != run[name]}
     # The same network trained with other data, seed or recipe is another run's model too.
     if not differing and isinstance(state.get("run_config"), dict):
-        differing = config.differences(state["run_config"])
+        differing = config.differences(state["run_config"],
+                                       ignore=UNCOMPARED_FIELDS + RUNTIME_FIELDS)
     if differing:
         details = ", ".join(f"{name} {theirs!r} (the run: {ours!r})"
                             for name, (theirs, ours) in differing.items())

@@ -41,6 +41,10 @@ DATA_DERIVED_FIELDS = ("input_height", "input_width", "bit_depth")
 SPLIT_DERIVED_FIELDS = ("n_all", "n_seg")
 # Settings that do not change what a run computes: a finished run does not differ by them.
 UNCOMPARED_FIELDS = ("out_dir", "notes", "num_workers", "estimate")
+# How a run is computed, not what it trains: a checkpoint moved to another device, precision or
+# kernel path is still that run's network.
+RUNTIME_FIELDS = ("device", "precision", "deterministic", "channels_last", "compile",
+                  "atrous_gradient")
 # Short spellings; "--data" would otherwise be an ambiguous prefix of --dataset and --data-root.
 OPTION_ALIASES = {"data_root": ("--data",)}
 OPTION_GROUPS = ("data", "model", "loss", "optimisation", "outputs")

@@ -271,7 +271,7 @@ def figure8(runs: pd.DataFrame, compare_with_paper: bool = True,
                  width, color=colour, label=source)
     axis.set_xticks(range(len(settings)), settings)
     axis.set(xlabel="L_p-N_all (pixel-labelled positives - all positives)", ylabel="AP",
-             ylim=(max(0.0, bars["ap"].min() - 0.05), 1.0),
+             ylim=(0, 1.0),
              title=noted("Figure 8: AP per setting", title_note))
     axis.tick_params(axis="x", rotation=60)
     axis.legend(title="source", loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")

@@ -16,7 +16,6 @@ from PIL import Image
 from segdec import report
 from segdec.gallery import error_gallery
 from segdec.plots import LINE_COLOURS, OVERLAY, TRUE_DEFECT, save_figure, save_figures, styled
-from segdec.suggest import plot_label_budget
 from segdec.teaching.balance import balance_schedules
 from segdec.teaching.figures import plot_balance_schedules, plot_loss_curves
 from tests.test_report import fake_run
@@ -135,20 +134,3 @@ def test_the_style_leaves_settings_that_drawing_changed_as_drawing_left_them():
             assert matplotlib.is_interactive()
     finally:
         matplotlib.interactive(before)
-
-
-def test_no_figure_switches_the_callers_matplotlib_backend(tmp_path):
-    """The label-budget figure called matplotlib.use("Agg"), which took a notebook kernel off its
-    inline backend for every later figure."""
-    table = pd.DataFrame({"arm": ["initial", "advisor", "random"] * 2, "seed": [0] * 3 + [1] * 3,
-                          "ap": [0.5, 0.7, 0.6, 0.55, 0.75, 0.65],
-                          "n_pixel_labels": [2, 4, 4] * 2})
-    original = matplotlib.get_backend()
-    matplotlib.use("svg")
-    try:
-        saved = plot_label_budget(table, tmp_path / "label_budget.png")
-        assert matplotlib.get_backend() == "svg"
-    finally:
-        matplotlib.use(original)
-    with Image.open(saved) as image:
-        assert saved == tmp_path / "label_budget.png" and image.format == "PNG"

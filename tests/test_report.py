@@ -90,6 +90,7 @@ def test_figures_render_and_save(tmp_path):
     figure8 = report.figure8(runs)
     labels = [t.get_text() for t in figure8.axes[0].get_xticklabels()]
     assert "8-8" in labels and "300-300" in labels
+    assert figure8.axes[0].get_ylim() == (0, 1.0)  # bars from 0: heights compare as ratios
     metrics = json.loads((runs_root / "fs" / "metrics.json").read_text())
     (runs_root / "fs" / "metrics.json").write_text(json.dumps({**metrics, "threshold": 0.85}))
     figure9 = report.figure9(runs, "FS", n_images=4)
