@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # With no NVIDIA driver, take the CPU build of torch first (the CUDA build is several GB).
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: install demo test lint clean locked lock companion concepts
+.PHONY: install demo test lint clean locked lock companion concepts train-example
 
 $(BIN)/segdec: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ companion: install
 # (../shared/data/ksdd, or data_root) unless runs/concepts holds them (~8 min on 2 cores).
 concepts: install
 	$(BIN)/segdec companion notebooks/00_concepts.ipynb
+
+# Notebook 02 executed in place on one real KolektorSDD run (fold 0, FS, the paper's network
+# without gradient adjustment; ../shared/data/ksdd), trained into runs/companion (~4 min on 2 cores).
+train-example: install
+	$(BIN)/segdec companion notebooks/02_train.ipynb
 
 test: install
 	$(BIN)/ruff check segdec tests

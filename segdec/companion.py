@@ -20,6 +20,22 @@ HEADLINE_RECORDS = "figures/ksdd/runs"
 # Executed with their own defaults, which point at the committed records.
 NOTEBOOKS = ("notebooks/03_table5.ipynb", "notebooks/04_figure8.ipynb",
              "notebooks/06_ablation.ipynb")
+# Executed in place on request, each training its runs first where runs/ lacks them (minutes):
+# the teaching notebook (make concepts) and one real KolektorSDD run (make train-example), the
+# paper's network without gradient adjustment on fold 0, FS, as papermill_runs/ksdd.yaml has it.
+EXAMPLES: dict[str, dict] = {
+    "notebooks/00_concepts.ipynb": {},
+    "notebooks/02_train.ipynb": {
+        "dataset": "ksdd", "data_root": "../shared/data/ksdd", "n_all": None, "n_seg": None,
+        "fold": 0, "n_val": 0, "input_width": 96, "input_height": 264, "dilate_masks": 3,
+        "epochs": 25, "validate_every": 5, "batch_size": 1, "momentum": 0.0,
+        "learning_rate": 1.0, "delta": 0.01, "dt_power": 2.0, "dt_max_weight": 1.0,
+        "beta": 0.036, "split_seed": 0, "gradient_adjustment": False,
+        "atrous_gradient": "space_to_batch", "n_saved_maps": 6,
+        "out_dir": "runs/companion/ksdd-fold0-FS-A+T+W-noGA", "notes": {"example": True}},
+}
+# Every notebook committed with its outputs.
+EXECUTED = (*NOTEBOOKS, *EXAMPLES)
 
 
 def render_companion(notebooks: tuple[str, ...] = NOTEBOOKS, root: str | Path | None = None,
@@ -36,6 +52,7 @@ def render_companion(notebooks: tuple[str, ...] = NOTEBOOKS, root: str | Path | 
         started = time.perf_counter()
         try:
             papermill.execute_notebook(str(path), str(temporary), kernel_name=KERNEL,
+                                       parameters=EXAMPLES.get(notebook) or None,
                                        progress_bar=False, cwd=str(root),
                                        extra_arguments=KERNEL_ARGUMENTS)
             os.replace(temporary, path)

@@ -132,7 +132,7 @@ def train_one_epoch(
     return (sums / max(images, 1)).tolist()  # the one device sync of the epoch
 
 
-def _epoch_line(row: dict, epochs: int) -> str:
+def epoch_line(row: dict, epochs: int) -> str:
     """What an epoch did, in one line: both losses, their weights and the validation AP. The
     decision loss moves only once w_dec has grown (and the segmentation has settled)."""
     validation = "" if np.isnan(row["val_ap"]) else (
@@ -408,7 +408,7 @@ def train(
         row["seconds"] = time.perf_counter() - started
         history.append(row)
         if progress:
-            tqdm.write(_epoch_line(row, config.epochs))
+            tqdm.write(epoch_line(row, config.epochs))
             tqdm.write(run_progress([r["seconds"] for r in history], config.epochs))
         stale = _stale_validations(history, best["epoch"], config.epochs)
         if config.patience and epoch + 1 < config.epochs and stale >= config.patience:
