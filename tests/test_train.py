@@ -344,6 +344,8 @@ def test_scoring_takes_the_precision_the_network_trained_in(tiny_run, tmp_path):
     shutil.copytree(tiny_run, run)
     config = RunConfig.from_file(run / "config.yaml")
     config.replace(precision="bf16").save(run / "config.yaml")
+    torch.save({**state, "run_config": {**state["run_config"], "precision": "bf16"}},
+               run / "checkpoints" / "best.pt")  # the same run, set to bf16 (trained in fp32)
     evaluate_run(run, device="cpu")
     pd.testing.assert_frame_equal(pd.read_csv(run / "predictions.csv"),
                                   pd.read_csv(tiny_run / "predictions.csv"))
