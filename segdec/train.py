@@ -41,7 +41,7 @@ from segdec.data.dataset import DefectDataset
 from segdec.data.prepare import RunData, loader, prepare_data
 from segdec.data.splits import save_split
 from segdec.errors import ConfigError, OutputExistsError
-from segdec.evaluate import evaluate_run, image_metrics, predict_loader
+from segdec.evaluate import evaluate_best, image_metrics, predict_loader
 from segdec.io import atomic_write, write_json
 from segdec.loss import LossTerms, SegDecLoss, loss_weights
 from segdec.memory import check_training_memory
@@ -423,7 +423,7 @@ def train(
             if progress:
                 tqdm.write(f"stopped after epoch {epoch + 1}: {stopped['stopped_reason']}")
             break
-    metrics = evaluate_run(run_dir, device=device, data=data, config=config)
+    metrics = evaluate_best(run_dir, config, data.test, device)
     if stopped:
         metrics = {**metrics, **stopped}
         write_json(run_dir / "metrics.json", metrics)
