@@ -37,13 +37,7 @@ from segdec.data.prepare import loader, prepare_data
 from segdec.data.rle import SEVERSTAL_SHAPE
 from segdec.data.synthetic import synthesize
 from segdec.loss import loss_weights
-from segdec.runtime import (
-    data_workers,
-    keep_freed_memory,
-    resolve_device,
-    resolve_precision,
-    use_precision,
-)
+from segdec.runtime import Runtime, data_workers, keep_freed_memory
 from segdec.sampling import EpochOrder
 from segdec.train import train_one_epoch, training_parts
 
@@ -67,8 +61,9 @@ def epoch_timer(config: RunConfig, work_dir: Path, steps: int | None = None) -> 
     """The run of ``config`` on synthetic Severstal-layout images written to ``work_dir``: its
     device, resolved precision, loader, model, optimiser and loss, with an epoch of ``steps``
     batches (default: ``STEPS`` for the device) cycling over the training images."""
-    device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
+    runtime = Runtime.of_run(config)
+    runtime.apply()
+    device, precision, dtype = runtime.device, runtime.precision, runtime.autocast_dtype
     height = config.input_height or SEVERSTAL_SHAPE[0]
     width = config.input_width or SEVERSTAL_SHAPE[1]
     half = SYNTHETIC_IMAGES // 2
@@ -76,9 +71,8 @@ def epoch_timer(config: RunConfig, work_dir: Path, steps: int | None = None) -> 
     config, data = prepare_data(config.replace(
         dataset="severstal", data_root=str(root), split_csv=None, n_all=None, n_seg=None,
         n_test=2, n_val=2, n_train_negatives=None, input_height=height, input_width=width))
-    model, optimizer, criterion = training_parts(config, device)
+    model, optimizer, criterion = training_parts(config, runtime)
     runnable = torch.compile(model) if config.compile else model
-    dtype = use_precision(precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     weights = loss_weights(config.balance, 0, config.epochs, config.beta)
     order = EpochOrder()

@@ -17,7 +17,7 @@ from segdec.data.dataset import PREPROCESSING
 from segdec.errors import CheckpointError
 from segdec.io import atomic_write
 from segdec.model import ModelConfig, SegDecNet
-from segdec.runtime import scoring_precision, use_precision
+from segdec.runtime import Runtime, resolve_device, scoring_precision, use_precision
 
 CHECKPOINT_FORMAT = 1
 _MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)}
@@ -100,11 +100,20 @@ def checkpoint_precision(state: dict) -> str:
     return state.get("precision", "fp32")
 
 
+def scoring_runtime(state: dict, device: str | torch.device = "auto") -> Runtime:
+    """The runtime a checkpoint's network is scored in on ``device``: its training precision
+    where the device has it, else fp32, and never "auto" resolved afresh, which could differ
+    between the training device and this one; deterministic as its run was."""
+    device = resolve_device(device) if isinstance(device, str) else device
+    run = state.get("run_config") or {}
+    return Runtime(device, scoring_precision(checkpoint_precision(state), device),
+                   bool(run.get("deterministic", False)))
+
+
 def scoring_dtype(state: dict, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype a checkpoint's network is scored in on ``device`` (TF32 switched to
-    match): its training precision where the device has it, else fp32, and never "auto"
-    resolved afresh, which could differ between the training device and this one."""
-    return use_precision(scoring_precision(checkpoint_precision(state), device), device)
+    """The autocast dtype of ``scoring_runtime`` (TF32 switched to match)."""
+    runtime = scoring_runtime(state, device)
+    return use_precision(runtime.precision, device)
 
 
 def check_belongs_to_run(state: dict, config: RunConfig, path: Path) -> None:

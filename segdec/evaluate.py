@@ -5,6 +5,8 @@ but does not score), and a run's test evaluation into ``metrics.json``, ``predic
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,17 +21,17 @@ from segdec.checkpoint import (
     check_belongs_to_run,
     load_checkpoint,
     model_from_checkpoint,
-    scoring_dtype,
+    scoring_runtime,
 )
 from segdec.config import RunConfig
 from segdec.data.dataset import DefectDataset
 from segdec.data.images import DataError, image_shape, load_image, resize
-from segdec.data.prepare import RunData, loader, prepare_data
+from segdec.data.prepare import loader, prepare_data
 from segdec.gallery import error_gallery, error_indices
 from segdec.io import atomic_write, write_json
 from segdec.model import probabilities
 from segdec.plots import save_figure
-from segdec.runtime import keep_freed_memory, resolve_device, use_precision
+from segdec.runtime import Runtime, resolve_device, resolve_precision
 
 
 def image_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float | int]:
@@ -115,55 +117,84 @@ def predict_loader(
     return np.concatenate(scores) if scores else np.zeros(0), maps
 
 
-def evaluate_run(
-    run_dir: str | Path,
-    device: str | torch.device = "auto",
-    data: RunData | None = None,
-    config: RunConfig | None = None,
-    precision: str | None = None,
-) -> dict:
-    """Test the best checkpoint, in the precision it was trained in where ``device`` has it
-    (or in ``precision``, to measure what another costs); write metrics, predictions and a few
-    segmentation maps."""
-    run_dir = Path(run_dir)
-    config = config or RunConfig.from_file(run_dir / "config.yaml")
-    device = resolve_device(device) if isinstance(device, str) else device
-    keep_freed_memory()
-    if data is None:
-        config, data = prepare_data(config, run_dir / "split.csv")
+@dataclass
+class Evaluation:
+    """A network's test evaluation as data (``evaluate_test``), which ``write_evaluation`` puts
+    in the run directory."""
+
+    metrics: dict
+    scores: np.ndarray  # every test image's decision probability
+    maps: list[np.ndarray]  # every test image's segmentation map, at 1/8
+    saved: list[int]  # the test images whose maps segmentation_maps.npz keeps: positives first
+    gallery: list[dict]  # the error gallery's entries (``gallery.error_gallery``)
+
+
+def evaluate_test(model: torch.nn.Module, test: DefectDataset, config: RunConfig,
+                  runtime: Runtime) -> Evaluation:
+    """Predict every test image once; its image and pixel metrics, the maps to keep and the
+    false positives and negatives to show."""
+    labels = test.labels()
+    scores, maps = predict_loader(model, loader(test, config, runtime.device), runtime.device,
+                                  runtime.autocast_dtype, len(labels))
+    metrics = image_metrics(labels, scores)
+    positives = np.flatnonzero(labels == 1)
+    metrics.update(pixel_metrics([maps[i] for i in positives],
+                                 [input_mask(test, i) for i in positives]))
+    # Figure 9 shows positives, and the pixel metrics score them: their maps are kept first.
+    positives_first = np.argsort(-labels, kind="stable")
+    saved = positives_first[:min(config.n_saved_maps, len(labels))].tolist()
+    false_pos, false_neg = error_indices(labels, scores, metrics["threshold"])
+    gallery = [{"image": input_image(test, i, channels=1), "mask": input_mask(test, i),
+                "seg_map": maps[i], "score": float(scores[i]), "kind": kind,
+                "name": test.samples[i].name}
+               for kind, indices in (("false positive", false_pos), ("false negative", false_neg))
+               for i in indices]
+    return Evaluation(metrics, scores, maps, saved, gallery)
+
+
+def write_evaluation(run_dir: Path, test: DefectDataset, evaluation: Evaluation) -> None:
+    """``metrics.json``, ``predictions.csv``, ``segmentation_maps.npz`` and ``errors.png``."""
+    write_json(run_dir / "metrics.json", evaluation.metrics)
+    predictions = pd.DataFrame({"image": [s.name for s in test.samples],
+                                "score": evaluation.scores, "label": test.labels()})
+    atomic_write(run_dir / "predictions.csv", lambda tmp: predictions.to_csv(tmp, index=False))
+    _save_maps(run_dir / "segmentation_maps.npz", test, evaluation.saved,
+               [evaluation.maps[i] for i in evaluation.saved], evaluation.scores)
+    figure = error_gallery(evaluation.gallery, evaluation.metrics["threshold"])
+    save_figure(figure, run_dir, "errors", formats=("png",))
+
+
+def evaluate_best(run_dir: Path, config: RunConfig, test: DefectDataset,
+                  device: torch.device, precision: str | None = None) -> dict:
+    """Test the run's best checkpoint on ``test`` and write the results; in the precision it was
+    trained in where ``device`` has it (or in ``precision``, to measure what another costs)."""
     checkpoint = best_checkpoint(run_dir)
     state = load_checkpoint(checkpoint, device)
     check_belongs_to_run(state, config, checkpoint)
-    model = model_from_checkpoint(state, device)
-    dtype = use_precision(precision, device) if precision else scoring_dtype(state, device)
-    labels = data.test.labels()
-    # Figure 9 shows positives, and the pixel metrics score them: their maps come first.
-    positives_first = np.argsort(-labels, kind="stable")
-    n_positives = int(labels.sum())
-    keep = min(config.n_saved_maps, len(labels))
-    scores, _ = predict_loader(model, loader(data.test, config, device), device, dtype)
-    metrics = image_metrics(labels, scores)
-    false_pos, false_neg = error_indices(labels, scores, metrics["threshold"])
-    shown = positives_first[:max(keep, n_positives)].tolist()
-    mapped = shown + [i for i in false_pos if i not in shown]
-    _, maps = predict_loader(model, loader(data.test, config, device, mapped), device, dtype,
-                             len(mapped))
-    masks = [input_mask(data.test, i) for i in mapped[:n_positives]]
-    metrics.update(pixel_metrics(maps[:n_positives], masks))
-    metrics["checkpoint"] = checkpoint.name
-    names = [s.name for s in data.test.samples]
-    write_json(run_dir / "metrics.json", metrics)
-    predictions = pd.DataFrame({"image": names, "score": scores, "label": labels})
-    atomic_write(run_dir / "predictions.csv", lambda tmp: predictions.to_csv(tmp, index=False))
-    _save_maps(run_dir / "segmentation_maps.npz", data.test, mapped[:keep], maps[:keep], scores)
-    entries = [{"image": input_image(data.test, i, channels=1),
-                "mask": input_mask(data.test, i), "seg_map": maps[mapped.index(i)],
-                "score": float(scores[i]), "kind": kind, "name": names[i]}
-               for kind, indices in (("false positive", false_pos), ("false negative", false_neg))
-               for i in indices]
-    figure = error_gallery(entries, metrics["threshold"])
-    save_figure(figure, run_dir, "errors", formats=("png",))
-    return metrics
+    runtime = scoring_runtime(state, device)
+    if precision:
+        runtime = dataclasses.replace(runtime, precision=resolve_precision(precision, device))
+    runtime.apply()
+    evaluation = evaluate_test(model_from_checkpoint(state, device), test, config, runtime)
+    evaluation = dataclasses.replace(
+        evaluation, metrics={**evaluation.metrics, "checkpoint": checkpoint.name})
+    write_evaluation(run_dir, test, evaluation)
+    return evaluation.metrics
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    device: str | torch.device = "auto",
+    config: RunConfig | None = None,
+    precision: str | None = None,
+) -> dict:
+    """``evaluate_best`` of a finished run from its directory alone (its configuration, unless
+    given, and its split)."""
+    run_dir = Path(run_dir)
+    config = config or RunConfig.from_file(run_dir / "config.yaml")
+    device = resolve_device(device) if isinstance(device, str) else device
+    config, data = prepare_data(config, run_dir / "split.csv")
+    return evaluate_best(run_dir, config, data.test, device, precision)
 
 
 def input_image(dataset: DefectDataset, index: int, channels: int | None = None) -> np.ndarray:

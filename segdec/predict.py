@@ -34,14 +34,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from segdec.checkpoint import load_checkpoint, model_from_checkpoint, scoring_dtype
+from segdec.checkpoint import load_checkpoint, model_from_checkpoint, scoring_runtime
 from segdec.data.dataset import image_tensor
 from segdec.data.images import DataError, load_image, resize
 from segdec.data.severstal import IMAGE_SUFFIXES
 from segdec.errors import CheckpointError, ConfigError, OutputExistsError
 from segdec.io import atomic_write
 from segdec.model import SegDecNet, probabilities
-from segdec.runtime import keep_freed_memory, resolve_device
 
 DEFECT_COLOUR, CLEAN_COLOUR, TINT = (230, 30, 30), (40, 190, 70), np.array([255.0, 0.0, 0.0])
 # Everything predict writes in its output folder: what --overwrite replaces, and nothing else.
@@ -201,10 +200,10 @@ def predict_images(
             shutil.rmtree(path)
         else:
             path.unlink()
-    torch_device = resolve_device(device)
-    keep_freed_memory()
+    runtime = scoring_runtime(state, device)
+    runtime.apply()
+    torch_device, dtype = runtime.device, runtime.autocast_dtype
     scorer = Scorer(model_from_checkpoint(state, torch_device))
-    dtype = scoring_dtype(state, torch_device)
     files = ImageFiles.for_checkpoint(paths, state)
     if state.get("bit_depth") is None:
         tqdm.write(f"note: {checkpoint} predates bit_depth, so each grey image deeper than 8 bits "

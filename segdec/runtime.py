@@ -1,5 +1,5 @@
 """Where and how a network runs: the device, its precision, repeatability, data-loading
-workers and the process's allocator."""
+workers and the process's allocator, resolved once per run into a ``Runtime``."""
 
 from __future__ import annotations
 
@@ -9,11 +9,16 @@ import os
 import platform
 import re
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from segdec.errors import ConfigError
+
+if TYPE_CHECKING:  # config.py imports the model, which imports this module
+    from segdec.config import RunConfig
 
 # The oldest torch segdec runs on (pyproject.toml declares the same): model.py calls
 # torch.is_autocast_enabled(device_type), new in 2.4; train.py builds torch.amp.GradScaler(device),
@@ -182,43 +187,76 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def describe_runtime(device: torch.device, precision: str, atrous_weight_gradient: str,
-                     num_workers: int) -> dict[str, str | int | bool | None]:
-    """What decides a run's numbers besides its configuration: a run repeats to the last digit
-    only with the same device, precision, atrous gradient path, CPU kind and thread count, and
-    on a GPU only in deterministic mode, on the same GPU, CUDA and cuDNN."""
-    info: dict[str, str | int | bool | None] = {
-        "device": str(device),
-        "precision": precision,
-        "atrous_weight_gradient": atrous_weight_gradient,
-        "cpu": cpu_name(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "cpu_native_bf16": cpu_has_bf16_instructions(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "freed_memory_kept": keep_freed_memory(),
-        "deterministic": torch.are_deterministic_algorithms_enabled(),
-        "num_workers": num_workers,
-    }
-    if device.type == "cuda":
-        info.update({
-            "gpu": torch.cuda.get_device_name(device),
-            "gpu_capability": ".".join(map(str, gpu_capability(device))),
-            "cuda": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version(),
-            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
-            "tf32_cudnn": torch.backends.cudnn.allow_tf32,
-            "cudnn_benchmark": torch.backends.cudnn.benchmark,
-            "cudnn_deterministic": torch.backends.cudnn.deterministic,
-            "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
-        })
-    return info
-
-
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of a precision setting on ``device`` (``None``: fp32, or TF32, whose
     switches this sets); see ``resolve_precision``."""
     return use_precision(resolve_precision(precision, device), device)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How one run computes, decided once at its start and handed to training, validation and
+    the test: a single value, so that scoring cannot resolve another precision than training
+    validated in. ``runtime.json`` records it (``describe``), the checkpoints its precision."""
+
+    device: torch.device
+    precision: str  # resolved: "fp32", "tf32", "bf16" or "fp16"
+    deterministic: bool = False
+    space_to_batch: bool = False  # the CPU's atrous weight gradient (``takes_space_to_batch``)
+    num_workers: int = 0
+    threads: int = field(default_factory=torch.get_num_threads)
+
+    @classmethod
+    def of_run(cls, config: RunConfig) -> Runtime:
+        """The runtime of a run configuration: its device, precision, atrous gradient path,
+        loader workers and deterministic mode resolved."""
+        device = resolve_device(config.device)
+        return cls(device, resolve_precision(config.precision, device), config.deterministic,
+                   takes_space_to_batch(config.atrous_gradient, device.type),
+                   data_workers(config.num_workers, device))
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The dtype of the network's autocast regions (``None``: fp32, or TF32)."""
+        return PRECISION_DTYPES[self.precision]
+
+    def apply(self) -> None:
+        """Set the process-wide switches it needs: TF32, deterministic kernels, the allocator."""
+        keep_freed_memory()
+        use_precision(self.precision, self.device)
+        set_deterministic(self.deterministic, self.device)
+
+    def describe(self, atrous_weight_gradient: str) -> dict[str, str | int | bool | None]:
+        """A stretch of ``runtime.json``: what decides a run's numbers besides its configuration.
+        A run repeats to the last digit only with the same device, precision, atrous gradient
+        path (the one the network takes, ``model.atrous_weight_gradient``), CPU kind and thread
+        count, and on a GPU only in deterministic mode, on the same GPU, CUDA and cuDNN."""
+        info: dict[str, str | int | bool | None] = {
+            "device": str(self.device),
+            "precision": self.precision,
+            "atrous_weight_gradient": atrous_weight_gradient,
+            "cpu": cpu_name(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_native_bf16": cpu_has_bf16_instructions(),
+            "torch_threads": self.threads,
+            "torch": torch.__version__,
+            "freed_memory_kept": keep_freed_memory(),
+            "deterministic": self.deterministic,
+            "num_workers": self.num_workers,
+        }
+        if self.device.type == "cuda":
+            info.update({
+                "gpu": torch.cuda.get_device_name(self.device),
+                "gpu_capability": ".".join(map(str, gpu_capability(self.device))),
+                "cuda": torch.version.cuda,
+                "cudnn": torch.backends.cudnn.version(),
+                "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+                "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+                "cudnn_benchmark": torch.backends.cudnn.benchmark,
+                "cudnn_deterministic": torch.backends.cudnn.deterministic,
+                "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+            })
+        return info
 
 
 @functools.cache

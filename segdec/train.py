@@ -41,22 +41,12 @@ from segdec.data.dataset import DefectDataset
 from segdec.data.prepare import RunData, loader, prepare_data
 from segdec.data.splits import save_split
 from segdec.errors import ConfigError, OutputExistsError
-from segdec.evaluate import evaluate_run, image_metrics, predict_loader
+from segdec.evaluate import evaluate_best, image_metrics, predict_loader
 from segdec.io import atomic_write, write_json
 from segdec.loss import LossTerms, SegDecLoss, loss_weights
 from segdec.memory import check_training_memory
 from segdec.model import SegDecNet, atrous_weight_gradient, use_space_to_batch
-from segdec.runtime import (
-    can_compute,
-    data_workers,
-    describe_runtime,
-    keep_freed_memory,
-    resolve_device,
-    resolve_precision,
-    set_deterministic,
-    takes_space_to_batch,
-    use_precision,
-)
+from segdec.runtime import Runtime, can_compute
 from segdec.sampling import EpochOrder, NegativeSampler
 from segdec.timing import (
     RunEstimate,
@@ -209,12 +199,12 @@ def _stale_validations(history: list[dict], best_epoch: int, epochs: int) -> int
 
 
 def _estimate(config: RunConfig, data: RunData, parts: tuple, scaler: torch.amp.GradScaler,
-              device: torch.device, dtype: torch.dtype | None, steps: int,
-              start_epoch: int) -> RunEstimate:
+              runtime: Runtime, steps: int, start_epoch: int) -> RunEstimate:
     """The run's expected duration from ``ESTIMATE_STEPS`` timed steps and one timed scoring
     batch, run on copies of the network, optimiser and loss scaler with the random-number states
     restored afterwards: the run then trains exactly as it would without the estimate."""
     model, optimizer, criterion = parts
+    device, dtype = runtime.device, runtime.autocast_dtype
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         net, opt, scale = copy.deepcopy((model, optimizer, scaler))
         net.train()
@@ -247,13 +237,10 @@ def _steps_per_epoch(labels: np.ndarray, batch_size: int) -> int:
     return math.ceil((positives + min(positives, len(labels) - positives)) / batch_size)
 
 
-def _plan_budget(config: RunConfig, data: RunData, device: torch.device,
-                 precision: str) -> BudgetPlan:
+def _plan_budget(config: RunConfig, data: RunData, runtime: Runtime) -> BudgetPlan:
     """The plan that fits ``config.time_budget``: the configured run timed as the estimate
     times it (on copies, changing nothing), then scaled to smaller inputs and fewer epochs."""
-    dtype = use_precision(precision, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    measured = _estimate(config, data, training_parts(config, device), scaler, device, dtype,
+    measured = _estimate(config, data, training_parts(config, runtime), _scaler(runtime), runtime,
                          _steps_per_epoch(data.train.labels(), config.batch_size), 0)
     return plan_budget(config.time_budget, measured, (config.input_height, config.input_width),
                        config.beta if config.balance == "decay" else None,
@@ -282,14 +269,20 @@ def _remove_stale_temporaries(run_dir: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def training_parts(config: RunConfig, device: torch.device
+def _scaler(runtime: Runtime) -> torch.amp.GradScaler:
+    """fp16's loss scaler (a no-op in the other precisions)."""
+    return torch.amp.GradScaler(runtime.device.type,
+                                enabled=runtime.autocast_dtype == torch.float16)
+
+
+def training_parts(config: RunConfig, runtime: Runtime
                    ) -> tuple[SegDecNet, torch.optim.SGD, SegDecLoss]:
-    """The network (seeded, on its atrous path and memory format), its SGD optimiser and the
-    loss, as a run builds them; the benchmarks build theirs here too, to time what runs do."""
-    set_deterministic(config.deterministic, device)
+    """The network (seeded, on the runtime's atrous path, in the configured memory format), its
+    SGD optimiser and the loss, as a run builds them; the benchmarks build theirs here too, to
+    time what runs do."""
     torch.manual_seed(config.seed)
-    model = SegDecNet(model_config(config)).to(device)
-    use_space_to_batch(model, takes_space_to_batch(config.atrous_gradient, device.type))
+    model = SegDecNet(model_config(config)).to(runtime.device)
+    use_space_to_batch(model, runtime.space_to_batch)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate,
@@ -310,9 +303,8 @@ def train(
         raise OutputExistsError(
             f"{run_dir} already holds a run; pass resume=True or choose another out_dir")
     resuming = resume and last_path.exists()
-    device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
-    keep_freed_memory()
+    runtime = Runtime.of_run(config)
+    runtime.apply()
     # Everything is checked before anything is written: a refused resumption leaves the run
     # directory as it was. A new run (also after an attempt that never reached a checkpoint)
     # makes its split afresh; only a resumed run reuses the split it trained on.
@@ -320,11 +312,11 @@ def train(
     config, data = prepare_data(config, run_dir / "split.csv" if resuming else None)
     used = {s.name: s for part in (data.train, data.val, data.test) for s in part.samples}
     check_samples(used.values()).raise_for_problems(f"the {len(used)} images of the split")
-    check_training_memory(config, device, use_precision(precision, device))
+    check_training_memory(config, runtime.device, runtime.autocast_dtype)
     plan = None
     if config.time_budget is not None:
         if state is None:
-            plan = _plan_budget(config, data, device, precision)
+            plan = _plan_budget(config, data, runtime)
             if progress:
                 tqdm.write(plan.line())
             config = config.replace(**plan.fields())
@@ -338,12 +330,16 @@ def train(
                 tqdm.write(f"{run_dir} is a finished run ({state['epoch'] + 1} of "
                            f"{config.epochs} epochs, tested): nothing to resume, nothing changed")
             return json.loads((run_dir / "metrics.json").read_text())
-        precision = _resumed_precision(state, precision, device, last_path)
+        precision = _resumed_precision(state, runtime.precision, runtime.device, last_path)
+        if precision != runtime.precision:
+            runtime = dataclasses.replace(runtime, precision=precision)
+            runtime.apply()
     _remove_stale_temporaries(run_dir)
     config.save(run_dir / "config.yaml")
     save_split(data.split, run_dir / "split.csv")
 
-    model, optimizer, criterion = training_parts(config, device)
+    model, optimizer, criterion = training_parts(config, runtime)
+    device, dtype = runtime.device, runtime.autocast_dtype
     labels = data.train.labels()
     positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
     sampler = NegativeSampler(len(negatives), config.seed)
@@ -363,13 +359,11 @@ def train(
         stopped = state.get("stopped")
 
     runnable = torch.compile(model) if config.compile else model  # the model as training calls it
-    dtype = use_precision(precision, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    scaler = _scaler(runtime)
     if state is not None and state.get("scaler"):  # fp16's loss scale; {} when disabled
         scaler.load_state_dict(state["scaler"])
-    _record_runtime(run_dir, start_epoch, describe_runtime(
-        device, precision, atrous_weight_gradient(model, device.type, dtype is not None),
-        data_workers(config.num_workers, device)))
+    _record_runtime(run_dir, start_epoch, runtime.describe(
+        atrous_weight_gradient(model, device.type, dtype is not None)))
     epoch_order = EpochOrder()
     train_loader = loader(data.train, config, device, epoch_order)
     val_loader = loader(data.val, config, device)
@@ -377,11 +371,11 @@ def train(
     estimating = time.perf_counter()
     estimate = None
     if config.estimate:
-        estimate = _estimate(config, data, (model, optimizer, criterion), scaler, device, dtype,
+        estimate = _estimate(config, data, (model, optimizer, criterion), scaler, runtime,
                              _steps_per_epoch(labels, config.batch_size), start_epoch)
         if progress:
-            tqdm.write(estimate.line(f"{torch.get_num_threads()} threads, {device}, "
-                                     f"{precision}"))
+            tqdm.write(estimate.line(f"{runtime.threads} threads, {device}, "
+                                     f"{runtime.precision}"))
     record_estimate(run_dir, start_epoch, estimate, time.perf_counter() - estimating,
                     plan.record() if plan else None)
     run_started = time.perf_counter()
@@ -404,7 +398,7 @@ def train(
             if _improves(val, best, config.tie_break):
                 best = {"ap": val["ap"], "loss": val["log_loss"], "epoch": epoch}
                 save_checkpoint(best_path, model, config, epoch=epoch, val_ap=val["ap"],
-                                threshold=val["threshold"], precision=precision)
+                                threshold=val["threshold"], precision=runtime.precision)
         row["seconds"] = time.perf_counter() - started
         history.append(row)
         if progress:
@@ -418,8 +412,8 @@ def train(
         _write_history(run_dir, history)
         save_checkpoint(
             last_path, model, config, epoch=epoch, history=history, best=best,
-            precision=precision, optimizer=optimizer.state_dict(), scaler=scaler.state_dict(),
-            sampler=sampler.state_dict(),
+            precision=runtime.precision, optimizer=optimizer.state_dict(),
+            scaler=scaler.state_dict(), sampler=sampler.state_dict(),
             order_rng=order_rng.bit_generator.state, torch_rng=torch.get_rng_state(),
             **({"stopped": stopped} if stopped else {}),
         )
@@ -429,7 +423,7 @@ def train(
             if progress:
                 tqdm.write(f"stopped after epoch {epoch + 1}: {stopped['stopped_reason']}")
             break
-    metrics = evaluate_run(run_dir, device=device, data=data, config=config)
+    metrics = evaluate_best(run_dir, config, data.test, device)
     if stopped:
         metrics = {**metrics, **stopped}
         write_json(run_dir / "metrics.json", metrics)

@@ -185,3 +185,23 @@ def test_messages_name_what_is_really_wrong(tmp_path):
     clean = [Sample(f"{i}.png", f"{i}.png", 0) for i in range(20)]
     with pytest.raises(DataError, match="the data hold no defective images for the test split"):
         make_split(clean, None, None)
+
+
+def test_the_check_opens_each_image_and_mask_once(monkeypatch, tmp_path):
+    from collections import Counter
+
+    from PIL import Image
+
+    write_layout("images-masks", tmp_path)
+    samples = read_folder(tmp_path)  # which reads each mask (and the image's header) for labels
+    opened, open_image = Counter(), Image.open
+
+    def counted(path, *args, **kwargs):
+        opened[str(path)] += 1
+        return open_image(path, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", counted)
+    check = check_samples(samples)
+    files = {s.image for s in samples} | {s.mask_path for s in samples if s.mask_path}
+    assert len(check.images) == len(samples) and set(opened) == files
+    assert set(opened.values()) == {1}

@@ -4,6 +4,7 @@ that run's network only."""
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from segdec.checkpoint import model_config, save_checkpoint
@@ -119,3 +120,31 @@ def test_saved_maps_show_images_at_the_runs_bit_depth(tmp_path):
     image = np.load(tmp_path / "maps.npz")["images"][0]
     assert (image[0, 0], image[1, 0], image[-1, -1]) == (6, 31, 56)
     np.testing.assert_array_equal(image, (dataset[0]["image"][0] * 255).round().byte().numpy())
+
+
+def test_a_run_is_tested_in_one_pass_over_its_test_set(tiny_run, tmp_path, monkeypatch):
+    """Scores, the saved maps, the pixel metrics and the error gallery come from one prediction
+    of every test image; what is written is what ``evaluate_test`` computed."""
+    from segdec import evaluate
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    passes, predict_loader = [], evaluate.predict_loader
+
+    def counted(model, loader, *args, **kwargs):
+        passes.append(len(loader.dataset))
+        return predict_loader(model, loader, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "predict_loader", counted)
+    tested = []
+    monkeypatch.setattr(evaluate, "write_evaluation",
+                        lambda run_dir, test, found: tested.append(found))
+    metrics = evaluate.evaluate_run(run, device="cpu")
+    (found,) = tested
+    labels = pd.read_csv(tiny_run / "predictions.csv")["label"].to_numpy()
+    assert passes == [len(labels)]
+    assert metrics == {**found.metrics, "checkpoint": "best.pt"}
+    assert len(found.maps) == len(labels)  # every map kept; positives first (n_saved_maps: all)
+    assert found.saved == [*np.flatnonzero(labels == 1), *np.flatnonzero(labels == 0)]
+    errors = {entry["name"] for entry in found.gallery}
+    assert len(errors) == found.metrics["fp"] + found.metrics["fn"]

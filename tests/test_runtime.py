@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from segdec.config import RunConfig
 from segdec.errors import ConfigError
 
 # Allocates and frees 256 MiB, then prints whether the setting took effect and how much of the
@@ -214,10 +215,11 @@ def test_runtime_json_records_the_gpu_settings_that_decide_its_numbers(monkeypat
     gpu = fake_gpu(monkeypatch, (7, 5), name="Tesla T4")
     monkeypatch.setattr(torch.version, "cuda", "12.4")
     monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 90100)
-    runtime.set_deterministic(True, gpu)
-    precision = runtime.resolve_precision("auto", gpu)
-    runtime.use_precision(precision, gpu)
-    info = runtime.describe_runtime(gpu, precision, "dilated", runtime.data_workers(None, gpu))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda index: None)
+    resolved = runtime.Runtime.of_run(RunConfig(deterministic=True))
+    assert resolved.device == gpu
+    resolved.apply()
+    info = resolved.describe("dilated")
     assert {k: info[k] for k in ("device", "precision", "gpu", "gpu_capability", "cuda", "cudnn",
                                  "tf32_matmul", "tf32_cudnn", "cudnn_benchmark",
                                  "cudnn_deterministic", "deterministic",
@@ -226,7 +228,28 @@ def test_runtime_json_records_the_gpu_settings_that_decide_its_numbers(monkeypat
         "cuda": "12.4", "cudnn": 90100, "tf32_matmul": False, "tf32_cudnn": False,
         "cudnn_benchmark": False, "cudnn_deterministic": True, "deterministic": True,
         "cublas_workspace_config": ":4096:8", "num_workers": min(4, os.cpu_count())}
-    assert "gpu" not in runtime.describe_runtime(torch.device("cpu"), "fp32", "dilated", 0)
+    assert "gpu" not in runtime.Runtime(torch.device("cpu"), "fp32").describe("dilated")
+
+
+def test_a_runs_runtime_is_resolved_once_from_its_configuration(monkeypatch):
+    """Device, precision, atrous path, workers and threads, decided before the run starts, in
+    one value that cannot change afterwards."""
+    import dataclasses
+
+    import torch
+
+    from segdec.runtime import Runtime
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cpu = Runtime.of_run(RunConfig(atrous_gradient="space_to_batch", precision="bf16"))
+    assert cpu == Runtime(torch.device("cpu"), "bf16", deterministic=False, space_to_batch=True,
+                          num_workers=0, threads=torch.get_num_threads())
+    assert cpu.autocast_dtype is torch.bfloat16
+    assert Runtime.of_run(RunConfig(atrous_gradient="dilated", num_workers=2)) == Runtime(
+        torch.device("cpu"), "fp32", num_workers=2)
+    assert Runtime.of_run(RunConfig()).autocast_dtype is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cpu.precision = "fp32"
 
 
 @pytest.mark.filterwarnings("ignore:This DataLoader will create")  # more than this machine's

@@ -53,6 +53,41 @@ def test_tiny_model_learns(learnable_data, tmp_path):
 
 
 @pytest.mark.slow
+def test_the_test_after_training_is_the_standalone_evaluation(tiny_severstal, tmp_path,
+                                                              monkeypatch):
+    """Training prepares the data once and tests its best checkpoint on it, on the device it
+    resolved at the start; ``segdec evaluate --run`` on the finished directory writes the same
+    bytes (a channels-last run too, whose validation network is in another memory format than
+    the one the checkpoint rebuilds)."""
+    import shutil
+
+    import segdec.evaluate
+    import segdec.train
+
+    prepared, prepare = [], segdec.train.prepare_data
+    for module in (segdec.train, segdec.evaluate):
+        monkeypatch.setattr(module, "prepare_data",
+                            lambda *args: prepared.append(args) or prepare(*args))
+    run = tmp_path / "run"
+    train(demo_config(tmp_path, data_root=str(tiny_severstal), epochs=2, n_seg=3,
+                      channels_last=True, out_dir=str(run)), progress=False)
+    assert len(prepared) == 1
+    monkeypatch.undo()
+    again = tmp_path / "again"
+    shutil.copytree(run, again)
+    for name in ("metrics.json", "predictions.csv", "segmentation_maps.npz", "errors.png"):
+        (again / name).unlink()
+    assert main(["evaluate", "--run", str(again), "--device", "cpu"]) == 0
+    for name in ("metrics.json", "predictions.csv"):
+        assert (again / name).read_bytes() == (run / name).read_bytes(), name
+    trained, standalone = np.load(run / "segmentation_maps.npz"), np.load(
+        again / "segmentation_maps.npz")
+    assert trained.files == standalone.files
+    for key in trained.files:
+        np.testing.assert_array_equal(standalone[key], trained[key], err_msg=key)
+
+
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_result(tiny_severstal, tmp_path):
     base = demo_config(tmp_path, data_root=str(tiny_severstal), epochs=4, validate_every=1,
                        n_seg=4)
@@ -344,6 +379,8 @@ def test_scoring_takes_the_precision_the_network_trained_in(tiny_run, tmp_path):
     shutil.copytree(tiny_run, run)
     config = RunConfig.from_file(run / "config.yaml")
     config.replace(precision="bf16").save(run / "config.yaml")
+    torch.save({**state, "run_config": {**state["run_config"], "precision": "bf16"}},
+               run / "checkpoints" / "best.pt")  # the same run, set to bf16 (trained in fp32)
     evaluate_run(run, device="cpu")
     pd.testing.assert_frame_equal(pd.read_csv(run / "predictions.csv"),
                                   pd.read_csv(tiny_run / "predictions.csv"))
