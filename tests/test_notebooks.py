@@ -11,7 +11,7 @@ import nbformat
 import papermill
 import pytest
 
-from segdec.companion import NOTEBOOKS as COMPANION
+from segdec.companion import EXECUTED
 from segdec.config import RunConfig
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -26,13 +26,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_committed_with_one_parameters_cell_and_outputs_only_for_the_companion(path):
-    """The companion's notebooks carry every output of an error-free execution (a reader sees
-    the results); the others are committed clean."""
+    """The companion's notebooks and its examples (segdec.companion.EXECUTED) carry every output
+    of an error-free execution (a reader sees the results); the others are committed clean."""
     book = nbformat.read(path, as_version=4)
     nbformat.validate(book)
     code = [c for c in book.cells if c.cell_type == "code"
             and "injected-parameters" not in c.metadata.get("tags", [])]
-    if path.relative_to(REPO).as_posix() in COMPANION:
+    if path.relative_to(REPO).as_posix() in EXECUTED:
         assert all(c.execution_count for c in code)
         assert not [o for c in code for o in c.outputs if o.output_type == "error"]
         assert sum(bool(c.outputs) for c in code) >= 2
