@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from segdec.config import RunConfig
 from segdec.data.synthetic import synthesize
+from segdec.demo import demo_config
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -32,10 +34,16 @@ def tiny_severstal(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tiny_severstal, tmp_path_factory) -> Path:
     """A one-epoch mixed-supervision run (3 masks) on ``tiny_severstal``: a checkpoint to use."""
-    from segdec.demo import demo_config
     from segdec.train import train
 
     out = tmp_path_factory.mktemp("tiny_run") / "run"
     train(demo_config(out, data_root=str(tiny_severstal), epochs=1, n_seg=3, out_dir=str(out)),
           progress=False)
     return out
+
+
+def one_epoch(tiny_severstal, out: Path, **changes) -> RunConfig:
+    """A one-epoch demo run of ``tiny_severstal`` into ``out``, with ``changes`` to its settings."""
+    values = {"data_root": str(tiny_severstal), "epochs": 1, "n_seg": 3, "out_dir": str(out),
+              **changes}
+    return demo_config(out.parent, **values)

@@ -411,3 +411,15 @@ def test_each_finished_run_reports_the_batch_s_elapsed_and_remaining_time(tmp_pa
         "batch: 2 min elapsed, ≈ 70 s left for 1 run (1 at a time)",  # median of 60 and 80 s
         "batch: 4 min elapsed",  # 220 s, nothing left
     ]
+
+
+def test_one_invalid_batch_entry_fails_alone(tmp_path, caplog):
+    path = tmp_path / "batch.yaml"
+    path.write_text(yaml.safe_dump({
+        "batch": "t", "notebook": str(NOTEBOOKS / "02_train.ipynb"),
+        "runs": [{"name": "good"}, {"name": "bad", "epochs": "ten"}]}))
+    batch = load_batch(path)
+    assert [r.name for r in batch.runs] == ["good"] and "epochs='ten'" in batch.invalid["bad"]
+    caplog.set_level(logging.INFO, logger="segdec")
+    assert run_batch(path, dry_run=True) == 1
+    assert f"bad: cannot run: {batch.invalid['bad']}" in caplog.messages

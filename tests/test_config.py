@@ -1,8 +1,11 @@
+"""segdec.config: run settings from Python, YAML and the command line, their recipes and types."""
+
 import argparse
 import re
 
 import pytest
 
+from segdec.cli import main
 from segdec.config import DATASETS, RunConfig
 from segdec.model import ModelConfig
 
@@ -267,3 +270,42 @@ def test_given_epochs_keep_the_recipes_final_balance():
     assert round(0.99 ** 89, 3) == 0.409
     assert RunConfig(dataset="ksdd", epochs=25).beta == 0.0374
     assert RunConfig(n_all=300, epochs=20, beta=0.01).beta == 0.01  # given beta wins
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"epochs": "ten"}, "epochs='ten' must be a whole number"),
+    ({"epochs": True}, "epochs=True must be a whole number"),
+    ({"learning_rate": "fast"}, "learning_rate='fast' must be a number"),
+    ({"batch_size": 4.5}, "batch_size=4.5 must be a whole number"),
+    ({"input_height": [64]}, r"input_height=\[64\] must be a whole number"),
+    ({"attention": "maybe"}, "attention='maybe' must be true or false"),
+    ({"data_root": True}, "data_root=True must be text"),
+])
+def test_wrong_types_name_the_field(values, message):
+    with pytest.raises(ValueError, match=message):
+        RunConfig.from_dict(values)
+
+
+def test_python_and_command_line_types():
+    with pytest.raises(ValueError, match="attention='no' must be true or false"):
+        RunConfig(attention="no")
+    assert RunConfig.from_dict({"out_dir": 2024}).out_dir == "2024"
+    assert main(["train", "--epochs", "ten", "--out-dir", "x"]) == 2
+    parser = argparse.ArgumentParser()
+    RunConfig.add_arguments(parser)
+    args = parser.parse_args(["--out-dir", "2024", "--data-root", "on"])
+    config = RunConfig.from_args(args)
+    assert (config.out_dir, config.data_root) == ("2024", "on")
+
+
+def test_yaml_mistakes_name_the_file(tmp_path, capsys):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("epochs: [3\n")
+    listed = tmp_path / "listed.yaml"
+    listed.write_text("input_height: [64]\n")
+    with pytest.raises(ValueError, match=f"{broken} is not valid YAML"):
+        RunConfig.from_file(broken)
+    with pytest.raises(ValueError, match=f"{listed}: input_height"):
+        RunConfig.from_file(listed)
+    assert main(["train", "--config", str(broken)]) == 2
+    assert "is not valid YAML" in capsys.readouterr().err

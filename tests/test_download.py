@@ -26,6 +26,7 @@ from segdec.data.download import (
     SOURCES,
     DownloadError,
     download,
+    extract_safely,
     fetch_from_kaggle,
     kaggle_api,
 )
@@ -412,3 +413,23 @@ def test_a_real_dagm_subset_is_checked_by_its_own_count(tmp_path, capsys):
     assert main(["download", "dagm", "--dest", str(tmp_path / "dagm"), "--zip", str(archive),
                  "--expected-images", "142"]) == 0
     assert "verified 142 images (71 defective)" in capsys.readouterr().out
+
+
+def test_a_zip_with_a_symlink_is_refused(tmp_path):
+    archive = tmp_path / "linked.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        link = zipfile.ZipInfo("train_images/evil.jpg")
+        link.external_attr = (0o120777 << 16)  # a symbolic link
+        zipped.writestr(link, "/etc/passwd")
+    with pytest.raises(DownloadError, match="symbolic link"):
+        extract_safely(archive, tmp_path / "out")
+    assert not (tmp_path / "out" / "train_images").exists()
+
+
+def test_kaggle_without_a_network_is_one_line(tmp_path):
+    class Offline:
+        def competition_download_files(self, competition, path, quiet):
+            raise requests.ConnectionError("Max retries exceeded with url: /api/v1/...")
+
+    with pytest.raises(DownloadError, match="could not reach Kaggle.*--zip"):
+        fetch_from_kaggle(tmp_path, Offline())

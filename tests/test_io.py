@@ -1,3 +1,5 @@
+"""segdec.io: atomic writes keep the old file on failure and give the usual permissions."""
+
 import pytest
 
 from segdec.io import atomic_write, write_json

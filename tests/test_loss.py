@@ -1,3 +1,5 @@
+"""segdec.loss: the loss weight schedules (Table 4), gamma, delta and pixel weights."""
+
 import pytest
 import torch
 

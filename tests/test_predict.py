@@ -268,3 +268,15 @@ def test_evaluate_refuses_a_checkpoint_trained_at_another_bit_depth(tiny_run):
         check_belongs_to_run({**state, "bit_depth": 12}, config, tiny_run / "best.pt")
     check_belongs_to_run({k: v for k, v in state.items() if k != "bit_depth"}, config,
                          tiny_run / "best.pt")
+
+
+def test_predict_fails_when_no_image_can_be_read(tiny_run, tmp_path, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a.png", "b.jpg"):
+        (images / name).write_bytes(b"not an image")
+    out = tmp_path / "out"
+    assert main(["predict", "--checkpoint", str(tiny_run / "checkpoints" / "best.pt"),
+                 "--images", str(images), "--out", str(out), "--device", "cpu"]) == 2
+    assert "none of the 2 images could be read" in capsys.readouterr().err
+    assert len(pd.read_csv(out / "skipped.csv")) == 2

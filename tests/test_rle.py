@@ -1,3 +1,5 @@
+"""segdec.data.rle: Severstal run-length masks decode, round-trip and refuse bad strings."""
+
 import numpy as np
 import pytest
 

@@ -28,7 +28,6 @@ del block
 print(kept, round(resident_mib() - before))
 """
 
-
 def probe(setting: str | None) -> tuple[str, int]:
     env = {k: v for k, v in os.environ.items() if k != "SEGDEC_KEEP_FREED_MEMORY"}
     if setting is not None:

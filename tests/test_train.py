@@ -1,6 +1,7 @@
 """End to end: a tiny model must learn, resume exactly, and leave a complete run directory."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +12,14 @@ import torch
 from segdec.checkpoint import load_checkpoint, model_from_checkpoint
 from segdec.cli import main
 from segdec.config import RunConfig
+from segdec.data.images import DataError
 from segdec.data.prepare import loader, prepare_data
 from segdec.data.synthetic import synthesize
 from segdec.demo import demo_config
 from segdec.evaluate import evaluate_run
 from segdec.sampling import EpochOrder, NegativeSampler
-from segdec.train import train
+from segdec.train import _check_resumable, train
+from tests.conftest import one_epoch
 
 RUN_FILES = ["config.yaml", "split.csv", "history.csv", "metrics.json", "predictions.csv",
              "errors.png", "segmentation_maps.npz", "checkpoints/best.pt", "checkpoints/last.pt",
@@ -449,4 +452,86 @@ def test_patience_ends_a_plateaued_run_and_resuming_it_changes_nothing(tiny_seve
     assert timed["stopped"] == {"stopped_epoch": 4, "stopped_reason": reason}
     before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
     assert train(config, resume=True, progress=False) == metrics
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
+
+
+def train_split(run: Path) -> tuple[int, int]:
+    split = pd.read_csv(run / "split.csv")
+    positives = split[(split.subset == "train") & (split.label == 1)]
+    return len(positives), int(positives.has_pixel_label.sum())
+
+
+@pytest.mark.slow
+def test_a_new_run_never_reuses_a_failed_attempts_split(tiny_severstal, tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(DataError, match="below the network"):  # fails before any checkpoint
+        train(one_epoch(tiny_severstal, run, input_height=56), progress=False)
+    assert not (run / "split.csv").exists()  # a failed start writes nothing
+    train(one_epoch(tiny_severstal, run, n_all=3, n_seg=1), progress=False)
+    assert train_split(run) == (3, 1)
+    saved = RunConfig.from_file(run / "config.yaml")
+    assert (saved.n_all, saved.n_seg) == (3, 1)
+
+
+@pytest.mark.slow
+def test_a_refused_resume_writes_nothing(tiny_severstal, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    config = one_epoch(tiny_severstal, run)
+    train(config, progress=False)
+    before = {name: (run / name).read_bytes() for name in ("config.yaml", "split.csv")}
+    other_split = tmp_path / "other.csv"
+    pd.read_csv(run / "split.csv").iloc[::-1].to_csv(other_split, index=False)
+    for changed in (config.replace(epochs=2, learning_rate=0.5),
+                    config.replace(epochs=2, split_csv=str(other_split))):
+        with pytest.raises(ValueError, match="cannot resume"):
+            train(changed, resume=True, progress=False)
+        assert {name: (run / name).read_bytes() for name in before} == before
+    # the untouched run still resumes, its data folder spelled relative this time
+    monkeypatch.chdir(tiny_severstal.parent)
+    resumed = config.replace(data_root=tiny_severstal.name)
+    assert train(resumed, resume=True, progress=False)["n_test"] > 0
+
+
+def test_resuming_compares_folders_not_their_spelling(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    absolute = RunConfig(data_root=str(tmp_path / "data"))
+    _check_resumable(absolute.to_dict(), RunConfig(data_root="data"), tmp_path / "last.pt")
+    with pytest.raises(ValueError, match="differs in data_root"):
+        _check_resumable(absolute.to_dict(), RunConfig(data_root="elsewhere"), tmp_path / "x")
+
+
+@pytest.mark.slow
+def test_a_split_csv_must_hold_n_all_and_n_seg(tiny_severstal, tmp_path):
+    train(one_epoch(tiny_severstal, tmp_path / "first"), progress=False)
+    given = str(tmp_path / "first" / "split.csv")
+    n_all, n_seg = train_split(tmp_path / "first")
+    with pytest.raises(DataError, match=f"has {n_all} training positives, but n_all=3"):
+        train(one_epoch(tiny_severstal, tmp_path / "a", split_csv=given, n_all=3, n_seg=1),
+              progress=False)
+    with pytest.raises(DataError, match=f"{n_seg} training positives with pixel labels, but "
+                                        "n_seg=1; set n_seg"):
+        train(one_epoch(tiny_severstal, tmp_path / "b", split_csv=given, n_all=None, n_seg=1),
+              progress=False)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_resume_on_the_command_line(tiny_run, tmp_path, capsys):
+    missing = tmp_path / "missing"
+    assert main(["train", "--resume", "--out-dir", str(missing)]) == 2
+    assert (f"nothing to resume in {missing}: it holds no checkpoints/last.pt; start the run "
+            "without --resume") in capsys.readouterr().err
+    assert not missing.exists()
+    assert main(["train", "--out-dir", str(tiny_run)]) == 2
+    err = capsys.readouterr().err
+    assert "continue it with --resume" in err and "resume=True" not in err
+
+
+def test_resuming_a_finished_run_changes_nothing(tiny_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    assert main(["train", "--resume", "--out-dir", str(run)]) == 0
+    assert "is a finished run (1 of 1 epochs, tested): nothing to resume" in \
+        capsys.readouterr().out
     assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
