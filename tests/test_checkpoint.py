@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from segdec.checkpoint import load_checkpoint
+from segdec.checkpoint import load_checkpoint, model_from_checkpoint
 from segdec.cli import main
+from segdec.demo import demo_config
 from segdec.errors import CheckpointError
 from segdec.train import train
 from tests.conftest import one_epoch
@@ -81,3 +82,41 @@ def test_malformed_checkpoints_are_named(tiny_run, tmp_path, capsys, change, mes
     assert main(["predict", "--checkpoint", str(path), "--images", str(tmp_path), "--out",
                  str(tmp_path / "out")]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_checkpoints_load_without_unpickling(tiny_severstal, tmp_path):
+    config = demo_config(tmp_path, data_root=str(tiny_severstal), epochs=1,
+                         out_dir=str(tmp_path / "run"))
+    train(config, progress=False)
+    state = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
+    assert state["model_config"]["atrous"] is True and state["input_size"] == [64, 128]
+    newer = dict(state, format=99)
+    torch.save(newer, tmp_path / "newer.pt")
+    with pytest.raises(ValueError, match="newer than this segdec reads"):
+        load_checkpoint(tmp_path / "newer.pt")
+    # Written before seg_to_decision existed: its network read the map's logits.
+    assert state["model_config"]["seg_to_decision"] == "probability"
+    for saved in (state["model_config"], state["run_config"]):
+        del saved["seg_to_decision"]
+    torch.save(state, tmp_path / "older.pt")
+    older = load_checkpoint(tmp_path / "older.pt")
+    assert older["model_config"]["seg_to_decision"] == "logit"
+    assert model_from_checkpoint(older).config.seg_to_decision == "logit"
+    torch.save(state, tmp_path / "run" / "checkpoints" / "last.pt")  # a run trained before
+    with pytest.raises(ValueError, match="differs in seg_to_decision"):
+        train(config, resume=True, progress=False)
+
+
+def test_evaluate_refuses_a_checkpoint_trained_at_another_bit_depth(tiny_run):
+    """Its network would score images scaled unlike its training; older checkpoints say nothing
+    of their depth and pass."""
+    from segdec.checkpoint import check_belongs_to_run
+    from segdec.config import RunConfig
+
+    state = load_checkpoint(tiny_run / "checkpoints" / "best.pt")
+    config = RunConfig.from_dict(state["run_config"])
+    check_belongs_to_run(state, config, tiny_run / "best.pt")
+    with pytest.raises(CheckpointError, match=r"it has bit_depth 12 \(the run: 8\)"):
+        check_belongs_to_run({**state, "bit_depth": 12}, config, tiny_run / "best.pt")
+    check_belongs_to_run({k: v for k, v in state.items() if k != "bit_depth"}, config,
+                         tiny_run / "best.pt")

@@ -254,22 +254,6 @@ def test_the_mask_threshold_is_a_probability(tiny_run, tiny_severstal, tmp_path,
     assert not out.exists()
 
 
-def test_evaluate_refuses_a_checkpoint_trained_at_another_bit_depth(tiny_run):
-    """Its network would score images scaled unlike its training; older checkpoints say nothing
-    of their depth and pass."""
-    from segdec.checkpoint import check_belongs_to_run
-    from segdec.config import RunConfig
-    from segdec.errors import CheckpointError
-
-    state = load_checkpoint(tiny_run / "checkpoints" / "best.pt")
-    config = RunConfig.from_dict(state["run_config"])
-    check_belongs_to_run(state, config, tiny_run / "best.pt")
-    with pytest.raises(CheckpointError, match=r"it has bit_depth 12 \(the run: 8\)"):
-        check_belongs_to_run({**state, "bit_depth": 12}, config, tiny_run / "best.pt")
-    check_belongs_to_run({k: v for k, v in state.items() if k != "bit_depth"}, config,
-                         tiny_run / "best.pt")
-
-
 def test_predict_fails_when_no_image_can_be_read(tiny_run, tmp_path, capsys):
     images = tmp_path / "images"
     images.mkdir()

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from segdec.checkpoint import load_checkpoint, model_from_checkpoint
+from segdec.checkpoint import load_checkpoint
 from segdec.cli import main
 from segdec.config import RunConfig
 from segdec.data.images import DataError
@@ -123,29 +123,6 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_severstal, tmp_path):
     pd.testing.assert_frame_equal(a, b)
     with pytest.raises(ValueError, match="differs in epochs"):
         train(interrupted.replace(epochs=6), resume=True, progress=False)
-
-
-def test_checkpoints_load_without_unpickling(tiny_severstal, tmp_path):
-    config = demo_config(tmp_path, data_root=str(tiny_severstal), epochs=1,
-                         out_dir=str(tmp_path / "run"))
-    train(config, progress=False)
-    state = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
-    assert state["model_config"]["atrous"] is True and state["input_size"] == [64, 128]
-    newer = dict(state, format=99)
-    torch.save(newer, tmp_path / "newer.pt")
-    with pytest.raises(ValueError, match="newer than this segdec reads"):
-        load_checkpoint(tmp_path / "newer.pt")
-    # Written before seg_to_decision existed: its network read the map's logits.
-    assert state["model_config"]["seg_to_decision"] == "probability"
-    for saved in (state["model_config"], state["run_config"]):
-        del saved["seg_to_decision"]
-    torch.save(state, tmp_path / "older.pt")
-    older = load_checkpoint(tmp_path / "older.pt")
-    assert older["model_config"]["seg_to_decision"] == "logit"
-    assert model_from_checkpoint(older).config.seg_to_decision == "logit"
-    torch.save(state, tmp_path / "run" / "checkpoints" / "last.pt")  # a run trained before
-    with pytest.raises(ValueError, match="differs in seg_to_decision"):
-        train(config, resume=True, progress=False)
 
 
 def test_negative_sampler_probabilities_are_bozic_s():
