@@ -1,4 +1,5 @@
-"""Batch files and ``segdec batch``: the paper's settings, skipping, failure isolation, Dask."""
+"""segdec.batch: batch files and ``segdec batch``: the paper's settings, skipping, failure
+isolation, Dask."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The time budget: durations as typed, the planner on a fake machine, and one budgeted run."""
+"""segdec.budget: the time budget: durations as typed, the planner on a fake machine, and one
+budgeted run."""
 
 from __future__ import annotations
 

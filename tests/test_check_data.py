@@ -1,4 +1,5 @@
-"""segdec check-data and the check train runs before its first epoch: every problem at once."""
+"""segdec.data.check: ``segdec check-data`` and the check train runs before its first epoch:
+every problem at once."""
 
 from __future__ import annotations
 

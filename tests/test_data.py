@@ -1,4 +1,5 @@
-"""Readers, splits, targets and the error messages bad input gets."""
+"""segdec.data (readers, splits, targets) and segdec.data.dataset: the error messages bad input
+gets."""
 
 import re
 

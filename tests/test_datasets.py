@@ -1,4 +1,5 @@
-"""KolektorSDD, DAGM, KolektorSDD2 and folder readers; fixed test sets and whole-item splits."""
+"""segdec.data.ksdd, dagm, ksdd2 and folder readers (via segdec.data.catalogue and splits):
+fixed test sets and whole-item splits."""
 
 import logging
 from pathlib import Path

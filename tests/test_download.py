@@ -1,4 +1,5 @@
-"""segdec download against local archives (file:// URLs) and a stand-in Kaggle API; no network."""
+"""segdec.data.download: ``segdec download`` against local archives (file:// URLs) and a
+stand-in Kaggle API; no network."""
 
 import contextlib
 import hashlib

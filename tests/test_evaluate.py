@@ -1,5 +1,5 @@
-"""Image- and pixel-level metrics, pinned on cases worked out by hand; a run's evaluation uses
-that run's network only."""
+"""segdec.evaluate: image- and pixel-level metrics, pinned on cases worked out by hand;
+a run's evaluation uses that run's network only."""
 
 import shutil
 

@@ -1,4 +1,5 @@
-"""ONNX export: onnxruntime must give PyTorch's outputs at any batch size, grey or colour."""
+"""segdec.export: ONNX export; onnxruntime must give PyTorch's outputs at any batch size, grey
+or colour."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""The package's messages: module loggers, shown as plain lines by ``show_messages``."""
+"""segdec.messages: the package's module loggers, shown as plain lines by ``show_messages``."""
 
 import logging
 

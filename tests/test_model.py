@@ -1,4 +1,4 @@
-"""The network's contract, checked once for every variant (attention x atrous)."""
+"""segdec.model: the network's contract, checked once for every variant (attention x atrous)."""
 
 import pytest
 import torch

@@ -1,4 +1,5 @@
-"""The committed notebooks: clean, parameterised, and executable by papermill."""
+"""The committed notebooks (and segdec.companion): clean, parameterised, and executable by
+papermill."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Notebooks work from the repository root, whatever folder Jupyter opened them in."""
+"""segdec.paths: notebooks work from the repository root, whatever folder Jupyter opened them
+in."""
 
 from pathlib import Path
 

@@ -1,4 +1,5 @@
-"""segdec predict: scores, masks and overlays for any folder; bad files are skipped, not fatal."""
+"""segdec.predict: scores, masks and overlays for any folder; bad files are skipped, not
+fatal."""
 
 import os
 import shutil

@@ -1,4 +1,5 @@
-"""End to end on the real images in ../shared/data: KolektorSDD and Severstal train on CPU."""
+"""End to end (segdec.cli, segdec.train) on the real images in ../shared/data: KolektorSDD and
+Severstal train on CPU."""
 
 import json
 

@@ -1,4 +1,5 @@
-"""Copying finished runs' image-free records without overwriting a committed one."""
+"""segdec.records: copying finished runs' image-free records without overwriting a committed
+one."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,5 @@
-"""Tables and figures from run directories, on hand-made runs (no training needed)."""
+"""segdec.report: tables and figures from run directories, on hand-made runs (no training
+needed)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The process-level runtime settings: freed memory kept for reuse (glibc only), the atrous
+"""segdec.runtime: the process-level settings: freed memory kept for reuse (glibc only), the atrous
 gradient path by CPU."""
 
 import os

@@ -1,5 +1,5 @@
-"""The label advisor: which weak positives to mask next, and the notebook (with its helper
-notebooks/label_budget.py) that tests the advice."""
+"""segdec.suggest, the label advisor: which weak positives to mask next, and the notebook
+(with its helper notebooks/label_budget.py) that tests the advice."""
 
 import importlib.util
 import sys

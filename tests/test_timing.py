@@ -1,4 +1,5 @@
-"""The run-time arithmetic and its lines: the estimate, a run's and a batch's progress."""
+"""segdec.timing: the run-time arithmetic and its lines: the estimate, a run's and a batch's
+progress."""
 
 import dataclasses
 import json

@@ -1,4 +1,5 @@
-"""End to end: a tiny model must learn, resume exactly, and leave a complete run directory."""
+"""segdec.train end to end: a tiny model must learn, resume exactly, and leave a complete run
+directory; new runs, refused resumes and split files."""
 
 import json
 import shutil
