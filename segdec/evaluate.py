@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from segdec.checkpoint import (
     best_checkpoint,
     check_belongs_to_run,
+    last_checkpoint,
     load_checkpoint,
     model_from_checkpoint,
     scoring_runtime,
@@ -165,9 +166,11 @@ def write_evaluation(run_dir: Path, test: DefectDataset, evaluation: Evaluation)
 
 
 def evaluate_best(run_dir: Path, config: RunConfig, test: DefectDataset,
-                  device: torch.device, precision: str | None = None) -> dict:
+                  device: torch.device, precision: str | None = None,
+                  stopped: dict | None = None) -> dict:
     """Test the run's best checkpoint on ``test`` and write the results; in the precision it was
-    trained in where ``device`` has it (or in ``precision``, to measure what another costs)."""
+    trained in where ``device`` has it (or in ``precision``, to measure what another costs).
+    ``stopped`` (where and why patience ended the run) is written with the metrics."""
     checkpoint = best_checkpoint(run_dir)
     state = load_checkpoint(checkpoint, device)
     check_belongs_to_run(state, config, checkpoint)
@@ -177,7 +180,8 @@ def evaluate_best(run_dir: Path, config: RunConfig, test: DefectDataset,
     runtime.apply()
     evaluation = evaluate_test(model_from_checkpoint(state, device), test, config, runtime)
     evaluation = dataclasses.replace(
-        evaluation, metrics={**evaluation.metrics, "checkpoint": checkpoint.name})
+        evaluation, metrics={**evaluation.metrics, "checkpoint": checkpoint.name,
+                             **(stopped or {})})
     write_evaluation(run_dir, test, evaluation)
     return evaluation.metrics
 
@@ -194,7 +198,9 @@ def evaluate_run(
     config = config or RunConfig.from_file(run_dir / "config.yaml")
     device = resolve_device(device) if isinstance(device, str) else device
     config, data = prepare_data(config, run_dir / "split.csv")
-    return evaluate_best(run_dir, config, data.test, device, precision)
+    last = last_checkpoint(run_dir)
+    stopped = load_checkpoint(last, "cpu").get("stopped") if last.is_file() else None
+    return evaluate_best(run_dir, config, data.test, device, precision, stopped)
 
 
 def input_image(dataset: DefectDataset, index: int, channels: int | None = None) -> np.ndarray:

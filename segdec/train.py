@@ -423,9 +423,6 @@ def train(
             if progress:
                 tqdm.write(f"stopped after epoch {epoch + 1}: {stopped['stopped_reason']}")
             break
-    metrics = evaluate_best(run_dir, config, data.test, device)
-    if stopped:
-        metrics = {**metrics, **stopped}
-        write_json(run_dir / "metrics.json", metrics)
+    metrics = evaluate_best(run_dir, config, data.test, device, stopped=stopped)
     record_actual(run_dir, time.perf_counter() - run_started, stopped)
     return metrics

@@ -431,6 +431,8 @@ def test_patience_ends_a_plateaued_run_and_resuming_it_changes_nothing(tiny_seve
     before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
     assert train(config, resume=True, progress=False) == metrics
     assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
+    # Scored again on its own, the run still says where and why it stopped.
+    assert evaluate_run(run) == metrics == json.loads((run / "metrics.json").read_text())
 
 
 def train_split(run: Path) -> tuple[int, int]:
