@@ -396,6 +396,14 @@ def _paired_runs(runs: pd.DataFrame, mode: str, networks: list[str]) -> list[Pat
     return [Path(same.loc[same["network"] == n, "run_dir"].iloc[0]) for n in networks]
 
 
+def figure9_runs(runs: pd.DataFrame, mode: str = "FS",
+                 baseline: str = BASELINE) -> dict[str, Path]:
+    """The two runs Figure 9 sets side by side, Božič's network first, then the paper's: same
+    mode, fold, seed, input size and L_p (``_paired_runs``)."""
+    return dict(zip((baseline, IMPROVED),
+                    _paired_runs(finished(runs), mode, [baseline, IMPROVED]), strict=True))
+
+
 def saved_maps(run_dir: Path) -> dict[str, np.ndarray]:
     """A run's saved test maps with their images and masks: its segmentation_maps.npz, or the
     pixel-free record (``records.MAPS_RECORD``) with the images and masks read again from the
@@ -432,9 +440,8 @@ def figure9(runs: pd.DataFrame, mode: str = "FS", n_images: int = 4,
     same probability scale (one colourbar), upsampled from 1/8 as the paper shows them, with
     the true defect outlined, the decision p against that run's threshold, and hit or miss;
     ``title_note`` is added to the title (``noted``)."""
-    done = finished(runs)
-    columns = dict(zip((NETWORK_NAMES.get(baseline, baseline), NETWORK_NAMES[IMPROVED]),
-                       _paired_runs(done, mode, [baseline, IMPROVED]), strict=True))
+    columns = {NETWORK_NAMES.get(network, network): run
+               for network, run in figure9_runs(runs, mode, baseline).items()}
     saved = {title: saved_maps(run) for title, run in columns.items()}
     thresholds = {title: json.loads((run / "metrics.json").read_text())["threshold"]
                   for title, run in columns.items()}

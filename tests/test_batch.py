@@ -176,7 +176,8 @@ def test_batch_isolates_a_failing_run_and_renders_the_reports(tmp_path, tiny_sev
         [report("03_table5.ipynb", runs, figures, tag="table5", compare_with_paper=False,
                 analogue_runs_dir=None),
          report("04_figure8.ipynb", runs, figures, compare_with_paper=True),
-         report("05_figure9.ipynb", runs, figures, mode="FS", n_images=2),
+         report("05_figure9.ipynb", runs, figures, mode="FS", n_images=2,
+                baseline="none"),
          report("06_ablation.ipynb", runs, figures, compare_with_paper=True)],
         data_root=str(tiny_severstal), **TINY)
     assert run_batch(path, workers=2) == 1  # two local processes
@@ -186,7 +187,7 @@ def test_batch_isolates_a_failing_run_and_renders_the_reports(tmp_path, tiny_sev
         assert (tmp_path / "out" / "t" / f"{name}.ipynb").is_file()
     assert (tmp_path / "out" / "t" / "broken.ipynb").is_file()  # kept, with the traceback
     produced = sorted(p.name for p in figures.iterdir())
-    assert produced == ["figure8.pdf", "figure8.png", "figure9.pdf", "figure9.png",
+    assert produced == ["figure8.pdf", "figure8.png", "figure9_FS.pdf", "figure9_FS.png",
                         "table5.csv", "table5.md", "table6_severstal.csv", "table6_severstal.md"]
     # Reports alone, from the runs finished so far: nothing trains, the figures come again.
     shutil.rmtree(figures)

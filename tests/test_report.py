@@ -107,6 +107,30 @@ def test_figures_render_and_save(tmp_path):
         report.figure9(runs, "WS")
 
 
+def test_figure9_in_numbers_counts_the_whole_test_fold_of_both_runs(tmp_path):
+    """The narrative counts hits and false positives over each run's predictions at its own
+    threshold (not the shown images) and gives the maps' pixel AP and their difference."""
+    for name, attention, scores, pixel_ap in (("fs-none", False, [0.9, 0.4, 0.7, 0.2], 0.30),
+                                              ("fs", True, [0.9, 0.8, 0.1, 0.2], 0.455)):
+        run_dir = fake_run(tmp_path, name, 8, 8, 0.9, attention=attention, atrous=attention,
+                           balance="decay" if attention else "linear", input_width=128,
+                           input_height=64)
+        pd.DataFrame({"image": list("abcd"), "score": scores, "label": [1, 1, 0, 0]}).to_csv(
+            run_dir / "predictions.csv", index=False)
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        (run_dir / "metrics.json").write_text(json.dumps({**metrics, "pixel_ap_1_8": pixel_ap}))
+    columns = report.figure9_runs(report.collect_runs(tmp_path), "FS")
+    assert list(columns) == ["none", "A+T+W"]
+    text = narrative.describe_figure9(columns, "FS")
+    assert ("**Božič's network as described:** 1 of 2 positive test images detected at its "
+            "threshold 0.500, 1 false positives among 2 negatives (AP 90.0); pixel AP of its "
+            "maps at their 1/8 resolution 30.0 %.") in text
+    assert "**paper's network (A+T+W):** 2 of 2 positive test images detected" in text
+    assert "0 false positives among 2 negatives" in text
+    assert "pixel AP is 15.5 points above Božič's on this fold and seed" in text
+    assert "fold 0, seed 0, 128x64" in text and "normalises its map" not in text
+
+
 def test_save_table_writes_csv_and_markdown(tmp_path):
     csv, markdown = report.save_table(pd.DataFrame({"ap": [0.91234], "per_seed": ["86.1"]}),
                                       tmp_path, "t")
