@@ -277,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "quick-demo", help="3 runs: weak, mixed and full supervision on small synthetic images "
-        "(make demo runs the 12-run demo batch)")
+        "(make demo runs the 10-run demo batch)")
     demo.add_argument("--out", default="runs/demo", type=Path)
     demo.add_argument("--n-pos", type=int, default=DEMO_IMAGES)
     demo.add_argument("--n-neg", type=int, default=DEMO_IMAGES)

@@ -1,5 +1,5 @@
 """``segdec quick-demo``: synthetic Severstal-format data, weak / mixed / full supervision on CPU,
-and the CPU-sized configuration the tests and the bench share. (``make demo`` is the 12-run demo
+and the CPU-sized configuration the tests and the bench share. (``make demo`` is the 10-run demo
 batch, papermill_runs/demo.yaml.)
 
 The paper's optimiser (SGD, lr 0.1, no momentum, 40-90 epochs over thousands of images) needs far

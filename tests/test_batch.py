@@ -62,6 +62,10 @@ def test_demo_batch_reads():
     batch = load_batch(REPO / "papermill_runs" / "demo.yaml")
     assert batch.synthetic and len(batch.reports) == 4
     assert {r.config.supervision for r in batch.runs} == {"WS", "MS", "FS"}
+    # Quick on an AVX2 CPU too: 64x64 images, and Božič's dense network (5x the paper's step
+    # cost) only where Figure 9 and Table 6's baseline row need it.
+    assert batch.synthetic["shape"] == [64, 64] and len(batch.runs) == 10
+    assert [r.name for r in batch.runs if not r.config.atrous] == ["FS-none", "MS-none"]
     # Synthetic results never land beside real ones, and every title says what they are.
     assert [r.parameters["out_dir"] for r in batch.reports] == ["figures/demo"] * 4
     assert {r.parameters["title_note"] for r in batch.reports} == {"synthetic smoke test"}

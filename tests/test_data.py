@@ -181,7 +181,7 @@ def test_synthetic_shapes_are_height_width_inside_and_width_x_height_on_the_comm
 
 
 def test_the_quick_demo_is_named_apart_from_make_demo_and_reads_the_demo_set(capsys):
-    """``make demo`` is the 12-run batch; the 3-run CLI demo is ``segdec quick-demo``, whose
+    """``make demo`` is the 10-run batch; the 3-run CLI demo is ``segdec quick-demo``, whose
     defaults are the one definition of the demo's synthetic set."""
     from segdec.cli import build_parser
 
