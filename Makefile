@@ -40,7 +40,8 @@ lock:
 demo: install
 	$(BIN)/segdec batch papermill_runs/demo.yaml --workers 2
 
-# The numbered report notebooks, executed in place from the committed run records (~1 min).
+# The numbered report notebooks, executed in place from the committed run records (~1 min);
+# Figure 9's also reads the KolektorSDD images again (../shared/data/ksdd: see the README's "Get the data").
 companion: install
 	$(BIN)/segdec companion
 

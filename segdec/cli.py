@@ -341,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     companion = commands.add_parser(
         "companion", help="execute the numbered report notebooks in place from the committed "
         "run records (what a reader sees on the repository's pages)")
-    companion.add_argument("notebooks", nargs="*", help="only these (default: 03, 04, 06)")
+    companion.add_argument("notebooks", nargs="*", help="only these (default: 03, 04, 06, 05)")
     companion.set_defaults(func=cmd_companion)
 
     records = commands.add_parser(

@@ -193,10 +193,12 @@ def describe_figure9(columns: dict[str, Path], mode: str) -> str:
         flagged = predictions["score"] >= metrics["threshold"]
         positive = predictions["label"].astype(bool)
         pixel_ap[network] = 100 * metrics["pixel_ap_1_8"]
+        name, false_positives = _name(network), int((flagged & ~positive).sum())
         lines.append(
-            f"- **{_name(network)}:** {int((flagged & positive).sum())} of {int(positive.sum())} "
-            f"positive test images detected at its threshold {metrics['threshold']:.3f}, "
-            f"{int((flagged & ~positive).sum())} false positives among {int((~positive).sum())} "
+            f"- **{name[0].upper()}{name[1:]}:** {int((flagged & positive).sum())} of "
+            f"{int(positive.sum())} positive test images detected at its threshold "
+            f"{metrics['threshold']:.3f}, {false_positives} false "
+            f"positive{'' if false_positives == 1 else 's'} among {int((~positive).sum())} "
             f"negatives (AP {100 * metrics['ap']:.1f}); pixel AP of its maps at their 1/8 "
             f"resolution {pixel_ap[network]:.1f} %.")
     baseline, improved = columns

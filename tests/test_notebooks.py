@@ -63,6 +63,8 @@ def test_the_committed_companion_says_what_the_committed_records_show():
     curve = narrative.describe_pixel_label_curve(report.pixel_label_table(runs))
     assert curve in _markdown_outputs("04_figure8.ipynb")
     assert curve in _markdown_outputs("03_table5.ipynb")
+    figure9 = narrative.describe_figure9(report.figure9_runs(runs, "FS", report.RELEASED), "FS")
+    assert figure9 in _markdown_outputs("05_figure9.ipynb")
 
 
 def test_train_notebook_takes_every_run_configuration_field_with_its_default():

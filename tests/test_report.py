@@ -123,9 +123,9 @@ def test_figure9_in_numbers_counts_the_whole_test_fold_of_both_runs(tmp_path):
     assert list(columns) == ["none", "A+T+W"]
     text = narrative.describe_figure9(columns, "FS")
     assert ("**Božič's network as described:** 1 of 2 positive test images detected at its "
-            "threshold 0.500, 1 false positives among 2 negatives (AP 90.0); pixel AP of its "
+            "threshold 0.500, 1 false positive among 2 negatives (AP 90.0); pixel AP of its "
             "maps at their 1/8 resolution 30.0 %.") in text
-    assert "**paper's network (A+T+W):** 2 of 2 positive test images detected" in text
+    assert "**Paper's network (A+T+W):** 2 of 2 positive test images detected" in text
     assert "0 false positives among 2 negatives" in text
     assert "pixel AP is 15.5 points above Božič's on this fold and seed" in text
     assert "fold 0, seed 0, 128x64" in text and "normalises its map" not in text
