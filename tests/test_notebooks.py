@@ -160,7 +160,10 @@ def test_links_and_citations_resolve_in_a_clone():
     readmes = [REPO / "README.md", *sorted((REPO / "figures").rglob("README.md")),
                REPO / "benchmarks" / "README.md"]
     for readme in readmes:
-        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme.read_text()):
+        text = readme.read_text()
+        targets = [*re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text),
+                   *re.findall(r'<img src="([^"]+)"', text)]
+        for target in targets:
             if not target.startswith(("http://", "https://")):
                 assert (readme.parent / target).exists(), f"{readme}: link to {target}"
     folders = ("segdec", "tests", "notebooks", "figures", "docs", "papermill_runs", "benchmarks")
