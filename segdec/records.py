@@ -1,6 +1,7 @@
 """Image-free run records: the files of a finished run that a repository can hold and re-render
-its tables and figures from (configuration, split, history, metrics, predictions, runtime, and
-the saved segmentation maps without the images' pixels), copied safely."""
+its tables and figures from (configuration, split, history, metrics, predictions, runtime, the
+time estimated before training against the time taken, and the saved segmentation maps without
+the images' pixels), copied safely."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from segdec.data.images import DataError
 from segdec.io import atomic_write
 
 RECORD_FILES = ("config.yaml", "split.csv", "history.csv", "metrics.json", "predictions.csv",
-                "runtime.json")
+                "runtime.json", "timing.json")
 # segmentation_maps.npz holds test images and masks, which a dataset's licence may keep out of a
 # repository; this record keeps the maps, scores and names, and Figure 9 reads the images again.
 MAPS_RECORD = "maps_without_pixels.npz"

@@ -13,6 +13,7 @@ def _run(root, name, ap="0.9", finished=True):
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "best.pt").write_bytes(b"weights")
     (run / "config.yaml").write_text("seed: 0\n")
+    (run / "timing.json").write_text('[{"estimated_s": 100.0, "actual_s": 90.0}]')
     np.savez(run / "segmentation_maps.npz", names=np.array(["a.png"]), images=np.ones((1, 8, 8)),
              masks=np.ones((1, 8, 8)), seg_maps=np.full((1, 1, 1), float(ap)),
              scores=np.array([0.5]), labels=np.array([1]))
@@ -28,7 +29,7 @@ def test_records_copy_finished_runs_without_weights_or_images(tmp_path):
     assert (copied, present) == (["fold0/FS"], [])
     record = tmp_path / "records" / "fold0" / "FS"
     assert sorted(p.name for p in record.iterdir()) == ["config.yaml", MAPS_RECORD,
-                                                        "metrics.json"]
+                                                        "metrics.json", "timing.json"]
     with np.load(record / MAPS_RECORD) as maps:  # the maps without the images' pixels
         assert sorted(maps.files) == ["labels", "names", "scores", "seg_maps"]
         assert maps["seg_maps"].tolist() == [[[0.9]]]
