@@ -6,6 +6,7 @@ but does not score), and a run's test evaluation into ``metrics.json``, ``predic
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +31,11 @@ from segdec.data.images import DataError, image_shape, load_image, resize
 from segdec.data.prepare import loader, prepare_data
 from segdec.gallery import error_gallery, error_indices
 from segdec.io import atomic_write, write_json
-from segdec.model import probabilities
+from segdec.model import flat_map_warning, probabilities
 from segdec.plots import save_figure
 from segdec.runtime import Runtime, resolve_device, resolve_precision
+
+logger = logging.getLogger(__name__)
 
 
 def image_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float | int]:
@@ -178,10 +181,14 @@ def evaluate_best(run_dir: Path, config: RunConfig, test: DefectDataset,
     if precision:
         runtime = dataclasses.replace(runtime, precision=resolve_precision(precision, device))
     runtime.apply()
-    evaluation = evaluate_test(model_from_checkpoint(state, device), test, config, runtime)
+    model = model_from_checkpoint(state, device)
+    evaluation = evaluate_test(model, test, config, runtime)
+    warning = flat_map_warning(model)
+    if warning:
+        logger.warning("%s: %s", run_dir, warning)
     evaluation = dataclasses.replace(
         evaluation, metrics={**evaluation.metrics, "checkpoint": checkpoint.name,
-                             **(stopped or {})})
+                             **(stopped or {}), **({"warning": warning} if warning else {})})
     write_evaluation(run_dir, test, evaluation)
     return evaluation.metrics
 

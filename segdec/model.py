@@ -387,5 +387,27 @@ def build_model(name: str = "paper", *, attention: bool | None = None,
     return SegDecNet(ModelConfig(**switches, **options))
 
 
+# Below this, the learnt scale of the released network's segmentation-map normalisation leaves
+# the map flat: between the runs that learnt and those that did not (figures/ksdd/README.md).
+COLLAPSED_MAP_SCALE = 0.05
+
+
+def flat_map_warning(model: SegDecNet) -> str | None:
+    """Why a network of Božič's released architecture did not learn to segment, or None. It
+    scales its normalised segmentation map by a learnt factor (starting at 1); where training
+    drives that factor to about 0 (seen at lr 1.0 without momentum), the map that the loss and
+    the decision see is flat and its gradient vanishes: the segmentation stops learning for good,
+    and only the decision's own features are left to it."""
+    if not isinstance(model.seg_norm, ReleasedNorm):
+        return None
+    scale = float(model.seg_norm.weight.detach().abs().max())
+    if scale >= COLLAPSED_MAP_SCALE:
+        return None
+    return (f"the learnt scale of the segmentation map's normalisation collapsed to {scale:.4f} "
+            "(it starts at 1): the map the loss and the decision see is flat, so the "
+            "segmentation stopped learning and this run does not show what the network can do; "
+            "train it again with another seed or a smaller learning rate")
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

@@ -53,6 +53,12 @@ def provenance(runs: pd.DataFrame) -> str:
                      f"{min(seconds) / 60:.1f}-{max(seconds) / 60:.1f} min per run.")
     if commits:
         lines.append(f"- **Commits:** {', '.join(commits)}.")
+    warned = [Path(d) for d in done["run_dir"] if "warning" in json.loads(
+        (Path(d) / "metrics.json").read_text())]
+    if warned:
+        lines.append(f"- **Runs that did not learn to segment** ({len(warned)}; their "
+                     "`metrics.json` says why, they count above as outcomes of their recipe): "
+                     + ", ".join(f"{d.parent.name}/{d.name}" for d in warned) + ".")
     lines.append(f"- **What it is not:** {'; '.join(departures(done))}.")
     return "\n".join(lines)
 

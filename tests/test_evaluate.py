@@ -105,6 +105,33 @@ def test_the_same_network_trained_as_another_run_is_refused(tiny_run, tmp_path, 
             f"{config.seed})") in capsys.readouterr().err
 
 
+def test_a_released_network_whose_map_scale_collapsed_is_reported_loudly(tiny_run, tmp_path,
+                                                                          caplog):
+    """Its AP is no result of the network: metrics.json carries the warning and it is logged."""
+    import json
+    import logging
+
+    import torch
+
+    from segdec.evaluate import evaluate_run
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    released = RunConfig.from_file(run / "config.yaml").replace(
+        attention=False, atrous=False, architecture="released")
+    released.save(run / "config.yaml")
+    model = SegDecNet(model_config(released))
+    with torch.no_grad():
+        model.seg_norm.weight.fill_(0.0004)
+    save_checkpoint(run / "checkpoints" / "best.pt", model, released)
+    caplog.set_level(logging.WARNING, logger="segdec")
+    metrics = evaluate_run(run, device="cpu")
+    assert metrics["warning"].startswith("the learnt scale of the segmentation map's "
+                                         "normalisation collapsed to 0.0004")
+    assert json.loads((run / "metrics.json").read_text())["warning"] == metrics["warning"]
+    assert f"{run}: the learnt scale" in caplog.text
+
+
 def test_saved_maps_show_images_at_the_runs_bit_depth(tmp_path):
     """Figure 9's images were read by each image's own depth: a 12-bit run's dark image (largest
     value 900) was shown 4x brighter (224) than the network saw it (56)."""

@@ -299,3 +299,21 @@ def test_released_architecture_differs_from_the_described_one_as_paper_md_says()
     assert seg.mean((2, 3)).abs().max() < 1e-5
     with pytest.raises(ValueError, match="architecture"):
         SegDecNet(ModelConfig(architecture="as-drawn"))
+
+
+def test_a_collapsed_map_scale_of_the_released_network_is_named():
+    """Božič's released network scales its normalised map by a learnt factor; near 0 the map is
+    flat and the run cannot learn (two KolektorSDD seeds did that): the warning says so, and a
+    healthy or negative scale, or another network, gives none."""
+    from segdec.model import flat_map_warning
+
+    released = build_model("bozic-released")
+    assert flat_map_warning(released) is None  # starts at 1
+    with torch.no_grad():
+        released.seg_norm.weight.fill_(-0.2)  # flipped, as trained runs leave it: fine
+    assert flat_map_warning(released) is None
+    with torch.no_grad():
+        released.seg_norm.weight.fill_(0.0097)
+    assert flat_map_warning(released).startswith(
+        "the learnt scale of the segmentation map's normalisation collapsed to 0.0097")
+    assert flat_map_warning(build_model("paper")) is None

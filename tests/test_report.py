@@ -338,6 +338,12 @@ def test_narratives_say_what_the_tables_hold(tmp_path):
     assert "input 96x264 (W x H) where Božič trains ksdd at 512x1408, 28x the pixels" in facts
     assert "best epoch chosen on the test set" \
         in facts
+    assert "did not learn to segment" not in facts
+    collapsed = tmp_path / "f1" / "released-s1" / "metrics.json"
+    collapsed.write_text(json.dumps({**json.loads(collapsed.read_text()), "warning": "why"}))
+    assert ("- **Runs that did not learn to segment** (1; their `metrics.json` says why, they "
+            "count above as outcomes of their recipe): f1/released-s1.") in narrative.provenance(
+        report.collect_runs(tmp_path))
 
 
 def test_figure8_against_pixel_labels_starts_at_zero_with_the_paper_values(tmp_path):
