@@ -31,6 +31,12 @@ def _runtime(run_dir: str) -> dict:
     return json.loads(path.read_text())[0] if path.is_file() else {}
 
 
+def runs_with_warnings(runs: pd.DataFrame) -> list[Path]:
+    """The finished runs whose metrics.json carries a warning (a run that did not learn)."""
+    return [Path(d) for d in finished(runs)["run_dir"]
+            if "warning" in json.loads((Path(d) / "metrics.json").read_text())]
+
+
 def provenance(runs: pd.DataFrame) -> str:
     """How the runs behind a report were made: how many, on which machine, how long, and what
     they are not (input size, epochs, seeds, validation) beside the published recipe."""
@@ -53,8 +59,7 @@ def provenance(runs: pd.DataFrame) -> str:
                      f"{min(seconds) / 60:.1f}-{max(seconds) / 60:.1f} min per run.")
     if commits:
         lines.append(f"- **Commits:** {', '.join(commits)}.")
-    warned = [Path(d) for d in done["run_dir"] if "warning" in json.loads(
-        (Path(d) / "metrics.json").read_text())]
+    warned = runs_with_warnings(done)
     if warned:
         lines.append(f"- **Runs that did not learn to segment** ({len(warned)}; their "
                      "`metrics.json` says why, they count above as outcomes of their recipe): "
@@ -255,5 +260,9 @@ def headline(runs: pd.DataFrame) -> str:
             cells.append(f"{row['ap']:.1f}{spread} ({row['seeds']} seed"
                          f"{'s' if row['seeds'] > 1 else ''})")
         lines.append("| " + " | ".join(cells) + " |")
+    warned = runs_with_warnings(runs)
     return "\n".join(lines) + "\n\nNot the paper's setting: " + "; ".join(
-        departures(finished(runs))) + "."
+        departures(finished(runs))) + "." + (
+        f" {len(warned)} of the runs did not learn to segment (their `metrics.json` says why; "
+        "they count in their columns): " + ", ".join(f"{d.parent.name}/{d.name}" for d in warned)
+        + "." if warned else "")

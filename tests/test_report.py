@@ -341,9 +341,13 @@ def test_narratives_say_what_the_tables_hold(tmp_path):
     assert "did not learn to segment" not in facts
     collapsed = tmp_path / "f1" / "released-s1" / "metrics.json"
     collapsed.write_text(json.dumps({**json.loads(collapsed.read_text()), "warning": "why"}))
+    warned = report.collect_runs(tmp_path)
     assert ("- **Runs that did not learn to segment** (1; their `metrics.json` says why, they "
             "count above as outcomes of their recipe): f1/released-s1.") in narrative.provenance(
-        report.collect_runs(tmp_path))
+        warned)
+    assert narrative.headline(warned).endswith(
+        " 1 of the runs did not learn to segment (their `metrics.json` says why; they count in "
+        "their columns): f1/released-s1.")
 
 
 def test_figure8_against_pixel_labels_starts_at_zero_with_the_paper_values(tmp_path):
