@@ -225,6 +225,25 @@ def describe_figure9(columns: dict[str, Path], mode: str) -> str:
     return "\n".join(lines)
 
 
+def headline_pairs(pairs: pd.DataFrame) -> str:
+    """The paired comparisons in a few lines for the README: per comparison and mode, how many
+    fold-seed pairs the first network wins, and the sign test's p, with "not separated from
+    noise" where p >= 0.05 (the notebook's ``describe_pairs`` gives the differences)."""
+    if pairs.empty:
+        return ""
+    sizes = pairs["input_size"].nunique() > 1
+    lines = ["**Paired** (the same fold and seed, so the same test images and split): how many "
+             "pairs the first network wins, and the sign test's p."]
+    for (a, b), rows in pairs.groupby(["a", "b"], sort=False):
+        cells = [f"{row.mode}" + (f" at {row.input_size}" if sizes else "")
+                 + f" {row.a_better} of {row.pairs}" + (f", {row.ties} tied" if row.ties else "")
+                 + f" (p = {row.sign_test_p:.3f}"
+                 + (", not separated from noise)" if row.sign_test_p >= 0.05 else ")")
+                 for row in rows.itertuples(index=False)]
+        lines.append(f"- {_name(a)} against {_name(b)}: " + ", ".join(cells) + ".")
+    return "\n".join(lines)
+
+
 def headline(runs: pd.DataFrame) -> str:
     """The README's opening table: per supervision mode on KolektorSDD (3 folds joined), the
     paper's AP beside this project's for the paper's network (as published, and with gradient
@@ -261,6 +280,8 @@ def headline(runs: pd.DataFrame) -> str:
                          f"{'s' if row['seeds'] > 1 else ''})")
         lines.append("| " + " | ".join(cells) + " |")
     warned = runs_with_warnings(runs)
+    pairs = headline_pairs(report.paired_comparisons(runs))
+    lines += ["", pairs] if pairs else []
     return "\n".join(lines) + "\n\nNot the paper's setting: " + "; ".join(
         departures(finished(runs))) + "." + (
         f" {len(warned)} of the runs did not learn to segment (their `metrics.json` says why; "

@@ -320,6 +320,10 @@ def test_paired_comparisons_count_the_pairs_of_fold_and_seed(tmp_path):
     text = narrative.describe_pairs(pairs)
     assert "2 for, 0 against, 4 tied" in text and "not separated" in text
     assert narrative.describe_pairs(pairs.iloc[:0]).startswith("No two networks compared")
+    assert narrative.headline_pairs(pairs).splitlines()[1] == (
+        "- paper's network (A+T+W) against Božič's network as released: WS 2 of 6, 4 tied "
+        "(p = 0.500, not separated from noise).")
+    assert narrative.headline_pairs(pairs.iloc[:0]) == ""
 
 
 def test_narratives_say_what_the_tables_hold(tmp_path):
