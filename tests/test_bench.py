@@ -345,3 +345,41 @@ def test_the_severstal_estimate_times_a_runs_loader_and_precision(tmp_path, monk
     if workers is None:  # one epoch, in process: 2 steps of 2 images of 128x64
         seg, dec, total = timer.epoch()
         assert seg > 0 and dec > 0 and total > 0
+
+
+# ---- the banded set (benchmarks/tile_set.py) ---------------------------------------------------
+def test_a_set_cut_into_bands_keeps_its_items_and_labels_each_band_by_its_mask(tmp_path,
+                                                                               monkeypatch):
+    """KolektorSDD's layout (40x24 images, the defect on rows 10-19) in 3 bands of 13, 13 and 14
+    rows: the two defective images give 4 defective bands, each in its item's folder (which the
+    folder format keeps in one split where an item is at most a tenth of the set)."""
+    from layouts import DEFECT, write_layout
+
+    from segdec.data.folder import read_folder
+    from segdec.data.images import load_mask
+
+    tiles = benchmark_script("tile_set", monkeypatch)
+    assert tiles.band_rows(40, 3) == [(0, 13), (13, 26), (26, 40)]
+    write_layout("ksdd", tmp_path / "ksdd")
+    counts = tiles.cut(tmp_path / "ksdd", tmp_path / "bands", 3)
+    assert counts == {"images": 18, "defective": 4}
+    samples = {s.name: s for s in read_folder(tmp_path / "bands")}
+    assert len(samples) == 18 and not (tmp_path / "bands.partial").exists()
+    assert {n for n, s in samples.items() if s.label} == {
+        "kos01/Part0_b0.png", "kos01/Part0_b1.png", "kos03/Part1_b0.png", "kos03/Part1_b1.png"}
+    band1 = load_mask(samples["kos01/Part0_b1.png"].mask_path, (13, 24))
+    assert band1.sum() == 7 * 5 and band1[:7, DEFECT[1]].all()  # rows 13-19 of the defect
+
+
+def test_a_set_is_not_cut_over_an_existing_folder_or_without_masks(tmp_path, monkeypatch):
+    from layouts import write_layout
+
+    tiles = benchmark_script("tile_set", monkeypatch)
+    write_layout("ksdd", tmp_path / "ksdd")
+    (tmp_path / "bands").mkdir()
+    with pytest.raises(SystemExit, match="bands exists; remove it"):
+        tiles.cut(tmp_path / "ksdd", tmp_path / "bands", 3)
+    write_layout("masks-beside", tmp_path / "beside")
+    with pytest.raises(SystemExit, match=r"4 image\(s\) without a mask .*band's label cannot"):
+        tiles.cut(tmp_path / "beside", tmp_path / "new", 3)
+    assert not (tmp_path / "new").exists() and not (tmp_path / "new.partial").exists()
