@@ -383,3 +383,49 @@ def test_a_set_is_not_cut_over_an_existing_folder_or_without_masks(tmp_path, mon
     with pytest.raises(SystemExit, match=r"4 image\(s\) without a mask .*band's label cannot"):
         tiles.cut(tmp_path / "beside", tmp_path / "new", 3)
     assert not (tmp_path / "new").exists() and not (tmp_path / "new.partial").exists()
+
+
+# ---- the time-budget table (benchmarks/time_budget.py) -----------------------------------------
+def _budget_record(root: Path, name: str, seed: int, budget: float | None, ap: float,
+                   stretches: int = 1) -> None:
+    import json
+
+    import yaml
+
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump({
+        "data_root": "bands", "seed": seed, "time_budget": budget, "input_width": 96,
+        "input_height": 64, "epochs": 25 if budget is None else 12}))
+    (run / "metrics.json").write_text(json.dumps({"ap": ap, "auc": 0.9, "fp": 0, "fn": 1,
+                                                  "pixel_ap_1_8": 0.5}))
+    (run / "timing.json").write_text(json.dumps(
+        [{"estimated_s": 660.0, "actual_s": 600.0 if budget else 1200.0,
+          "budget": {"configured": {"planned_s": 1320.0}} if budget else None}] * stretches))
+
+
+def test_the_budget_table_pairs_each_budget_run_with_the_default_of_its_seed(tmp_path):
+    """The 20-minute verdict is the mean of the seeds' paired differences (-0.030 and +0.000:
+    -0.015, within 0.02), not one seed's, and each row's AP - default is against its own seed's
+    default."""
+    for seed, default_ap, budget_ap in ((0, 0.80, 0.77), (1, 0.75, 0.75)):
+        _budget_record(tmp_path, f"default-{seed}", seed, None, default_ap)
+        _budget_record(tmp_path, f"20m-{seed}", seed, 1200.0, budget_ap)
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "time_budget.py"), str(tmp_path)],
+                          capture_output=True, text=True, check=True).stdout
+    assert ("| 20m-0 | 0 | 20.0 min | 96x64 | 12 | 0.770 | 0.900 | 0, 1 | 0.500 | 10.0 min "
+            "| +10 % | -0.030 |") in done
+    assert "| 20m-1 | 1 | 20.0 min | 96x64 | 12 | 0.750 |" in done and "| +0.000 |" in done
+    assert ("- bands: the 20 min budget is -0.015 AP from the default, the mean of 2 seeds' "
+            "paired differences (-0.030, +0.000) (meets the target of 0.02).") in done
+    assert "- Estimates: 2 of 4 within 20 % of the time taken." in done
+    assert ("as the budget runs planned it before training: 22.0 min, 22.0 min; it took "
+            "20.0 min, 20.0 min.") in done
+
+
+def test_the_budget_table_refuses_a_resumed_run(tmp_path):
+    _budget_record(tmp_path, "resumed", 0, None, 0.8, stretches=2)
+    refused = subprocess.run([sys.executable, str(BENCHMARKS / "time_budget.py"), str(tmp_path)],
+                             capture_output=True, text=True)
+    assert refused.returncode == 1
+    assert "resumed/timing.json: a resumed or unfinished run (2 stretches)" in refused.stderr
