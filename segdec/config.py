@@ -31,7 +31,8 @@ TIE_BREAKS = ("first", "loss")
 SEG_LOSSES = ("mse", "bce")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 ATROUS_GRADIENTS = ("auto", "space_to_batch", "dilated")
-RECIPES = ("published", "none")  # "none": Severstal's Table 4 values for every dataset
+RECIPES = ("published", "none")
+SPLITS = ("own", "bozic")  # "none": Severstal's Table 4 values for every dataset
 # Fields whose None means "derive": from the dataset's recipe, or from the architecture.
 DERIVED_FIELDS = (*RECIPE_FIELDS, "seg_to_decision")
 # Fields whose None means "take it from the data" (the image size, the bit depth): a saved run
@@ -40,7 +41,7 @@ DATA_DERIVED_FIELDS = ("input_height", "input_width", "bit_depth")
 # With a split file, null counts are read from the split (data/prepare.py) as well.
 SPLIT_DERIVED_FIELDS = ("n_all", "n_seg")
 # Settings that do not change what a run computes: a finished run does not differ by them.
-UNCOMPARED_FIELDS = ("out_dir", "notes", "num_workers", "estimate")
+UNCOMPARED_FIELDS = ("out_dir", "notes", "num_workers", "estimate", "splits_root")
 # How a run is computed, not what it trains: a checkpoint moved to another device, precision or
 # kernel path is still that run's network.
 RUNTIME_FIELDS = ("device", "precision", "deterministic", "channels_last", "compile",
@@ -107,6 +108,14 @@ class RunConfig(ModelConfig):
                          "dataset's published recipe (segdec/recipes.py)", RECIPES)
     data_root: str = option("data/severstal", "data", "folder of the dataset")
     split_csv: str | None = option(None, "data", "reuse this split (a run's split.csv)")
+    splits: str = option("own", "data", "which images train, validate and test: own (this "
+                         "project's seeded split; KolektorSDD: sorted items dealt in turn) or "
+                         "bozic (Božič et al.'s published KolektorSDD folds and Severstal "
+                         "splits, read from splits_root; n_seg then counts his items or images)",
+                         SPLITS)
+    splits_root: str = option("data/bozic_splits", "data", "folder of Božič's published splits "
+                              "as CSV (ksdd_folds.csv, severstal_splits.csv.gz), for splits: "
+                              "bozic")
     n_all: int | None = option(300, "data", "training positives (null: all there are)")
     n_seg: int | None = option(None, "data", "training positives with pixel labels (0: WS; "
                                "null: all, FS)")
@@ -245,6 +254,9 @@ class RunConfig(ModelConfig):
                 raise ConfigError(f"{name}={value} must be {allowed}")
         if self.n_seg is not None and self.n_all is not None and self.n_seg > self.n_all:
             raise ConfigError(f"n_seg={self.n_seg} cannot exceed n_all={self.n_all}")
+        if self.splits == "bozic" and self.split_csv:
+            raise ConfigError(f"split_csv={self.split_csv} and splits=bozic both choose the "
+                              "split; drop one of them")
 
     # ---- (de)serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -58,7 +58,7 @@ from segdec.timing import (
 )
 
 # Keys of the run configuration that may differ between an interrupted run and its resumption.
-RESUME_MAY_CHANGE = {"device", "num_workers", "out_dir", "notes", "estimate"}
+RESUME_MAY_CHANGE = {"device", "num_workers", "out_dir", "notes", "estimate", "splits_root"}
 EpochCallback = Callable[[int, dict], None]
 LOSS_COLUMNS = ("loss_seg", "loss_dec", "loss_total")
 ESTIMATE_STEPS = 3  # timed after one warm-up step; their median is the step time

@@ -10,12 +10,13 @@ import pytest
 from segdec.cli import main
 from segdec.config import RunConfig
 from segdec.data import DataError, Sample, make_split
+from segdec.data.bozic import bozic_split, severstal_split
 from segdec.data.catalogue import load_samples
 from segdec.data.dagm import read_dagm
 from segdec.data.folder import detect_layout, read_folder
 from segdec.data.ksdd import ksdd_folds, read_ksdd
 from segdec.data.ksdd2 import read_ksdd2
-from segdec.data.prepare import common_size, input_size, size_spread_warning
+from segdec.data.prepare import common_size, input_size, prepare_data, size_spread_warning
 from segdec.data.splits import subset
 from tests.conftest import shared_path
 from tests.layouts import image, mask, write_layout
@@ -72,6 +73,112 @@ def test_real_ksdd_reads_every_item():
     test = [s for s in samples if s.fixed_subset == "test"]
     assert {s.group for s in test} == set(ksdd_folds(sorted({s.group for s in samples}))[0])
     assert sum(s.label for s in test) == 17
+
+
+# ---- Božič's published splits (segdec.data.bozic) -----------------------------------------------
+def _small_folds(path: Path) -> Path:
+    """Božič's ksdd_folds.csv layout for small_ksdd: fold 0 tests kos01-kos02, (33, 1) segments
+    kos04 and (33, 0) none."""
+    rows = [(33, n_seg, 0, f"kos{item:02d}", "test" if item <= 2 else "train",
+             int(n_seg == 33 or (n_seg == 1 and item == 4) or item <= 2))
+            for n_seg in (0, 1, 33) for item in range(1, 7)]
+    pd.DataFrame(rows, columns=["n_positive", "n_segmented", "fold", "item", "split",
+                                "segmented"]).to_csv(path / "ksdd_folds.csv", index=False)
+    return path
+
+
+def test_bozic_ksdd_fold_takes_his_items_and_his_segmented_items(small_ksdd, tmp_path):
+    folds = _small_folds(tmp_path)
+    samples = read_ksdd(small_ksdd, fold=0)
+    split = bozic_split("ksdd", samples, folds, fold=0, n_all=None, n_seg=1, n_val=0)
+    assert split.groupby("subset")["image"].apply(list).to_dict() == {
+        "test": [f"kos0{i}/Part{p}.jpg" for i in (1, 2) for p in range(3)],
+        "val": [f"kos0{i}/Part{p}.jpg" for i in (1, 2) for p in range(3)],
+        "train": [f"kos0{i}/Part{p}.jpg" for i in range(3, 7) for p in range(3)]}
+    train = split[split["subset"] == "train"]
+    assert train.loc[train["label"] == 1, "has_pixel_label"].tolist() == [False, True, False,
+                                                                         False]
+    assert train.loc[train["label"] == 0, "has_pixel_label"].all()
+    for n_seg, labelled in ((0, 0), (None, 4)):
+        split = bozic_split("ksdd", samples, folds, fold=0, n_all=None, n_seg=n_seg, n_val=0)
+        train = split[(split["subset"] == "train") & (split["label"] == 1)]
+        assert int(train["has_pixel_label"].sum()) == labelled
+
+
+def test_bozic_splits_name_what_is_wrong(small_ksdd, tmp_path):
+    samples = read_ksdd(small_ksdd, fold=0)
+    folds = _small_folds(tmp_path)
+    cases = [({"n_seg": 7}, r"no split for n_seg=7 items in fold 0; Božič published "
+              r"n_positive/n_segmented/fold = 33/0/0, 33/1/0, 33/33/0"),
+             ({"n_val": None}, r"set n_val: 0"),
+             ({"n_all": 3}, r"set n_all: null"),
+             ({"fold": 1}, r"no split for n_seg=1 items in fold 1")]
+    for change, message in cases:
+        arguments = {"fold": 0, "n_all": None, "n_seg": 1, "n_val": 0, **change}
+        with pytest.raises(DataError, match=message):
+            bozic_split("ksdd", samples, folds, **arguments)
+    with pytest.raises(DataError, match=r"nowhere/ksdd_folds.csv does not exist.*splits_root"):
+        bozic_split("ksdd", samples, tmp_path / "nowhere", fold=0, n_all=None, n_seg=1, n_val=0)
+    with pytest.raises(DataError, match="KolektorSDD and Severstal only, not dagm"):
+        bozic_split("dagm", samples, folds, fold=0, n_all=None, n_seg=1, n_val=0)
+    with pytest.raises(ValueError, match="split_csv=s.csv and splits=bozic both"):
+        RunConfig(dataset="ksdd", splits="bozic", split_csv="s.csv")
+
+
+def test_real_ksdd_prepared_on_bozic_folds_is_his_csv():
+    """The prepared split of every fold and mode is Božič's: his test and training items, his
+    segmented items (kos38 and kos39 bring two defective images each)."""
+    folds = pd.read_csv(shared_path("bozic_splits", "ksdd_folds.csv"))
+    counts = []
+    for fold in range(3):
+        for n_seg in (0, 5, None):
+            config = RunConfig(dataset="ksdd", data_root=str(shared_path("ksdd")), splits="bozic",
+                               splits_root=str(shared_path("bozic_splits")), fold=fold,
+                               n_all=None, n_seg=n_seg, n_val=0, input_height=264,
+                               input_width=96)
+            _, data = prepare_data(config)
+            split = data.split.assign(item=data.split["image"].str.split("/").str[0])
+            his = folds[(folds["n_positive"] == 33) & (folds["fold"] == fold)
+                        & (folds["n_segmented"] == (33 if n_seg is None else n_seg))]
+            for part in ("train", "test"):
+                assert set(split.loc[split["subset"] == part, "item"]) == set(
+                    his.loc[his["split"] == part, "item"])
+            train = split[(split["subset"] == "train") & (split["label"] == 1)]
+            assert set(train.loc[train["has_pixel_label"], "item"]) == set(
+                his.loc[(his["split"] == "train") & (his["segmented"] == 1), "item"])
+            counts.append((len(train), int(train["has_pixel_label"].sum()),
+                           int((split["subset"] == "test").sum())))
+    assert counts == [(34, 0, 135), (34, 5, 135), (34, 34, 135),
+                      (34, 0, 136), (34, 6, 136), (34, 34, 136),
+                      (36, 0, 128), (36, 6, 128), (36, 36, 128)]
+
+
+def test_bozic_severstal_split_is_his_image_list():
+    """Every Severstal setting's train, validation and test images and pixel labels are his
+    (the images stand in as samples: the full training set is not at hand here)."""
+    table = pd.read_csv(shared_path("bozic_splits", "severstal_splits.csv.gz"),
+                        dtype={"image_id": str})
+    weak = table[(table["n_all"] == 300) & (table["n_segmented"] == 0)]
+    positives = set(weak.loc[(weak["split"] == "train") & (weak["segmented"] == 0), "image_id"])
+    samples = [Sample(name=f"{image}.jpg", image="", label=int(image in positives))
+               for image in weak["image_id"]]
+    split = severstal_split(samples, shared_path("bozic_splits", "severstal_splits.csv.gz"),
+                            n_all=300, n_seg=10)
+    his = table[(table["n_all"] == 300) & (table["n_segmented"] == 10)]
+    renamed = {"train": "train", "validation": "val", "test": "test"}
+    ours = zip(split["image"], split["subset"], split["has_pixel_label"], strict=True)
+    his_rows = zip(his["image_id"], his["split"], his["segmented"], strict=True)
+    assert sorted(ours) == sorted((f"{i}.jpg", renamed[s], bool(g)) for i, s, g in his_rows)
+    assert split["subset"].value_counts().to_dict() == {"train": 4443, "test": 2400, "val": 1118}
+    train = split[split["subset"] == "train"]
+    assert (int(train["label"].sum()), int(train.loc[train["label"] == 1,
+                                                      "has_pixel_label"].sum())) == (300, 10)
+    with pytest.raises(DataError, match=r"names 8 images that the Severstal folder lacks"):
+        severstal_split(samples[8:], shared_path("bozic_splits", "severstal_splits.csv.gz"),
+                        n_all=300, n_seg=10)
+    with pytest.raises(DataError, match=r"no split for n_all=300, n_seg=20"):
+        severstal_split(samples, shared_path("bozic_splits", "severstal_splits.csv.gz"),
+                        n_all=300, n_seg=20)
 
 
 def test_ksdd_defaults_to_bozic_size(small_ksdd):

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from segdec.config import RunConfig
+from segdec.data.bozic import bozic_split
 from segdec.data.catalogue import DEFAULT_SIZES, load_samples
 from segdec.data.dataset import DefectDataset, Sample, TargetOptions
 from segdec.data.images import (
@@ -144,12 +145,16 @@ def run_bit_depth(config: RunConfig, parts: dict[str, list[Sample]]) -> int:
 
 def prepare_data(config: RunConfig, run_split: Path | None = None) -> tuple[RunConfig, RunData]:
     """Read the dataset, take the split (a run's own ``run_split``, else ``config.split_csv``,
-    else a new one), and resolve the input size and bit depth into the config. Writes nothing."""
+    else Božič's published one with ``splits: bozic``, else a new one), and resolve the input
+    size and bit depth into the config. Writes nothing."""
     samples = load_samples(config)
     if run_split is not None:
         split = load_split(run_split, samples)
     elif config.split_csv:
         split = load_split(config.split_csv, samples)
+    elif config.splits == "bozic":
+        split = bozic_split(config.dataset, samples, config.splits_root, fold=config.fold,
+                            n_all=config.n_all, n_seg=config.n_seg, n_val=config.n_val)
     else:
         split = make_split(samples, config.n_all, config.n_seg, config.effective_split_seed,
                            config.n_test, config.n_val, config.n_train_negatives)
