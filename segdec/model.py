@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from segdec.options import option
-from segdec.runtime import space_to_batch_pays
 
 ARCHITECTURES = ("described", "released")  # Table 2 as described, or Božič's released network
 # What the decision subnetwork reads of the segmentation map: the raw logits, or their sigmoid.
@@ -119,8 +118,9 @@ class AtrousConv2d(nn.Conv2d):
     """``nn.Conv2d`` (same parameters and state dict) with a faster weight gradient for the 3x3
     dilation-2 kernels; outputs and gradients equal the plain dilated convolution's."""
 
-    # Where it is faster (segdec.runtime.space_to_batch_pays); use_space_to_batch switches it.
-    space_to_batch_gradient = space_to_batch_pays()
+    # Off by default, so that the network depends on torch alone; training switches it on where
+    # the CPU gains from it (segdec.runtime.Runtime.space_to_batch, via use_space_to_batch).
+    space_to_batch_gradient = False
 
     def uses_space_to_batch(self, device_type: str, autocast: bool) -> bool:
         """Whether training takes the space-to-batch weight gradient: a CPU without autocast (under

@@ -84,3 +84,24 @@ def save_figures(figures: dict[str, Figure], out_dir: str | Path | None,
         return []
     return [path for name, figure in figures.items()
             for path in save_figure(figure, out_dir, name, formats)]
+
+
+def show_saved(figure: Figure, paths: Iterable[Path], longest_side: int = 1600) -> None:
+    """Show a saved figure once in a notebook: its PNG, as written, scaled down to at most
+    ``longest_side`` pixels so that a tall figure does not add megabytes to the notebook each
+    time it is rendered (the file keeps ``DPI``). The figure is closed first: one left open is
+    drawn again by the inline backend at the end of the cell, and one made outside pyplot may
+    render as its text repr only."""
+    import io
+
+    import matplotlib.pyplot as plt
+    from IPython.display import Image as Shown
+    from IPython.display import display
+    from PIL import Image
+
+    plt.close(figure)
+    with Image.open(next(p for p in paths if Path(p).suffix == ".png")) as picture:
+        picture.thumbnail((longest_side, longest_side), Image.Resampling.LANCZOS)
+        page = io.BytesIO()
+        picture.save(page, format="png", optimize=True)
+    display(Shown(data=page.getvalue(), format="png"))

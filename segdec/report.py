@@ -25,6 +25,7 @@ from segdec.evaluate import image_metrics, input_image, input_mask
 from segdec.io import atomic_write, write_text
 from segdec.plots import IMAGE, LINE_COLOURS, MAP, TRUE_DEFECT, colourbar, styled
 from segdec.records import MAPS_RECORD, pixel_free_maps
+from segdec.statistics import sign_test
 
 MODES = ("WS", "MS", "FS")
 IMPROVED, BASELINE = "A+T+W", "none"  # the paper's network and Božič's
@@ -234,14 +235,6 @@ def table5(runs: pd.DataFrame, compare_with_paper: bool = True) -> pd.DataFrame:
         table[f"{metric} diff"] = table[metric] - table[f"{metric} paper"]
         columns += [metric, f"{metric} paper", f"{metric} diff"]
     return _mode_order(table[columns], "n_all", "l_p").reset_index(drop=True)
-
-
-def _sign_test(differences: pd.Series) -> float:
-    """Two-sided sign test of the non-zero paired differences (1.0 when all tie)."""
-    from scipy.stats import binomtest
-
-    wins, losses = int((differences > 0).sum()), int((differences < 0).sum())
-    return float(binomtest(wins, wins + losses, 0.5).pvalue) if wins + losses else 1.0
 
 
 # ---- Figure 8 ---------------------------------------------------------------------------------
@@ -572,7 +565,7 @@ def paired_comparisons(runs: pd.DataFrame,
                 "mode": mode, "n_seg": n_seg, "input_size": size, "a": first, "b": second,
                 "pairs": len(group),
                 "a_better": int((diff > 0).sum()), "b_better": int((diff < 0).sum()),
-                "ties": int((diff == 0).sum()), "sign_test_p": _sign_test(diff),
+                "ties": int((diff == 0).sum()), "sign_test_p": sign_test(diff),
                 "mean_diff": 100 * diff.mean(),
                 "sd_diff": 100 * diff.std(ddof=1), "joined_seeds": len(seeds),
                 "joined_diff_per_seed": ", ".join(f"{100 * d:+.1f}" for d in joined_diff),

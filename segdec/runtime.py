@@ -17,7 +17,7 @@ import torch
 
 from segdec.errors import ConfigError
 
-if TYPE_CHECKING:  # config.py imports the model, which imports this module
+if TYPE_CHECKING:  # the run configuration, only to annotate Runtime.of_run
     from segdec.config import RunConfig
 
 # The oldest torch segdec runs on (pyproject.toml declares the same): model.py calls
@@ -34,8 +34,6 @@ def check_torch(version: str) -> None:
         raise ImportError(f"segdec needs torch >= {floor}, but torch {version} is installed; "
                           f"upgrade it: pip install 'torch>={floor}'")
 
-
-check_torch(torch.__version__)
 
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4

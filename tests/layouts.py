@@ -1,13 +1,16 @@
-"""Small datasets written in every on-disk layout segdec reads (the anomalib habit): one helper,
-so each reader is tested against the real layout rather than a hand-built fixture."""
+"""Small datasets and run directories in every on-disk layout segdec reads (the anomalib habit):
+one helper, so each reader is tested against the real layout rather than a hand-built fixture."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
+from segdec.config import RunConfig
 from segdec.data.rle import rle_encode
 
 SHAPE = (40, 24)  # (H, W)
@@ -159,3 +162,25 @@ def write_layout(layout: str, root: Path) -> dict[str, tuple[int, bool]]:
     else:
         raise ValueError(f"unknown layout {layout}")
     return expected
+
+
+def fake_run(root, name, n_all, l_p, ap, attention=True, atrous=True, balance="decay",
+             tags=None, finished=True, **config):
+    """A run directory as train() leaves it, with chosen metrics and three saved maps."""
+    run_dir = root / name
+    RunConfig(n_all=n_all, n_seg=l_p, attention=attention, atrous=atrous, balance=balance,
+              notes=tags or {}, out_dir=str(run_dir), **config).save(run_dir / "config.yaml")
+    train = [(f"p{i}", "train", 1, i < l_p) for i in range(n_all)] + [("n0", "train", 0, True)]
+    pd.DataFrame(train + [("t0", "test", 1, True)],
+                 columns=["image", "subset", "label", "has_pixel_label"]).to_csv(
+        run_dir / "split.csv", index=False)
+    if finished:
+        metrics = {"ap": ap, "auc": ap - 0.01, "f_measure": 0.9, "threshold": 0.5, "fp": 3,
+                   "fn": 4, "n_test": 20}
+        (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    rng = np.random.default_rng(0)
+    np.savez(run_dir / "segmentation_maps.npz", names=np.array(["a.jpg", "b.jpg", "c.jpg"]),
+             images=rng.integers(0, 255, (3, 64, 128), dtype=np.uint8),
+             masks=np.zeros((3, 64, 128), np.uint8), seg_maps=rng.random((3, 8, 16)),
+             scores=np.array([0.9, 0.8, 0.1]), labels=np.array([1, 1, 0]))
+    return run_dir

@@ -145,26 +145,26 @@ def test_concepts_notebook_trains_its_networks_once_and_shows_what_they_do(tmp_p
     assert "epoch 1/2" not in "".join(o.get("text", "") for o in again)  # loaded, not retrained
 
 
-def test_the_readme_opens_with_the_headline_of_the_committed_records():
-    from segdec.companion import readme_with_headline
+def test_the_readme_opens_with_the_blocks_of_the_committed_records():
+    from segdec.companion import readme_with_blocks
 
     readme = (REPO / "README.md").read_text()
-    assert readme_with_headline(readme, REPO) == readme
+    assert readme_with_blocks(readme, REPO) == readme
     assert readme.index("## Results") < readme.index("## Set-up: two commands")
 
 
 BUDGET_SETS = {"dagm1": "DAGM Class1", "ksdd": "KolektorSDD", "tiles": "KolektorSDD in bands"}
 
 
-def test_the_readme_budget_table_is_the_committed_budget_records():
-    """Each row of the README's time-budget table, as the records in
+def test_the_budget_table_is_the_committed_budget_records():
+    """Each row of the time-budget table of docs/own-images.md, as the records in
     figures/own_images/budget_runs give it: a hand-typed number that drifted would be a silently
-    wrong result in the README's own words."""
+    wrong result in the guide's own words."""
     import re
 
     import yaml
 
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "own-images.md").read_text()
     runs = sorted((REPO / "figures" / "own_images" / "budget_runs").glob("*/metrics.json"))
     assert {run.parent.name for run in runs} >= {f"{s}-{b}" for s in BUDGET_SETS
                                                   for b in ("10m", "20m", "default")}
@@ -190,7 +190,7 @@ def test_links_and_citations_resolve_in_a_clone():
     import re
 
     readmes = [REPO / "README.md", *sorted((REPO / "figures").rglob("README.md")),
-               REPO / "benchmarks" / "README.md"]
+               REPO / "benchmarks" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
     for readme in readmes:
         text = readme.read_text()
         targets = [*re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text),
@@ -205,3 +205,26 @@ def test_links_and_citations_resolve_in_a_clone():
     citing = [p.relative_to(REPO).as_posix() for p in texts
               if "PAPER.md" in p.read_text(errors="ignore") and p.name != "test_notebooks.py"]
     assert citing == []
+
+
+def test_committed_notebooks_render_on_the_repository_pages():
+    """What a visitor sees on the hosting site: no widget state or frozen widget views, no path
+    of the machine that executed them, and every saved report figure shown exactly once."""
+    import re
+
+    machine_path = re.compile(r"(?<![\w.])/(?:work|home|root|Users|tmp)/")
+    for path in NOTEBOOKS:
+        book = nbformat.read(path, as_version=4)
+        assert "widgets" not in book.metadata, path.name
+        assert not {"input_path", "output_path"} & set(book.metadata.get("papermill", {}))
+        outputs = [o for c in book.cells if c.cell_type == "code" for o in c.outputs]
+        assert not [o for o in outputs if "application/vnd.jupyter.widget-view+json"
+                    in o.get("data", {})], path.name
+        texts = [str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                 + str(o.get("data", {}).get("text/markdown", "")) for o in outputs]
+        assert not [t for t in texts if machine_path.search(t)], path.name
+    for name in ("04_figure8.ipynb", "05_figure9.ipynb"):
+        book = nbformat.read(REPO / "notebooks" / name, as_version=4)
+        images = [o for c in book.cells if c.cell_type == "code" for o in c.outputs
+                  if "image/png" in o.get("data", {})]
+        assert len(images) == 1, name

@@ -3,6 +3,8 @@ package is drawn in that style."""
 
 from __future__ import annotations
 
+import io
+
 import matplotlib
 import numpy as np
 import pandas as pd
@@ -18,7 +20,7 @@ from segdec.gallery import error_gallery
 from segdec.plots import LINE_COLOURS, OVERLAY, TRUE_DEFECT, save_figure, save_figures, styled
 from segdec.teaching.balance import balance_schedules
 from segdec.teaching.figures import plot_balance_schedules, plot_loss_curves
-from tests.test_report import fake_run
+from tests.layouts import fake_run
 
 
 def filled_figure() -> Figure:
@@ -134,3 +136,19 @@ def test_the_style_leaves_settings_that_drawing_changed_as_drawing_left_them():
             assert matplotlib.is_interactive()
     finally:
         matplotlib.interactive(before)
+
+
+def test_a_saved_figure_is_shown_once_scaled_to_the_page(tmp_path, monkeypatch):
+    import IPython.display
+
+    from segdec import plots
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    figure = plt.figure(figsize=(4, 20), dpi=100)
+    paths = plots.save_figure(figure, tmp_path, "tall")
+    plots.show_saved(figure, paths, longest_side=500)
+    assert not plt.fignum_exists(figure.number)  # closed: the inline backend cannot draw it again
+    (image,) = shown
+    with Image.open(paths[0]) as written, Image.open(io.BytesIO(image.data)) as page:
+        assert written.size[1] > 500 and page.size[1] == 500
