@@ -6,7 +6,9 @@ A batch file (YAML) names the batch, the runs' shared run-configuration ``defaul
 ``<runs_dir>/<name>`` and its executed notebook lands in ``<batch file's folder>/out/<batch>/``.
 
 A run whose ``metrics.json`` exists is skipped and an interrupted one resumes from its last
-checkpoint, so a killed batch started again runs only what is missing. A finished run whose saved
+checkpoint, so a killed batch started again runs only what is missing. Two runs sharing an
+``out_dir`` are refused before anything runs, and a batch holds its notebook folder's lock
+(``segdec.outputs``), so the same batch started twice is refused at once. A finished run whose saved
 ``config.yaml`` differs from the batch file's settings is stale: it is reported, not skipped and
 not overwritten. A run that raises is
 recorded and the others go on; the summary lists every failure and the exit code is non-zero.
@@ -34,6 +36,7 @@ import yaml
 
 from segdec.config import RunConfig
 from segdec.errors import ConfigError, MissingExtraError
+from segdec.outputs import FolderLock
 from segdec.timing import batch_progress
 
 logger = logging.getLogger(__name__)
@@ -53,6 +56,14 @@ SYNTHETIC_KEYS = {"n_pos", "n_neg", "shape", "seed"}  # shape: [height, width]
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*(/[A-Za-z0-9][A-Za-z0-9_.+-]*)*$")
 
 
+PATH_FIELDS = ("data_root", "split_csv")  # compared as the folders and files they name
+
+
+def _resolved_paths(values: dict[str, Any]) -> dict[str, Any]:
+    return {**values, **{name: str(Path(values[name]).resolve()) for name in PATH_FIELDS
+                         if values.get(name) is not None}}
+
+
 @dataclass(frozen=True)
 class BatchRun:
     name: str
@@ -70,7 +81,10 @@ class BatchRun:
         if not saved_path.is_file():
             return {}
         saved = yaml.safe_load(saved_path.read_text()) or {}
-        return self.config.differences(saved)
+        # "data" and "/abs/path/data" are one folder: compared resolved, as resuming does.
+        resolved = _resolved_paths(self.config.to_dict())
+        return self.config.replace(**{name: resolved[name] for name in PATH_FIELDS}).differences(
+            _resolved_paths(saved))
 
     @property
     def status(self) -> str:
@@ -175,6 +189,7 @@ def load_batch(path: str | Path) -> Batch:
             raise ConfigError(f"{path}: run name {run.name!r} appears twice")
         seen.add(run.name)
         runs.append(run)
+    _refuse_shared_out_dirs(path, runs)
     if not runs:
         reasons = "; ".join(invalid.values())
         raise ConfigError(f"{path}: the batch lists no runs" + (f" that can run: {reasons}"
@@ -197,6 +212,18 @@ def load_batch(path: str | Path) -> Batch:
         reports.append(report)
     return Batch(name=name, source=path, train_notebook=Path(spec.get("notebook", TRAIN_NOTEBOOK)),
                  runs=runs, reports=reports, synthetic=synthetic, invalid=invalid)
+
+
+def _refuse_shared_out_dirs(path: Path, runs: list[BatchRun]) -> None:
+    """One folder per run: a second run in a folder would find the first one's metrics.json,
+    pass as finished and train nothing (its settings and tags never recorded)."""
+    owners: dict[Path, str] = {}
+    for run in runs:
+        folder = Path(run.config.out_dir).resolve()
+        if folder in owners:
+            raise ConfigError(f"{path}: runs {owners[folder]!r} and {run.name!r} both train into "
+                              f"{run.config.out_dir}; give each run its own out_dir")
+        owners[folder] = run.name
 
 
 def _mapping(value: Any, what: str) -> dict:
@@ -428,6 +455,36 @@ def run_batch(path: str | Path, only: list[str] | None = None, dry_run: bool = F
     ``reports_only``, render the reports from the runs finished so far and train nothing (with
     ``only``, the reports whose names match)."""
     batch = load_batch(path)
+    if dry_run:
+        return _dry_run(batch, only, log)
+    with FolderLock(batch.out_dir, "batch", what="the executed notebooks"):
+        return _run_locked(batch, only, workers, scheduler, log, reports_only)
+
+
+def _dry_run(batch: Batch, only: list[str] | None, log: Callable[[str], None]) -> int:
+    """List the selected runs, stale ones with why, and the reports; run nothing."""
+    runs = batch.select(only)
+    invalid = _invalid(batch, only, log)
+    log(plan(runs).to_string(index=False))
+    stale = [run for run in runs if run.status == "stale"]
+    for run in stale:
+        log(f"{run.name}: stale: {run.stale_message()}")
+    log(f"{len(runs)} runs; reports: {', '.join(str(r.notebook) for r in batch.reports)}")
+    return 1 if invalid or stale else 0
+
+
+def _invalid(batch: Batch, only: list[str] | None, log: Callable[[str], None]) -> list[Result]:
+    """The selected entries that cannot run, as failures, each logged with why."""
+    invalid = [Result(name, "failed", error=error) for name, error in batch.invalid.items()
+               if not only or any(fnmatch.fnmatchcase(name, p) for p in only)]
+    for result in invalid:
+        log(f"{result.name}: cannot run: {result.error}")
+    return invalid
+
+
+def _run_locked(batch: Batch, only: list[str] | None, workers: int | None,
+                scheduler: str | None, log: Callable[[str], None], reports_only: bool) -> int:
+    """``run_batch`` with the batch's notebook folder locked: one batch of a file at a time."""
     if reports_only:
         done = sum(run.finished for run in batch.runs)
         log(f"reports from the {done} of {len(batch.runs)} runs finished so far")
@@ -436,17 +493,7 @@ def run_batch(path: str | Path, only: list[str] | None = None, dry_run: bool = F
             log(f"FAILED {result.name}: {result.error}")
         return 1 if failed else 0
     runs = batch.select(only)
-    invalid = [Result(name, "failed", error=error) for name, error in batch.invalid.items()
-               if not only or any(fnmatch.fnmatchcase(name, p) for p in only)]
-    for result in invalid:
-        log(f"{result.name}: cannot run: {result.error}")
-    if dry_run:
-        log(plan(runs).to_string(index=False))
-        stale = [run for run in runs if run.status == "stale"]
-        for run in stale:
-            log(f"{run.name}: stale: {run.stale_message()}")
-        log(f"{len(runs)} runs; reports: {', '.join(str(r.notebook) for r in batch.reports)}")
-        return 1 if invalid or stale else 0
+    invalid = _invalid(batch, only, log)
     started = time.perf_counter()
     prepare_synthetic(batch)
     results = invalid + execute_runs(batch, runs, workers, scheduler, log) + execute_reports(

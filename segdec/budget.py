@@ -116,6 +116,14 @@ class BudgetPlan:
         return (f"the median defect stays {self.defect_px:.1f} px at 1/8 (at least "
                 f"{VISIBLE_PX:g} kept)")
 
+    def _epoch_floor(self) -> str:
+        """The fewest epochs a plan may train, in the run's own numbers."""
+        configured = self.configured.epochs
+        if configured > MIN_EPOCHS:
+            return f"at least {MIN_EPOCHS} epochs"
+        return (f"all {configured} configured epoch{'s' * (configured != 1)}, as a budget cuts "
+                f"epochs only down to {MIN_EPOCHS}")
+
     def line(self) -> str:
         """What was chosen and why, in one line."""
         budget = f"time budget {duration(self.budget_s)}"
@@ -128,7 +136,7 @@ class BudgetPlan:
                    "pixels" if self.size != self.configured_size else "")
         if not self.fits:
             return (f"{budget} is too small on this machine ({configured}): training the "
-                    f"quickest plan allowed (at least {MIN_EPOCHS} epochs, the defects kept "
+                    f"quickest plan allowed ({self._epoch_floor()}, the defects kept "
                     f"visible), {self._chosen()}, ≈ {duration(self.estimate.total_s)}; "
                     f"{self._why_size()}{scaling}")
         return (f"{budget}: {self._chosen()}, ≈ {duration(self.estimate.total_s)} instead of "

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import math
 import pickle
 from pathlib import Path
@@ -41,29 +42,41 @@ def save_checkpoint(path: Path, model: SegDecNet, config: RunConfig, **extra) ->
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
     }
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    try:
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
+    except RuntimeError as err:
+        # torch's zip writer reports a failed write (a full disk, mostly) as "enforce fail at
+        # inline_container.cc" rather than as the OSError it is; the earlier file is intact.
+        if "inline_container" not in str(err) and "PytorchStreamWriter" not in str(err):
+            raise
+        raise OSError(errno.EIO, "torch could not finish writing this checkpoint",
+                      str(path)) from None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint; give a checkpoint file, "
+                              "such as RUN/checkpoints/best.pt")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as err:
+        # "Unsupported operand": bytes that are no pickle at all (text, an image, an ONNX file).
+        if "Weights only load failed" not in str(err) or "Unsupported operand" in str(err):
+            raise _unreadable(path, err) from None
         # torch's own text suggests weights_only=False, which would run the file's code.
         raise CheckpointError(
             f"{path} was refused: it holds objects other than tensors and plain values, which a "
             "segdec checkpoint never does. Do not load it unless you trust where it came from"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise CheckpointError(
-            f"{path} cannot be read as a checkpoint ({type(err).__name__}): it is truncated, "
-            "empty or not a segdec checkpoint. Use another copy, or last.pt/best.pt of the run"
-        ) from None
+    except Exception as err:  # noqa: BLE001  (parsing any file: a KeyError is as likely as EOF)
+        raise _unreadable(path, err) from None
     version = state.get("format") if isinstance(state, dict) else None
-    if version is None:
-        raise CheckpointError(f"{path} is not a segdec checkpoint")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{path} is not a segdec checkpoint; give a run's "
+                              "checkpoints/best.pt or last.pt")
     missing = [key for key in ("model", "model_config", "input_size") if key not in state]
     if missing:
         raise CheckpointError(f"{path} is a segdec checkpoint without {', '.join(missing)}; it "
@@ -92,6 +105,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     _check_values(path, state)
     _check_network(path, state)
     return state
+
+
+def _unreadable(path: Path, err: Exception) -> CheckpointError:
+    return CheckpointError(
+        f"{path} cannot be read as a checkpoint ({type(err).__name__}): it is truncated, empty or "
+        "not a segdec checkpoint. Use another copy, or last.pt/best.pt of the run")
 
 
 def checkpoint_precision(state: dict) -> str:
@@ -137,6 +156,18 @@ def check_belongs_to_run(state: dict, config: RunConfig, path: Path) -> None:
                             for name, (theirs, ours) in differing.items())
         raise CheckpointError(f"{path} is not this run's network: it has {details}; evaluate "
                               "it in the run directory that trained it")
+
+
+def check_trained_split(state: dict, digest: str, path: Path, split_path: Path) -> None:
+    """A run is tested on the split it trained on: a split.csv replaced since (by ``segdec
+    split``, by hand) could put training images in its test set. Checkpoints older than
+    ``split_digest`` say nothing of their split."""
+    trained = state.get("split_digest")
+    if trained is not None and trained != digest:
+        raise CheckpointError(
+            f"{split_path} is not the split that {path} trained on (it was changed or replaced "
+            "since): its test set could hold training images, so the run is not evaluated on "
+            "it; restore the run's own split.csv")
 
 
 def last_checkpoint(run_dir: str | Path) -> Path:
@@ -189,7 +220,7 @@ def _check_network(path: Path, state: dict) -> None:
                               "does not know; use the segdec version that wrote it")
     try:
         expected = SegDecNet(ModelConfig(**described)).state_dict()
-    except ValueError as err:
+    except (ValueError, TypeError) as err:  # TypeError: a value of the wrong type
         raise CheckpointError(f"{path} describes a network this segdec cannot build: "
                               f"{err}") from None
     weights = state["model"] if isinstance(state["model"], dict) else {}

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from segdec.config import RunConfig
 from segdec.data.synthetic import DEMO_IMAGES, DEMO_SHAPE
-from segdec.errors import ConfigError, OutputExistsError, SegdecError
+from segdec.errors import ConfigError, Interrupted, OutputExistsError, SegdecError, os_error_line
 from segdec.messages import show_messages
 
 
@@ -72,10 +73,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     if started and not args.resume:
         raise OutputExistsError(f"{config.out_dir} already holds a run; continue it with --resume "
                                 "or choose another --out-dir")
-    metrics = train(config, resume=args.resume)
+    try:
+        metrics = train(config, resume=args.resume)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted: {_where_the_run_stands(Path(config.out_dir))}") from None
+    except SegdecError:  # some are OSErrors too (OutputExistsError), and say what to do
+        raise
+    except OSError as err:  # a full disk, mostly: the run's last checkpoint is intact
+        raise SegdecError(f"{os_error_line(err)}; "
+                          f"{_where_the_run_stands(Path(config.out_dir))}") from None
     print(_format_metrics(metrics))
     print(f"run directory: {config.out_dir}")
     return 0
+
+
+def _where_the_run_stands(run_dir: Path) -> str:
+    """Where a stopped run can go on from, and the command that continues it."""
+    from segdec.checkpoint import last_checkpoint, load_checkpoint
+
+    last = last_checkpoint(run_dir)
+    try:
+        state = load_checkpoint(last)
+    except (SegdecError, OSError):
+        return (f"{run_dir} holds no checkpoint to continue from (it stopped before its first "
+                "epoch ended); start the run again with the same command")
+    resume = shlex.join(["segdec", "train", "--out-dir", str(run_dir), "--resume"])
+    return (f"{last} holds epoch {state['epoch'] + 1} of {state['run_config']['epochs']}; "
+            f"continue with: {resume}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -94,8 +118,9 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def cmd_split(args: argparse.Namespace) -> int:
     from segdec.data.catalogue import load_samples
-    from segdec.data.splits import make_split, save_split
+    from segdec.data.splits import check_split_target, make_split, save_split
 
+    check_split_target(args.out, args.overwrite)
     config = _base_config(args)
     split = make_split(load_samples(config), config.n_all, config.n_seg,
                        config.effective_split_seed, config.n_test, config.n_val,
@@ -172,8 +197,13 @@ def cmd_suggest_labels(args: argparse.Namespace) -> int:
 def cmd_batch(args: argparse.Namespace) -> int:
     from segdec.batch import run_batch
 
-    return run_batch(args.file, only=args.only, dry_run=args.dry_run, workers=args.workers,
-                     scheduler=args.scheduler, reports_only=args.reports_only)
+    try:
+        return run_batch(args.file, only=args.only, dry_run=args.dry_run, workers=args.workers,
+                         scheduler=args.scheduler, reports_only=args.reports_only)
+    except KeyboardInterrupt:
+        again = shlex.join(["segdec", *args.argv])
+        raise Interrupted("interrupted: finished runs are kept, and a run stopped mid-way "
+                          f"resumes from its last checkpoint; continue with: {again}") from None
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -257,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     RunConfig.add_arguments(split, groups=("data",))
     split.add_argument("--seed", dest="seed", default=argparse.SUPPRESS, metavar="INT",
                        help="seed of the split (default: 0)")
+    split.add_argument("--overwrite", action="store_true",
+                       help="replace the split file --out (never a run's own split.csv)")
     split.set_defaults(func=cmd_split)
 
     check = commands.add_parser(
@@ -368,10 +400,20 @@ def main(argv: list[str] | None = None) -> int:
     show_messages()
     try:
         return args.func(args)
-    # Bad input, and paths given by the user that are missing, taken or not accessible, are one
-    # line; anything else is a bug and keeps its traceback.
-    except (SegdecError, FileNotFoundError, FileExistsError, PermissionError) as err:
+    # Bad input, an interrupt and the operating system's failures (a full disk, a read-only or
+    # missing folder, a file in the way) are one line that says what to do; anything else is a
+    # bug and keeps its traceback.
+    except Interrupted as err:
+        print(f"segdec {args.command}: {err}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(f"segdec {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except SegdecError as err:
         print(f"segdec {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"segdec {args.command}: error: {os_error_line(err)}", file=sys.stderr)
         return 2
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from segdec.augment import FLIPS
 from segdec.errors import ConfigError
 from segdec.io import write_text
 from segdec.model import ModelConfig, SegDecNet
@@ -153,6 +154,9 @@ class RunConfig(ModelConfig):
                                          "summed over the batch)")
     batch_size: int | None = option(None, "optimisation", "images per SGD step")
     momentum: float = option(0.0, "optimisation", "SGD momentum")
+    flips: str = option("none", "optimisation", "random flips of the training images and their "
+                        "masks, drawn anew each epoch: none (Božič's), horizontal, or both "
+                        "(horizontal and vertical)", FLIPS)
     seed: int = option(0, "optimisation", "seed of the initialisation and sampling order (and "
                        "of the split, unless split_seed is set)")
     split_seed: int | None = option(None, "data", "seed of the split: which images are tested, "

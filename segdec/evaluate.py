@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from segdec.checkpoint import (
     best_checkpoint,
     check_belongs_to_run,
+    check_trained_split,
     last_checkpoint,
     load_checkpoint,
     model_from_checkpoint,
@@ -29,9 +30,11 @@ from segdec.config import RunConfig
 from segdec.data.dataset import DefectDataset
 from segdec.data.images import DataError, image_shape, load_image, resize
 from segdec.data.prepare import loader, prepare_data
+from segdec.data.splits import split_digest
 from segdec.gallery import error_gallery, error_indices
 from segdec.io import atomic_write, write_json
 from segdec.model import flat_map_warning, probabilities
+from segdec.outputs import FolderLock
 from segdec.plots import save_figure
 from segdec.runtime import Runtime, resolve_device, resolve_precision
 
@@ -170,13 +173,16 @@ def write_evaluation(run_dir: Path, test: DefectDataset, evaluation: Evaluation)
 
 def evaluate_best(run_dir: Path, config: RunConfig, test: DefectDataset,
                   device: torch.device, precision: str | None = None,
-                  stopped: dict | None = None) -> dict:
+                  stopped: dict | None = None, split: pd.DataFrame | None = None) -> dict:
     """Test the run's best checkpoint on ``test`` and write the results; in the precision it was
     trained in where ``device`` has it (or in ``precision``, to measure what another costs).
-    ``stopped`` (where and why patience ended the run) is written with the metrics."""
+    ``stopped`` (where and why patience ended the run) is written with the metrics; ``split``,
+    read from the run's split.csv, must be the one the checkpoint trained on."""
     checkpoint = best_checkpoint(run_dir)
     state = load_checkpoint(checkpoint, device)
     check_belongs_to_run(state, config, checkpoint)
+    if split is not None:
+        check_trained_split(state, split_digest(split), checkpoint, run_dir / "split.csv")
     runtime = scoring_runtime(state, device)
     if precision:
         runtime = dataclasses.replace(runtime, precision=resolve_precision(precision, device))
@@ -200,14 +206,15 @@ def evaluate_run(
     precision: str | None = None,
 ) -> dict:
     """``evaluate_best`` of a finished run from its directory alone (its configuration, unless
-    given, and its split)."""
+    given, and its split), with the run's folder locked while it writes there."""
     run_dir = Path(run_dir)
     config = config or RunConfig.from_file(run_dir / "config.yaml")
     device = resolve_device(device) if isinstance(device, str) else device
-    config, data = prepare_data(config, run_dir / "split.csv")
-    last = last_checkpoint(run_dir)
-    stopped = load_checkpoint(last, "cpu").get("stopped") if last.is_file() else None
-    return evaluate_best(run_dir, config, data.test, device, precision, stopped)
+    with FolderLock(run_dir, "evaluate", what="the run"):
+        config, data = prepare_data(config, run_dir / "split.csv")
+        last = last_checkpoint(run_dir)
+        stopped = load_checkpoint(last, "cpu").get("stopped") if last.is_file() else None
+        return evaluate_best(run_dir, config, data.test, device, precision, stopped, data.split)
 
 
 def input_image(dataset: DefectDataset, index: int, channels: int | None = None) -> np.ndarray:

@@ -6,9 +6,9 @@ Grey images deeper than 8 bits (16-bit PNG or TIFF) must first be brought to 0-2
 bit depth B (metadata ``bit_depth``), as segdec reads them: value * 255 / (2**B - 1), rounded,
 every image by the same B (an image by its own maximum would come out brighter than it is).
 It returns ``score`` [batch] (defect probability) and ``seg_map`` [batch, 1, H/8, W/8] (defect
-probability per cell). The metadata (``onnx.load(path).metadata_props``) records the input size,
-channels, preprocessing, bit depth (and ``bit_depth_scaling``, the formula), validation
-threshold and segdec version.
+probability per cell). The metadata (``onnx.load(path).metadata_props``) records the input size
+(``input_size``, W x H as everywhere in segdec), channels, preprocessing, bit depth (and
+``bit_depth_scaling``, the formula), validation threshold and segdec version.
 """
 
 from __future__ import annotations
@@ -22,15 +22,16 @@ from segdec.checkpoint import load_checkpoint, model_from_checkpoint
 from segdec.data.images import HIGH_DEPTH_RULE
 from segdec.errors import ConfigError, MissingExtraError
 from segdec.io import atomic_path
-from segdec.predict import Scorer, writable_folder
+from segdec.outputs import writable_folder
+from segdec.predict import Scorer
 
 
 def onnx_metadata(state: dict) -> dict[str, str]:
     height, width = state["input_size"]
     depth = state.get("bit_depth")  # None: older than bit_depth, each image by its own depth
     return {
-        "segdec_version": str(state["segdec_version"]),
-        "input_size": f"{height}x{width}",
+        "segdec_version": str(state.get("segdec_version", "")),
+        "input_size": f"{width}x{height}",  # W x H, as everywhere else
         "in_channels": str(state["model_config"]["in_channels"]),
         "preprocessing": json.dumps(state.get("preprocessing")),
         "bit_depth": HIGH_DEPTH_RULE if depth is None else str(depth),

@@ -13,18 +13,31 @@ from typing import Any
 
 @contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
+    A failure to write (a full disk, a read-only folder) names ``path``, not the temporary."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise _naming(err, path) from None
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would give
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        if err.errno is None or err.filename not in (None, tmp):
+            raise
+        raise _naming(err, path) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _naming(err: OSError, path: Path) -> OSError:
+    """``err`` about ``path`` (the file being written) rather than its temporary."""
+    return type(err)(err.errno, err.strerror, str(path))
 
 
 def _umask() -> int:

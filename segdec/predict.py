@@ -12,14 +12,16 @@ An unreadable file is reported and listed in ``skipped.csv``; the others go on.
 independent of the decision, so it can show a weak spot on an image judged clean.
 ``OUT/overlays/NAME.png``: the image with the map as a red tint, framed red (defective) or green,
 with the score written in the corner.
-An ``OUT`` that already holds these is refused unless ``overwrite``, which removes them first.
+Predict records what it writes in ``OUT/.segdec-predict.json`` (``segdec.outputs``) and holds
+``OUT``'s lock while it writes. An ``OUT`` that already holds its results is refused unless
+``overwrite``, which removes first the files that manifest lists and nothing else: an ``OUT`` whose
+``masks/`` (or any other of these names) holds files predict did not write, such as a dataset's
+ground-truth masks, is refused whatever the options.
 """
 
 from __future__ import annotations
 
 import glob
-import os
-import shutil
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -41,10 +43,19 @@ from segdec.data.severstal import IMAGE_SUFFIXES
 from segdec.errors import CheckpointError, ConfigError, OutputExistsError
 from segdec.io import atomic_write
 from segdec.model import SegDecNet, probabilities
+from segdec.outputs import (
+    FolderLock,
+    files_under,
+    record,
+    recorded,
+    remove_recorded,
+)
 
 DEFECT_COLOUR, CLEAN_COLOUR, TINT = (230, 30, 30), (40, 190, 70), np.array([255.0, 0.0, 0.0])
-# Everything predict writes in its output folder: what --overwrite replaces, and nothing else.
+# The names predict writes in its output folder; --overwrite replaces only what its manifest
+# lists of them.
 OUTPUTS = ("scores.csv", "skipped.csv", "masks", "overlays")
+DRAWN = ("masks", "overlays")  # one PNG per readable image in each
 
 
 class Scorer(nn.Module):
@@ -59,23 +70,42 @@ class Scorer(nn.Module):
         return probabilities(self.model, images)
 
 
-def find_images(spec: str | Path) -> list[Path]:
-    """The image files of a folder (by suffix), or every file a glob pattern matches."""
+def find_images(spec: str | Path, out: Path | None = None) -> list[Path]:
+    """The image files of a folder (by suffix), or every file a glob pattern matches; broken
+    symbolic links too, which are then reported as unreadable rather than passed over. Predict's
+    own masks and overlays in ``out``, which a recursive glob can match, are left out."""
     folder = Path(spec)
     if folder.is_dir():
         paths = sorted(p for p in folder.iterdir()
-                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                       if _file_or_broken_link(p) and p.suffix.lower() in IMAGE_SUFFIXES)
     else:
-        paths = sorted(Path(p) for p in glob.glob(str(spec), recursive=True) if Path(p).is_file())
+        paths = sorted(Path(p) for p in glob.glob(str(spec), recursive=True)
+                       if _file_or_broken_link(Path(p)))
+    own = [p for p in paths if out is not None and _drawn_by_predict(p, out)]
+    if own:
+        paths = [p for p in paths if p not in own]
+        tqdm.write(f"note: {spec} matches {len(own)} files of predict's own results in "
+                   f"{out / 'masks'} and {out / 'overlays'}; they are left out", file=sys.stderr)
     if not paths:
-        raise DataError(f"{spec} holds or matches no image files; give a folder of images "
-                        "or a quoted glob such as 'images/**/*.png'")
+        raise DataError(f"{spec} holds or matches no image files"
+                        + (" besides predict's own results" if own else "")
+                        + "; give a folder of images or a quoted glob such as 'images/**/*.png'")
     clashes = [stem for stem, n in Counter(p.stem for p in paths).items() if n > 1]
     if clashes:
         same = [str(p) for p in paths if p.stem == clashes[0]]
         raise DataError(f"{' and '.join(same)} would write the same mask name {clashes[0]}.png; "
                         "predict them in separate runs")
     return paths
+
+
+def _file_or_broken_link(path: Path) -> bool:
+    return path.is_file() or (path.is_symlink() and not path.exists())
+
+
+def _drawn_by_predict(path: Path, out: Path) -> bool:
+    """Whether ``path`` lies in ``out/masks`` or ``out/overlays``."""
+    resolved = path.absolute()
+    return any(resolved.is_relative_to((out / name).absolute()) for name in DRAWN)
 
 
 def decision_threshold(state: dict, choice: str | float, checkpoint: str | Path) -> float:
@@ -100,27 +130,26 @@ def probability(name: str, value: str | float) -> float:
     return number
 
 
-def writable_folder(folder: Path) -> None:
-    """``folder`` is (or can be made) a folder this process may write in; checked before any
-    work, so a mistyped path fails at once and not with a traceback after the last image."""
-    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
-    if not existing.is_dir():
-        raise ConfigError(f"{existing} is a file, not a folder; give a folder for the results")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot write in {existing} (permission denied); give a folder you "
-                          "can write to")
-
-
-def previous_outputs(out: Path, overwrite: bool) -> list[Path]:
-    """Predict's outputs already in ``out``; refused unless ``overwrite``, since new scores beside
-    an older run's masks and overlays would describe two runs as one."""
-    writable_folder(out)
-    found = [out / name for name in OUTPUTS if (out / name).exists()]
-    if found and not overwrite:
+def previous_outputs(out: Path, overwrite: bool) -> list[str]:
+    """The files of an earlier prediction in ``out``, which ``overwrite`` lets predict remove;
+    refused unless ``overwrite``, since new scores beside an older run's masks and overlays would
+    describe two runs as one. Files under predict's names that its manifest does not list were
+    not written by predict (a dataset's ground-truth masks/), and are never replaced."""
+    present = files_under(out, OUTPUTS)
+    own = recorded(out, "predict")
+    foreign = [name for name in present if name not in own]
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
         raise OutputExistsError(
-            f"{out} already holds the results of a prediction ({', '.join(p.name for p in found)});"
-            " replace them with --overwrite (overwrite=True in Python) or choose another folder")
-    return found
+            f"{out} holds {', '.join(foreign[:3])}{more}, which segdec predict did not write "
+            "(ground-truth masks of a dataset, say); predict never replaces such files: choose "
+            "another --out for the results")
+    if present and not overwrite:
+        names = [name for name in OUTPUTS if (out / name).exists()]
+        raise OutputExistsError(
+            f"{out} already holds the results of a prediction ({', '.join(names)}); replace "
+            "them with --overwrite (overwrite=True in Python) or choose another folder")
+    return present if overwrite else []
 
 
 @dataclass
@@ -191,15 +220,23 @@ def predict_images(
     With ``overwrite``, the outputs of an earlier prediction in ``out`` are removed first."""
     out = Path(out)
     mask_threshold = probability("mask threshold", mask_threshold)
+    with FolderLock(out, "predict"):
+        return _predict_locked(checkpoint, images, out, threshold, batch_size, device,
+                               mask_threshold, num_workers, progress, overwrite)
+
+
+def _predict_locked(checkpoint: str | Path, images: str | Path, out: Path,
+                    threshold: str | float, batch_size: int, device: str, mask_threshold: float,
+                    num_workers: int, progress: bool, overwrite: bool
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``predict_images`` in ``out``, whose lock this process holds."""
     replaced = previous_outputs(out, overwrite)
     state = load_checkpoint(checkpoint)
     cut = decision_threshold(state, threshold, checkpoint)
-    paths = find_images(images)
-    for path in replaced:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+    paths = find_images(images, out)
+    remove_recorded(out, "predict", replaced)
+    record(out, "predict", ["scores.csv", "skipped.csv", *(
+        f"{folder}/{path.stem}.png" for folder in DRAWN for path in paths)])
     runtime = scoring_runtime(state, device)
     runtime.apply()
     torch_device, dtype = runtime.device, runtime.autocast_dtype

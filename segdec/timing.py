@@ -39,7 +39,10 @@ def validations(start_epoch: int, epochs: int, validate_every: int) -> int:
 
 
 def duration(seconds: float) -> str:
-    """Seconds as a person reads them: 40 s, 12 min, 3.2 h."""
+    """Seconds as a person reads them: 0.1 s, 40 s, 12 min, 3.2 h (under a second with its
+    digits: a budget of 0.1 s is not one of "0 s")."""
+    if seconds < 1:
+        return f"{seconds:.2g} s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 90 * 60:

@@ -5,6 +5,10 @@ The run directory holds ``config.yaml`` (resolved), ``split.csv``, ``history.csv
 ``runtime.json`` (the device, precision, atrous gradient path, CPU and threads it ran with) and
 ``timing.json`` (the duration estimated before the first epoch and the actual one, and with a
 time budget its plan).
+The run records these names in ``.segdec-train.json`` (``segdec.outputs``) and holds the folder's
+lock while it trains. A new run starts only in a folder holding none of them, or only those of an
+attempt of its own that never reached a checkpoint: a finished run's records (``segdec records``
+copies them without checkpoints) are never overwritten.
 Every file is written atomically; ``last.pt`` carries the optimiser, loss-scaler, sampler and
 random-number states and the precision, so a resumed run ends exactly where an uninterrupted one
 would: on a CPU of the same kind with the same thread count; on a GPU only with
@@ -27,6 +31,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from segdec.augment import flips_for_epoch
 from segdec.budget import BudgetPlan, defect_extents, plan_budget
 from segdec.checkpoint import (
     checkpoint_precision,
@@ -39,13 +44,19 @@ from segdec.config import BUDGET_FIELDS, RunConfig
 from segdec.data.check import check_samples
 from segdec.data.dataset import DefectDataset
 from segdec.data.prepare import RunData, loader, prepare_data
-from segdec.data.splits import save_split
+from segdec.data.splits import (
+    check_unchanged,
+    save_split,
+    split_digest,
+    with_image_hashes,
+)
 from segdec.errors import ConfigError, OutputExistsError
 from segdec.evaluate import evaluate_best, image_metrics, predict_loader
 from segdec.io import atomic_write, write_json
 from segdec.loss import LossTerms, SegDecLoss, loss_weights
 from segdec.memory import check_training_memory
 from segdec.model import SegDecNet, atrous_weight_gradient, use_space_to_batch
+from segdec.outputs import FolderLock, manifest_path, record
 from segdec.runtime import Runtime, can_compute
 from segdec.sampling import EpochOrder, NegativeSampler
 from segdec.timing import (
@@ -59,6 +70,10 @@ from segdec.timing import (
 
 # Keys of the run configuration that may differ between an interrupted run and its resumption.
 RESUME_MAY_CHANGE = {"device", "num_workers", "out_dir", "notes", "estimate", "splits_root"}
+# What a run writes in its folder: all of it, and nothing else, is the run's.
+TRAIN_OUTPUTS = ("config.yaml", "split.csv", "history.csv", "metrics.json", "predictions.csv",
+                 "segmentation_maps.npz", "errors.png", "runtime.json", "timing.json",
+                 "checkpoints")
 EpochCallback = Callable[[int, dict], None]
 LOSS_COLUMNS = ("loss_seg", "loss_dec", "loss_total")
 ESTIMATE_STEPS = 3  # timed after one warm-up step; their median is the step time
@@ -104,13 +119,17 @@ def train_one_epoch(
     dtype: torch.dtype | None,
     channels_last: bool = False,
     progress: str | bool = False,
+    augment: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
 ) -> list[float]:
     """One pass over ``batches``; the mean segmentation, decision and total loss per image.
-    ``progress`` is the bar's label (or False for none)."""
+    ``progress`` is the bar's label (or False for none); ``augment`` changes each batch first
+    (``segdec.augment``)."""
     model.train()
     sums = torch.zeros(len(LOSS_COLUMNS), dtype=torch.float64, device=device)
     images = 0
     for batch in tqdm(batches, disable=not progress, desc=progress or None, leave=False):
+        if augment is not None:
+            batch = augment(batch)
         terms = training_step(model, optimizer, scaler, criterion, batch, weights, device, dtype,
                               channels_last)
         n = len(batch["label"])
@@ -163,6 +182,34 @@ def _check_resumable(saved: dict, config: RunConfig, path: Path) -> None:
             f"cannot resume from {path}: the configuration differs in {', '.join(changed)}; "
             "use a new out_dir for a different run"
         )
+
+
+def _check_same_data(saved: dict, config: RunConfig, path: Path) -> None:
+    """Before the data are read: a resumption reading another data folder would fail on its
+    first image as "not in the dataset", which does not say why."""
+    before, now = _comparable(RunConfig.from_dict(saved)), _comparable(config)
+    if (before["dataset"], before["data_root"]) != (now["dataset"], now["data_root"]):
+        raise ConfigError(
+            f"cannot resume from {path}: the data folder differs from the run's ({now['dataset']}"
+            f" at {now['data_root']} here, {before['dataset']} at {before['data_root']} in the "
+            "run); resume with the run's own data (without --config, the run's config.yaml), or "
+            "start a new run in another out_dir")
+
+
+def _check_new_run_folder(run_dir: Path) -> None:
+    """A new run overwrites only its own earlier attempt's files: one that stopped before its
+    first checkpoint, recorded in the run's manifest. Anything else under its names (a finished
+    run's records, someone's config.yaml) is kept and the run refused."""
+    present = [name for name in TRAIN_OUTPUTS if (run_dir / name).exists()]
+    if not present or (manifest_path(run_dir, "train").is_file()
+                       and "metrics.json" not in present):
+        return
+    what = ("a finished run's records" if "metrics.json" in present
+            else "files that no segdec train recorded writing")
+    raise OutputExistsError(
+        f"{run_dir} holds {what} ({', '.join(present)}) and no checkpoints/last.pt to continue "
+        "from; a new run there would overwrite them: choose another --out-dir (out_dir), or move "
+        "them away")
 
 
 def _resumed_precision(state: dict, precision: str, device: torch.device, path: Path) -> str:
@@ -296,7 +343,15 @@ def train(
     callbacks: Sequence[EpochCallback] = (),
     progress: bool = True,
 ) -> dict:
-    """Train one run into ``config.out_dir``, then evaluate its best checkpoint on the test set."""
+    """Train one run into ``config.out_dir``, then evaluate its best checkpoint on the test set;
+    the run's folder is locked while it does (a second writer is refused)."""
+    with FolderLock(config.out_dir, "train", what="the run (out_dir)"):
+        return _train_locked(config, resume, callbacks, progress)
+
+
+def _train_locked(config: RunConfig, resume: bool, callbacks: Sequence[EpochCallback],
+                  progress: bool) -> dict:
+    """``train``, in a run folder this process holds the lock of."""
     run_dir = Path(config.out_dir)
     last_path, best_path = last_checkpoint(run_dir), run_dir / "checkpoints" / "best.pt"
     if not resume and last_path.exists():
@@ -309,8 +364,14 @@ def train(
     # directory as it was. A new run (also after an attempt that never reached a checkpoint)
     # makes its split afresh; only a resumed run reuses the split it trained on.
     state = load_checkpoint(last_path) if resuming else None
+    if state is None:
+        _check_new_run_folder(run_dir)
+    else:
+        _check_same_data(state["run_config"], config, last_path)
     config, data = prepare_data(config, run_dir / "split.csv" if resuming else None)
     used = {s.name: s for part in (data.train, data.val, data.test) for s in part.samples}
+    if state is not None:
+        check_unchanged(data.split, list(used.values()), run_dir / "split.csv")
     check_samples(used.values()).raise_for_problems(f"the {len(used)} images of the split")
     check_training_memory(config, runtime.device, runtime.autocast_dtype)
     plan = None
@@ -334,9 +395,12 @@ def train(
         if precision != runtime.precision:
             runtime = dataclasses.replace(runtime, precision=precision)
             runtime.apply()
+    split = with_image_hashes(data.split, list(used.values()))
+    trained_on = split_digest(split)  # checkpoints record it: evaluate checks the split against it
     _remove_stale_temporaries(run_dir)
+    record(run_dir, "train", TRAIN_OUTPUTS)
     config.save(run_dir / "config.yaml")
-    save_split(data.split, run_dir / "split.csv")
+    save_split(split, run_dir / "split.csv")
 
     model, optimizer, criterion = training_parts(config, runtime)
     device, dtype = runtime.device, runtime.autocast_dtype
@@ -387,7 +451,8 @@ def train(
         epoch_order.order = order
         means = train_one_epoch(runnable, optimizer, scaler, criterion, train_loader,
                                 (w_seg, w_dec), device, dtype, config.channels_last,
-                                progress and f"epoch {epoch + 1}/{config.epochs}")
+                                progress and f"epoch {epoch + 1}/{config.epochs}",
+                                flips_for_epoch(config.flips, config.seed, epoch))
         row = {"epoch": epoch, "w_seg": w_seg, "w_dec": w_dec,
                **dict(zip(LOSS_COLUMNS, means, strict=True)), "val_ap": float("nan"),
                "val_loss": float("nan")}
@@ -398,7 +463,8 @@ def train(
             if _improves(val, best, config.tie_break):
                 best = {"ap": val["ap"], "loss": val["log_loss"], "epoch": epoch}
                 save_checkpoint(best_path, model, config, epoch=epoch, val_ap=val["ap"],
-                                threshold=val["threshold"], precision=runtime.precision)
+                                threshold=val["threshold"], precision=runtime.precision,
+                                split_digest=trained_on)
         row["seconds"] = time.perf_counter() - started
         history.append(row)
         if progress:
@@ -415,6 +481,7 @@ def train(
             precision=runtime.precision, optimizer=optimizer.state_dict(),
             scaler=scaler.state_dict(), sampler=sampler.state_dict(),
             order_rng=order_rng.bit_generator.state, torch_rng=torch.get_rng_state(),
+            split_digest=trained_on,
             **({"stopped": stopped} if stopped else {}),
         )
         for callback in callbacks:

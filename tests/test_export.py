@@ -24,7 +24,7 @@ def test_onnx_matches_pytorch_for_batches_of_1_and_3(tiny_run, tmp_path):
     assert main(["export", "--checkpoint", str(checkpoint), "--onnx", str(path)]) == 0
     state = load_checkpoint(checkpoint)
     metadata = {p.key: p.value for p in onnx.load(path).metadata_props}
-    assert metadata["input_size"] == "64x128" and metadata["in_channels"] == "1"
+    assert metadata["input_size"] == "128x64" and metadata["in_channels"] == "1"
     assert float(metadata["threshold"]) == pytest.approx(state["threshold"])
     scorer = Scorer(model_from_checkpoint(state)).eval()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -128,7 +128,10 @@ def test_predict_reads_images_at_the_checkpoints_bit_depth(tiny_run, tmp_path, c
     with torch.inference_mode():
         expected = Scorer(model_from_checkpoint(twelve))(trained[None])[0].item()
     assert scores.image.tolist() == [str(dark), str(deep)] and skipped.empty
-    assert scores.score[0] == pytest.approx(expected, abs=1e-6)
+    # predict scores both images in one batch, the expectation one alone: oneDNN's kernels for
+    # the two batch sizes differ in the last float digits (1.5e-6 with AVX2), a 4x brighter
+    # input by far more
+    assert scores.score[0] == pytest.approx(expected, abs=1e-5)
     # a 10-bit run's network never saw values above 1023: deep.png is skipped, by name
     torch.save(dict(state, bit_depth=10), tmp_path / "10.pt")
     scores, skipped = predict_images(tmp_path / "10.pt", tmp_path / "images", tmp_path / "out",
@@ -206,8 +209,8 @@ def test_a_used_output_folder_is_refused_unless_overwrite(tiny_run, tiny_severst
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert main([*command, "--images", str(second), "--overwrite"]) == 0
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
-        f"masks/{images[1].stem}.png", "notes.txt", f"overlays/{images[1].stem}.png",
-        "scores.csv", "skipped.csv"]
+        ".segdec-predict.json", f"masks/{images[1].stem}.png", "notes.txt",
+        f"overlays/{images[1].stem}.png", "scores.csv", "skipped.csv"]
 
 
 def test_an_output_that_cannot_be_a_folder_fails_before_any_work(tiny_run, tiny_severstal,

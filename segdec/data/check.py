@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from segdec.data.dataset import Sample
-from segdec.data.images import MAX_BIT_DEPTH, DataError, decode_image
+from segdec.data.images import MAX_BIT_DEPTH, DataError, decode_image, read_mask
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,10 @@ def check_samples(samples: Iterable[Sample], bit_depth: int | None = None) -> Da
         try:
             decoded = decode_image(sample.image, bit_depth=bit_depth)
             shape = decoded.pixels.shape
-            mask = sample.mask(shape) if sample.has_mask else None
+            if sample.mask_path is not None:
+                mask, noise = read_mask(sample.mask_path, shape)
+            else:
+                mask, noise = (sample.mask(shape) if sample.has_mask else None), None
         except DataError as err:
             problems.append(f"{sample.name}: {err}")
             continue
@@ -107,12 +110,24 @@ def check_samples(samples: Iterable[Sample], bit_depth: int | None = None) -> Da
                             f"deeper than the {MAX_BIT_DEPTH} bits segdec reads; convert it")
             continue
         where = sample.source or sample.mask_path
+        if noise is not None and noise.only_faint:
+            problems.append(
+                f"{sample.name}: its mask {sample.mask_path} is a {noise.file_format} file, and "
+                f"its lossy compression left faint pixels (values up to {noise.faint_max} of "
+                "255) where no defect is drawn, which read as a defect; save masks losslessly "
+                "(PNG, BMP or TIFF)")
+            continue
+        if noise is not None:
+            warnings.append(
+                f"{sample.name}: its mask {sample.mask_path} is a {noise.file_format} file: lossy "
+                f"compression left faint pixels (values up to {noise.faint_max} of 255) around "
+                "its defects, which read as defect too; save masks losslessly (PNG, BMP or TIFF)")
         if mask is not None and int(mask.any()) != sample.label:
             problems.append(f"{sample.name}: labelled {sample.label} but its mask "
                             f"{'has defect pixels' if mask.any() else 'is empty'} ({where})")
             continue
         coverage = float(mask.mean()) if mask is not None else np.nan
-        if coverage > MAX_PLAUSIBLE_COVERAGE:
+        if coverage > MAX_PLAUSIBLE_COVERAGE and noise is None:  # noise: said above
             warnings.append(
                 f"{sample.name}: its mask ({where}) marks {coverage:.1%} of the image as defect; "
                 "a white or coloured background (an inverted mask, a palette whose index 0 is "

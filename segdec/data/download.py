@@ -11,6 +11,7 @@ A verified destination is not downloaded again; a failed run leaves the destinat
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import http.client
 import io
@@ -40,7 +41,9 @@ from segdec.data.ksdd import read_ksdd
 from segdec.data.ksdd2 import read_ksdd2
 from segdec.data.rle import SEVERSTAL_SHAPE
 from segdec.data.severstal import read_severstal
+from segdec.errors import ConfigError
 from segdec.io import write_json
+from segdec.outputs import writable_folder
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +153,13 @@ def extract_safely(archive: Path, out: Path) -> None:
                 zipped.extract(entry, out)
     except (zipfile.BadZipFile, zlib.error, EOFError) as err:
         raise DownloadError(f"{archive} is damaged ({err}); delete it and download again") from None
+
+
+def _unpacked_size(archive: Path) -> str:
+    """The size of an archive's files once extracted: "1.9 GB", "0.4 MB"."""
+    with zipfile.ZipFile(archive) as zipped:
+        size = sum(entry.file_size for entry in zipped.infolist())
+    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.1f} MB"
 
 
 @dataclass(frozen=True)
@@ -284,21 +294,38 @@ def verify(folder: Path, source: Source, expected: tuple[int | None, int | None]
 
 def verified(dest: Path, expected_images: int | None) -> bool:
     """Whether ``dest`` carries a marker (of ``expected_images`` images, where given)."""
-    marker = dest / MARKER
-    if not marker.is_file():
-        return False
+    record = _marker_record(dest)
+    return record is not None and (expected_images is None
+                                   or record.get("images") == expected_images)
+
+
+def _marker_record(dest: Path) -> dict | None:
+    """The record of ``dest``'s marker file; None where it has none or an unreadable one."""
     try:
-        record = json.loads(marker.read_text())
-    except ValueError:
-        return False
-    return expected_images is None or record.get("images") == expected_images
+        record = json.loads((dest / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _pending(target: Path, expected_images: int | None) -> bool:
-    """Whether ``target`` still needs the dataset; refuses a folder holding unverified files."""
+    """Whether ``target`` still needs the dataset; refuses a folder holding unverified files,
+    or a verified dataset of another size than the one asked for."""
     if verified(target, expected_images):
         logger.info("%s already holds the verified dataset (%s); nothing to do", target, MARKER)
         return False
+    if target.exists() and not target.is_dir():
+        raise DownloadError(f"{target} is a file, not a folder; give --dest a folder for the "
+                            "dataset")
+    record = _marker_record(target)
+    if record is not None:
+        raise DownloadError(
+            f"{target} already holds a verified dataset of {record.get('images')} images "
+            f"({MARKER}), not the {expected_images} asked for; pass --expected-images "
+            f"{record.get('images')} to use it as it is, or choose another --dest")
+    if (target / MARKER).exists():
+        raise DownloadError(f"{target / MARKER} is damaged, so the files in {target} are not "
+                            "known to be verified; empty the folder or choose another --dest")
     if target.exists() and any(target.iterdir()):
         raise DownloadError(f"{target} holds files but no verified dataset ({MARKER}); empty it "
                             "or choose another --dest")
@@ -355,6 +382,10 @@ def download(
     source, dest = SOURCES[dataset], Path(dest)
     if dataset != "dagm" and not _pending(dest, _counts(source, expected_images)[0]):
         return dest
+    try:
+        writable_folder(dest, "the dataset (--dest)")
+    except ConfigError as err:
+        raise DownloadError(str(err)) from None
     if archive is not None and not Path(archive).is_file():
         raise DownloadError(f"archive {archive} does not exist")
     if archive is None and dataset == "severstal":
@@ -376,7 +407,15 @@ def download(
             zip_path = fetch_url(source, staging)
         tree = staging / "tree"
         tree.mkdir()
-        extract_safely(zip_path, tree)
+        try:
+            extract_safely(zip_path, tree)
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise DownloadError(
+                f"the disk holding {dest.parent} filled up while extracting {zip_path.name} "
+                f"({_unpacked_size(zip_path)} unpacked); nothing was kept: free that much "
+                "space there, or choose a --dest on another disk, and run again") from None
         try:
             _lay_out(dataset, layout_root(tree, source.top), dest, expected_images, expected_shape)
         except DownloadError as err:  # name the archive's files, not the staging folder's

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -120,6 +121,9 @@ def image_shape(path: str | Path) -> tuple[int, int]:
 @contextmanager
 def _open(path: str | Path, decode: bool = True) -> Iterator[Image.Image]:
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise DataError(f"image {path} is a symbolic link to {os.readlink(path)}, which does not "
+                        "exist; restore its target or remove the link")
     if not path.is_file():
         raise DataError(f"image {path} does not exist; check the data root or the split CSV")
     try:
@@ -143,18 +147,44 @@ def load_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
     fully transparent pixel is background whatever its colour: an editor's mask layer is often
     a defect painted on a transparent (0, 0, 0, 0 or 255, 255, 255, 0) background.
     """
+    return read_mask(path, shape)[0]
+
+
+# Formats whose compression changes pixel values: a mask saved in one gains faint non-zero
+# pixels around its defects, and an empty mask may gain a few, which read as defect.
+LOSSY_FORMATS = ("JPEG", "MPO")
+FAINT_BELOW = 128  # a lossy mask's values from 1 to this are compression noise, not drawn
+
+
+class MaskNoise(NamedTuple):
+    """Compression noise of a mask in a lossy format."""
+
+    file_format: str  # "JPEG"
+    faint_max: int  # the largest faint value (1 to FAINT_BELOW - 1)
+    only_faint: bool  # nothing but noise: no defect was drawn, yet the mask reads as one
+
+
+def read_mask(path: str | Path, shape: tuple[int, int]) -> tuple[np.ndarray, MaskNoise | None]:
+    """``load_mask``'s mask and, for a file in a lossy format (by content, not by name), its
+    faint pixels; the file is read once (``segdec check-data`` reads every mask)."""
     with _open(path) as image:
+        file_format = image.format
         if image.mode in ("1", "L", *HIGH_DEPTH_MODES):
-            mask = np.array(image) != 0
+            values = np.array(image)
         else:
             rgba = np.array(image.convert("RGBA"))
-            mask = rgba[..., :3].any(axis=-1) & (rgba[..., 3] > 0)
-    if mask.shape != shape:
+            values = rgba[..., :3].max(axis=-1) * (rgba[..., 3] > 0)
+    if values.shape != shape:
         raise DataError(
-            f"mask {path} is {mask.shape[1]}x{mask.shape[0]} but its image is "
+            f"mask {path} is {values.shape[1]}x{values.shape[0]} but its image is "
             f"{shape[1]}x{shape[0]}; masks must have their image's size"
         )
-    return mask.astype(np.uint8)
+    noise = None
+    if file_format in LOSSY_FORMATS:
+        faint = values[(values > 0) & (values < FAINT_BELOW)]
+        if faint.size:
+            noise = MaskNoise(file_format, int(faint.max()), bool(values.max() < FAINT_BELOW))
+    return (values != 0).astype(np.uint8), noise
 
 
 def resize(array: np.ndarray, size: tuple[int, int], mask: bool = False) -> np.ndarray:

@@ -5,6 +5,10 @@ training negatives, shared by every setting; the training positives are a fixed 
 the positives of ``n_all = 300`` lie inside those of 750, 1500 and 3000, and the pixel-labelled
 positives (the first ``n_seg`` of them) are nested the same way.
 
+A run's ``split.csv`` also keeps each image's SHA-1 (column ``sha1``), so that a resumed run
+refuses an image whose pixels changed under the same name, as it refuses a removed one; splits
+without the column (older runs, ``segdec split``) are read as before.
+
 Datasets with their own test images (DAGM and KolektorSDD2 ``Test`` folders, a KolektorSDD fold,
 marked by ``Sample.fixed_subset``) are tested on those. Test and validation images are drawn by
 whole groups (KolektorSDD items), so no item is both trained on and tested on.
@@ -12,6 +16,7 @@ whole groups (KolektorSDD items), so no item is both trained on and tested on.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from pathlib import Path
 
@@ -20,11 +25,14 @@ import pandas as pd
 
 from segdec.data.dataset import Sample
 from segdec.data.images import DataError
+from segdec.errors import OutputExistsError
 from segdec.io import atomic_write
+from segdec.outputs import manifest_path
 
 # Božič et al. on the full Severstal training set (12,568 images).
 SEVERSTAL_TOTAL, SEVERSTAL_TEST, SEVERSTAL_VAL, SEVERSTAL_TRAIN_NEGATIVES = 12568, 2400, 1118, 4143
 SPLIT_COLUMNS = ["image", "subset", "label", "has_pixel_label"]
+HASH_COLUMN = "sha1"
 
 
 def _count(requested: int | None, default: int, available: int, what: str) -> int:
@@ -146,6 +154,57 @@ def save_split(split: pd.DataFrame, path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: split.to_csv(tmp, index=False))
 
 
+def check_split_target(path: Path, overwrite: bool) -> None:
+    """``segdec split --out path`` replaces only a split file, only with ``overwrite``, and
+    never a run's own ``split.csv``: that run's checkpoints and metrics belong to it, and
+    evaluating it on another split would put training images in its test set."""
+    if not path.exists():
+        return
+    if path.is_dir():
+        raise OutputExistsError(f"{path} is a folder; give the split file's name, such as "
+                                f"{path / 'split.csv'}")
+    run = path.parent
+    if path.name == "split.csv" and any(
+            p.exists() for p in (run / "config.yaml", run / "checkpoints",
+                                 manifest_path(run, "train"))):
+        raise OutputExistsError(f"{path} is the split that the run in {run} trained on; a run's "
+                                "split is never replaced: write the new split elsewhere")
+    if not overwrite:
+        raise OutputExistsError(f"{path} already exists; replace it with --overwrite, or "
+                                "choose another --out")
+    try:
+        columns = list(pd.read_csv(path, nrows=0).columns)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError):
+        columns = []
+    if not set(SPLIT_COLUMNS) <= set(columns):
+        raise OutputExistsError(f"{path} is not a split file (no {', '.join(SPLIT_COLUMNS)} "
+                                "columns), so --overwrite does not replace it; choose another "
+                                "--out")
+
+
+def image_sha1(path: str | Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def with_image_hashes(split: pd.DataFrame, samples: list[Sample]) -> pd.DataFrame:
+    """``split`` with each image's SHA-1 in a ``sha1`` column (a run's split.csv keeps it)."""
+    by_name = {s.name: s for s in samples}
+    return split.assign(**{HASH_COLUMN: [image_sha1(by_name[name].image)
+                                         for name in split["image"]]})
+
+
+def split_digest(split: pd.DataFrame) -> str:
+    """The SHA-1 of which image is in which subset with which labels: what a run's checkpoints
+    record, so that evaluating it on an edited or replaced split.csv is refused."""
+    rows = (f"{image},{subset},{int(label)},{int(bool(pixels))}" for image, subset, label, pixels
+            in split[SPLIT_COLUMNS].itertuples(index=False))
+    return hashlib.sha1("\n".join(rows).encode()).hexdigest()
+
+
 def load_split(path: str | Path, samples: list[Sample]) -> pd.DataFrame:
     """Read a split CSV and check that every image it names exists with the same label."""
     path = Path(path)
@@ -164,6 +223,22 @@ def load_split(path: str | Path, samples: list[Sample]) -> pd.DataFrame:
                             f"{labels[row.image]} in the dataset")
     split["has_pixel_label"] = split["has_pixel_label"].astype(bool)
     return split
+
+
+def check_unchanged(split: pd.DataFrame, samples: list[Sample], path: Path) -> None:
+    """Every image whose SHA-1 the split (read from ``path``) keeps still has those bytes: what
+    a resumed run checks. Reports and evaluations read the images as they are, so that records
+    render on another copy of a dataset."""
+    if HASH_COLUMN not in split.columns:
+        return
+    images = {s.name: s.image for s in samples}
+    changed = [images[name] for name, sha1 in zip(split["image"], split[HASH_COLUMN], strict=True)
+               if isinstance(sha1, str) and image_sha1(images[name]) != sha1]
+    if changed:
+        more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+        raise DataError(f"image {changed[0]}{more} changed since {path} was written (its content "
+                        "differs from the SHA-1 kept there); a run must keep its images: restore "
+                        "them, or start a new run")
 
 
 def subset(
