@@ -56,11 +56,11 @@ train-example: install
 	$(BIN)/segdec companion notebooks/02_train.ipynb
 
 test: install
-	$(BIN)/ruff check segdec tests
+	$(BIN)/ruff check segdec tests benchmarks notebooks/label_budget.py
 	$(BIN)/python -m pytest -q -n 2 --durations=10
 
 lint: install
-	$(BIN)/ruff check segdec tests
+	$(BIN)/ruff check segdec tests benchmarks notebooks/label_budget.py
 
 clean:
 	rm -rf runs papermill_runs/out .pytest_cache

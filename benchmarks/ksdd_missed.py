@@ -9,7 +9,7 @@ image changed at test time only: flipped left-right, flipped up-down, turned by 
 or rolled sideways by a quarter of its width. A network that has learnt cracks scores a flipped
 crack as a crack; one that has learnt where and in which direction the training cracks lie does
 not. Prints, per run, the fold's AP under each change and the score of every positive test
-image, with each defect's extent and slope measured from its mask.
+image, with each defect's extent, slope and contrast measured from its image and mask.
 """
 import sys
 from pathlib import Path
@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from scipy import ndimage
 
 from segdec.checkpoint import best_checkpoint, load_checkpoint, model_from_checkpoint
 from segdec.config import RunConfig
 from segdec.data.dataset import image_tensor
-from segdec.data.images import image_shape
+from segdec.data.images import image_shape, load_image
 from segdec.data.prepare import prepare_data
 from segdec.evaluate import image_metrics, input_image
 from segdec.model import probabilities
@@ -35,13 +36,19 @@ CHANGES = {
 }
 
 
-def defect_shape(mask: np.ndarray) -> dict[str, float]:
+def defect_shape(image: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     """The defect's horizontal extent (share of the width), its slope (rows per column of a line
-    fitted through its pixels) and whether it touches the right edge, from its native mask."""
+    fitted through its pixels), whether it touches the right edge, and its contrast (how much
+    darker it is than a 12-pixel ring around it, in standard deviations of the ring), from the
+    native image and mask."""
     rows, columns = np.nonzero(mask)
     slope = np.polyfit(columns, rows, 1)[0] if np.ptp(columns) > 5 else np.nan
+    ring = ndimage.binary_dilation(mask, iterations=15) & ~ndimage.binary_dilation(mask,
+                                                                                  iterations=3)
+    pixels = image.astype(float)
     return {"extent": (np.ptp(columns) + 1) / mask.shape[1], "slope": slope,
-            "right_edge": bool(columns.max() >= mask.shape[1] - 2)}
+            "right_edge": bool(columns.max() >= mask.shape[1] - 2),
+            "contrast": (pixels[ring].mean() - pixels[mask > 0].mean()) / pixels[ring].std()}
 
 
 def scores(run_dir: Path) -> tuple[pd.DataFrame, dict[str, float]]:
@@ -58,8 +65,8 @@ def scores(run_dir: Path) -> tuple[pd.DataFrame, dict[str, float]]:
             table[name] = probabilities(model, batch)[0].numpy()
     ap = {name: image_metrics(table["label"].to_numpy(), table[name].to_numpy())["ap"]
           for name in CHANGES}
-    shapes = [defect_shape(s.mask(image_shape(s.image))) if s.label else {}
-              for s in test.samples]
+    shapes = [defect_shape(load_image(s.image, 1), s.mask(image_shape(s.image))) if s.label
+              else {} for s in test.samples]
     return table.join(pd.DataFrame(shapes)), ap
 
 
@@ -71,7 +78,7 @@ def main(runs: list[str]) -> None:
         print("Fold AP (%) with every test image changed: " + "; ".join(
             f"{name} {100 * value:.1f}" for name, value in ap.items()) + ".\n")
         positives = table[table["label"] == 1].sort_values("as is")
-        shown = positives[["image", "extent", "slope", "right_edge", *CHANGES]]
+        shown = positives[["image", "extent", "slope", "right_edge", "contrast", *CHANGES]]
         print(shown.to_markdown(index=False, floatfmt=".2f") + "\n")
 
 

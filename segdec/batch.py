@@ -36,16 +36,11 @@ import yaml
 
 from segdec.config import RunConfig
 from segdec.errors import ConfigError, MissingExtraError
+from segdec.kernel import KERNEL, KERNEL_ARGUMENTS
 from segdec.outputs import FolderLock
 from segdec.timing import batch_progress
 
 logger = logging.getLogger(__name__)
-KERNEL = "python3"  # the kernel of the Python that runs the batch (ipykernel is a dependency)
-# ipykernel logs to its own stderr, the batch's terminal: a warning about unencrypted local TCP at
-# every start and an error when jupyter_client interrupts the idle kernel to shut it down. Only
-# its critical messages pass; a notebook's errors come back through the executed cells (the
-# summary names them) and whatever the kernel's libraries write to stderr still shows.
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 TRAIN_NOTEBOOK = "notebooks/02_train.ipynb"
 # "presets" is not read: it holds YAML anchors that runs merge in with "<<: *anchor".
 BATCH_KEYS = {"batch", "notebook", "runs_dir", "synthetic", "defaults", "presets", "runs",

@@ -68,6 +68,14 @@ def ablation_runs(runs: pd.DataFrame) -> pd.DataFrame:
         failure=[failure(d, auc) for d, auc in zip(done["run_dir"], done["auc"], strict=True)])
 
 
+def failed_seeds(runs: pd.DataFrame) -> dict[tuple[str, str, str], set[int]]:
+    """(network, mode, input size) -> the seeds with at least one failed run (``ablation_runs``):
+    a seed's folds-joined AP carries its failed fold."""
+    failed = runs[runs["failure"] != ""]
+    return {key: set(group["seed"].astype(int)) for key, group in
+            failed.groupby(["network", "mode", "input_size"])}
+
+
 def pairs_of(runs: pd.DataFrame, first: tuple[str, str], second: tuple[str, str]
              ) -> pd.DataFrame:
     """The fold-seed pairs of two (network, mode) settings: the AP of each (points, ``_a`` and

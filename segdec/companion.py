@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from segdec.batch import KERNEL, KERNEL_ARGUMENTS
 from segdec.data.images import DataError
+from segdec.kernel import KERNEL, KERNEL_ARGUMENTS
 from segdec.paths import repository_root
 
 # The README's generated blocks: marker name -> the committed records it is rendered from and

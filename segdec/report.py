@@ -76,6 +76,7 @@ def read_run(run_dir: str | Path) -> dict:
         "mode": supervision_mode(n_all, l_p),
         "n_all": n_all, "l_p": l_p, "n_seg": "all" if config.n_seg is None else config.n_seg,
         "fold": config.fold if config.dataset == "ksdd" else None, "splits": config.splits,
+        "flips": config.flips,
         "validation": "test set" if config.n_val == 0 else "held-out split",
         "input_size": f"{config.input_width}x{config.input_height}", "seed": config.seed,
         "epochs": config.epochs, "attention": config.attention, "atrous": config.atrous,
@@ -125,7 +126,7 @@ def finished(runs: pd.DataFrame) -> pd.DataFrame:
 # anything else, the input size included, is a different row).
 SETTING = ["dataset", "splits", "mode", "n_seg", "network", "attention", "atrous", "decay",
            "architecture", "gradient_adjustment", "seg_to_decision", "input_size",
-           "validation", "epochs"]
+           "validation", "epochs", "flips"]
 
 
 def join_folds(runs: pd.DataFrame) -> pd.DataFrame:

@@ -12,7 +12,8 @@ from segdec.checkpoint import load_checkpoint, model_from_checkpoint
 from segdec.cli import main
 from segdec.demo import demo_config
 from segdec.errors import CheckpointError
-from segdec.train import train
+from segdec.outputs import record
+from segdec.train import TRAIN_OUTPUTS, train
 from tests.conftest import one_epoch
 
 
@@ -20,6 +21,7 @@ from tests.conftest import one_epoch
 def test_a_killed_checkpoint_write_leaves_no_temporary_behind(tiny_severstal, tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
+    record(run, "train", TRAIN_OUTPUTS)  # a run lists its files before it writes the first
     stale = run / "checkpoints" / ".last.pt.abc123.tmp"
     stale.write_bytes(b"half a checkpoint")
     train(one_epoch(tiny_severstal, run), resume=True, progress=False)
@@ -36,7 +38,8 @@ def test_unreadable_checkpoints_are_named_without_a_traceback(tmp_path, capsys):
             load_checkpoint(path)
     malicious = tmp_path / "malicious.pt"
     with open(malicious, "wb") as handle:
-        pickle.dump({"format": 1, "payload": Path("x")}, handle)  # an object, not a tensor
+        # an object, not a tensor, in the pickle protocol torch.save writes
+        pickle.dump({"format": 1, "payload": Path("x")}, handle, protocol=2)
     with pytest.raises(ValueError, match="refused") as refused:
         load_checkpoint(malicious)
     assert "weights_only=False" not in str(refused.value)

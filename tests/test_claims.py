@@ -103,3 +103,16 @@ def test_the_claims_table_marks_failed_runs_in_their_cells(tmp_path):
     assert table[2] == "| none | 100.0 ± 0.0 (3) †9, none without (92.7) | - (98.9) | - (99.5) |"
     assert table[8] == ("| A+T+W | 100.0 ± 0.0 (3) (93.4) | 100.0 ± 0.0 (3) †1, 100.0 without "
                         "(99.4) | 100.0 ± 0.0 (3) (100.0) |")
+
+
+def test_table6_numbers_below_three_seeds_say_where_they_stand_not_a_verdict():
+    changes = pd.DataFrame(columns=["claim", "mode", "verdict"])
+    supervision = pd.DataFrame({"mode": ["MS", "WS"], "claim": ["MS claim", "WS claim"],
+                                "verdict": "not yet run"})
+    numbers = pd.DataFrame({"mode": ["WS", "FS"], "paper": [93.41, 100.0], "target": [93.0, 99.0],
+                            "ap": [94.0, 95.0], "seeds": [1, 3],
+                            "verdict": ["holds", "does not hold"]})
+    text = narrative.describe_claims(changes, supervision, numbers, "here")
+    assert ("WS 94.0 (1 seed) against the paper's 93.41: **reached at 1 of 3 seeds** (target 93); "
+            "FS 95.0 (3 seeds) against the paper's 100.00: **does not hold** (target 99, 4.0 "
+            "points short).") in text

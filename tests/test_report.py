@@ -402,3 +402,25 @@ def test_the_pixel_label_curve_says_when_weak_supervision_already_matches_full()
     assert narrative.describe_pixel_label_curve(curve(80.0)).endswith(
         "Mixed supervision comes within one point of full supervision with 10 of 35 masks (29 %; "
         "the paper reports about 45 % on Severstal).")
+
+
+def test_the_headline_marks_failed_runs_in_their_cells_and_pairs(tmp_path):
+    """A win over a network that did not learn is said to be one, and its cell gives the mean of
+    the seeds that learnt."""
+    _seeded_ksdd_runs(tmp_path)
+    collapsed = tmp_path / "f1" / "released-s1" / "metrics.json"
+    collapsed.write_text(json.dumps({**json.loads(collapsed.read_text()), "warning": "why"}))
+    text = narrative.headline(report.collect_runs(tmp_path))
+    ws = next(line for line in text.splitlines() if line.startswith("| WS"))
+    # the released network's fold-0 runs rank at chance in both seeds (AUC 0.49), and seed 1's
+    # fold-1 run collapsed: every seed failed somewhere
+    assert ws.endswith("| 100.0 ± 0.0 (2 seeds) | - | 83.3 ± 0.0 (2 seeds) †2 failed, none "
+                       "without |")
+    assert ("- paper's network (A+T+W) against Božič's network as released: WS 2 of 6, 4 tied "
+            "(p = 0.500, not separated from noise; Božič's network as released failed in 2 "
+            "seeds).") in text
+    for run in ("f0/released-s0", "f0/released-s1"):  # now only the collapsed run fails
+        path = tmp_path / run / "metrics.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "auc": 0.9}))
+    text = narrative.headline(report.collect_runs(tmp_path))
+    assert "| 83.3 ± 0.0 (2 seeds) †1 failed, 83.3 without |" in text

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from segdec.data.dataset import Sample
+from segdec.data.dataset import SPLIT_COLUMNS, Sample
 from segdec.data.images import DataError
-from segdec.data.splits import SPLIT_COLUMNS
 
 KSDD_FOLDS = "ksdd_folds.csv"
 SEVERSTAL_SPLITS = "severstal_splits.csv.gz"

@@ -75,6 +75,10 @@ class Sample:
         return masks
 
 
+# A split (segdec.data.splits, segdec.data.bozic): one row per image the run uses, with its subset
+# (train, val, test), label and whether its pixel labels train.
+SPLIT_COLUMNS = ["image", "subset", "label", "has_pixel_label"]
+
 # What ``resize`` + ``image_tensor`` do to an image; checkpoints record it so that a later change
 # cannot silently feed an old model differently prepared pixels.
 PREPROCESSING = {"resize": "stretch-bilinear", "scale": 1 / 255}

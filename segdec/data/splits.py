@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from segdec.data.dataset import Sample
+from segdec.data.dataset import SPLIT_COLUMNS, Sample
 from segdec.data.images import DataError
 from segdec.errors import OutputExistsError
 from segdec.io import atomic_write
@@ -31,7 +31,6 @@ from segdec.outputs import manifest_path
 
 # Božič et al. on the full Severstal training set (12,568 images).
 SEVERSTAL_TOTAL, SEVERSTAL_TEST, SEVERSTAL_VAL, SEVERSTAL_TRAIN_NEGATIVES = 12568, 2400, 1118, 4143
-SPLIT_COLUMNS = ["image", "subset", "label", "has_pixel_label"]
 HASH_COLUMN = "sha1"
 
 
