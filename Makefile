@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # With no NVIDIA driver, take the CPU build of torch first (the CUDA build is several GB).
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: install demo test lint clean locked lock companion concepts train-example
+.PHONY: install demo test test-fast lint clean locked lock companion concepts train-example
 
 $(BIN)/segdec: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -41,26 +41,35 @@ demo: install
 	$(BIN)/segdec batch papermill_runs/demo.yaml --workers 2
 
 # The numbered report notebooks, executed in place from the committed run records (~1 min);
-# Figure 9's also reads the KolektorSDD images again (../shared/data/ksdd: see the README's "Get the data").
+# Figure 9's also reads the KolektorSDD images again, from the folder its records name.
 companion: install
 	$(BIN)/segdec companion
 
 # The teaching notebook, executed in place: it trains its four small networks on KolektorSDD
-# (../shared/data/ksdd, or data_root) unless runs/concepts holds them (~8 min on 2 cores).
+# ($SEGDEC_DATA/ksdd, default data/ksdd, or data_root) unless runs/concepts holds them (~8 min).
 concepts: install
 	$(BIN)/segdec companion notebooks/00_concepts.ipynb
 
 # Notebook 02 executed in place on one real KolektorSDD run (fold 0, FS, the paper's network
-# without gradient adjustment; ../shared/data/ksdd), trained into runs/companion (~4 min on 2 cores).
+# without gradient adjustment; $SEGDEC_DATA/ksdd, default data/ksdd), trained into runs/companion
+# (~4 min on 2 cores).
 train-example: install
 	$(BIN)/segdec companion notebooks/02_train.ipynb
 
 test: install
-	$(BIN)/ruff check segdec tests benchmarks notebooks/label_budget.py
+	$(BIN)/ruff check segdec tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 --durations=10
 
+# While developing: lint and the fast tests only (no training, no notebook); CI runs `make test`.
+test-fast: install
+	$(BIN)/ruff check segdec tests benchmarks
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q -n 2 -m "not slow"
+
 lint: install
-	$(BIN)/ruff check segdec tests benchmarks notebooks/label_budget.py
+	$(BIN)/ruff check segdec tests benchmarks
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf runs papermill_runs/out .pytest_cache

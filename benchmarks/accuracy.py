@@ -25,7 +25,7 @@ from segdec.data.synthetic import DEMO_IMAGES, DEMO_SHAPE
 from segdec.demo import demo_config, ensure_synthetic
 from segdec.evaluate import evaluate_run
 from segdec.io import write_text
-from segdec.runtime import autocast_dtype, resolve_device
+from segdec.runtime import Runtime, resolve_device, resolve_precision
 from segdec.train import train
 
 ACCURACY_IMAGES, ACCURACY_SHAPE = DEMO_IMAGES, DEMO_SHAPE  # the demo's set, (height, width)
@@ -40,7 +40,7 @@ def accuracy_check(device: torch.device, work_dir: str | Path) -> pd.DataFrame:
                        out_dir=str(Path(work_dir) / "fp32"), **ACCURACY_RUN)
     ensure_synthetic(base, ACCURACY_IMAGES, ACCURACY_IMAGES, shape=ACCURACY_SHAPE)
     fp32_ap = train(base, progress=False)["ap"]
-    auto = autocast_dtype("auto", device)
+    auto = Runtime(device, resolve_precision("auto", device)).autocast_dtype
     auto_ap = fp32_ap if auto is None else train(
         base.replace(precision="auto", out_dir=str(Path(work_dir) / "auto")), progress=False
     )["ap"]

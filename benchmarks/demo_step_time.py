@@ -12,7 +12,7 @@ import os
 
 import torch
 
-from segdec.bench import RUN_DEFAULT, machine_description, median_seconds, runners
+from segdec.bench import RUN_DEFAULT, machine_description, median_seconds_within, runners
 
 torch.set_num_threads(1)
 device = torch.device("cpu")
@@ -23,7 +23,7 @@ print("| network | " + " | ".join(f"{h}x{w} step (s)" for h, w in sizes)
       + " | ratio 64x64 / 64x128 |")
 print("| --- |" + " --- |" * (len(sizes) + 1))
 for network in ("paper", "original"):
-    seconds = [median_seconds(runners(network, h, w, RUN_DEFAULT, 10, device)[2], 5.0)
+    seconds = [median_seconds_within(runners(network, h, w, RUN_DEFAULT, 10, device)[2], 5.0)
                for h, w in sizes]
     print(f"| {network} | " + " | ".join(f"{s:.3f}" for s in seconds)
           + f" | {seconds[1] / seconds[0]:.2f} |")

@@ -24,7 +24,7 @@ from segdec.config import RunConfig
 from segdec.data.dataset import image_tensor
 from segdec.data.images import image_shape, load_image
 from segdec.data.prepare import prepare_data
-from segdec.evaluate import image_metrics, input_image
+from segdec.metrics import image_metrics
 from segdec.model import probabilities
 
 CHANGES = {
@@ -60,7 +60,7 @@ def scores(run_dir: Path) -> tuple[pd.DataFrame, dict[str, float]]:
     table = pd.DataFrame({"image": [s.name for s in test.samples], "label": test.labels()})
     with torch.inference_mode():
         for name, change in CHANGES.items():
-            batch = torch.stack([image_tensor(np.ascontiguousarray(change(input_image(test, i))))
+            batch = torch.stack([image_tensor(np.ascontiguousarray(change(test.input_image(i))))
                                  for i in range(len(test))])
             table[name] = probabilities(model, batch)[0].numpy()
     ap = {name: image_metrics(table["label"].to_numpy(), table[name].to_numpy())["ap"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from segdec.report import collect_runs, join_folds
+from segdec.runs import collect_runs, join_folds
 
 ROOT, SETTINGS = Path(sys.argv[1]), sys.argv[2:]
 RECORDS = Path("figures/ksdd/runs")

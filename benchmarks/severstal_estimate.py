@@ -73,7 +73,7 @@ def epoch_timer(config: RunConfig, work_dir: Path, steps: int | None = None) -> 
         n_test=2, n_val=2, n_train_negatives=None, input_height=height, input_width=width))
     model, optimizer, criterion = training_parts(config, runtime)
     runnable = torch.compile(model) if config.compile else model
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    scaler = runtime.loss_scaler()
     weights = loss_weights(config.balance, 0, config.epochs, config.beta)
     order = EpochOrder()
     images = (steps or STEPS.get(device.type, STEPS["cpu"])) * config.batch_size

@@ -38,7 +38,7 @@ from segdec.bench import (
     command_line,
     machine_description,
     measure_once,
-    median_seconds,
+    median_seconds_within,
     runners,
     timer,
 )
@@ -50,7 +50,6 @@ from segdec.io import atomic_write, write_text
 from segdec.model import atrous_weight_gradient
 from segdec.runtime import (
     PRECISION_DTYPES,
-    autocast_dtype,
     can_compute,
     cpu_has_bf16_instructions,
     keep_freed_memory,
@@ -144,11 +143,11 @@ def bench_variant(network: str, dataset: str, height: int, width: int, variant: 
     """Forward and training-step time, FLOPs, achieved rate, share of peak and peak memory of
     one variant."""
     model, forward, step = runners(network, height, width, variant, settings.batch_size, device)
-    dtype = autocast_dtype(variant.precision, device)
+    dtype = variant.runtime(device).autocast_dtype
     path = atrous_weight_gradient(model, device.type, dtype is not None)
     model.eval()
     forward_mib, forward_flops = measure_once(forward, device)
-    forward_s = median_seconds(forward, settings.max_run_time)
+    forward_s = median_seconds_within(forward, settings.max_run_time)
     model.train()
     step_mib, step_flops = measure_once(step, device)  # also the steps' warm-up
     step_times, shares = [], []
@@ -245,8 +244,8 @@ def normalisation_ms(device: torch.device, settings: StudySettings, channels: in
     times = {}
     for name, norm in norms.items():
         norm.to(device)
-        times[name] = 1e3 * median_seconds(lambda n=norm: n(x).backward(grad),
-                                           settings.max_run_time)
+        times[name] = 1e3 * median_seconds_within(lambda n=norm: n(x).backward(grad),
+                                                  settings.max_run_time)
     return times
 
 

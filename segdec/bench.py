@@ -12,6 +12,7 @@ pipeline, the issue's targets, accuracy) are scripts under ``benchmarks/``.
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import time
@@ -30,7 +31,7 @@ from segdec.loss import SegDecLoss
 from segdec.model import SegDecNet, atrous_weight_gradient, build_model, use_space_to_batch
 from segdec.runtime import (
     KEEP_FREED_MEMORY_ENV,
-    autocast_dtype,
+    Runtime,
     cpu_has_amx,
     cpu_has_bf16_instructions,
     cpu_name,
@@ -39,6 +40,8 @@ from segdec.runtime import (
     takes_space_to_batch,
 )
 from segdec.train import training_step
+
+logger = logging.getLogger(__name__)
 
 NETWORKS = {"original": "bozic", "paper": "paper"}  # the names of segdec.model.build_model
 # (name, height, width): DAGM, KolektorSDD (1408 high, 512 wide) and Severstal input sizes.
@@ -72,6 +75,11 @@ class Variant:
     compiled: bool = False
     atrous_gradient: str = "auto"  # a RunConfig atrous_gradient: auto, space_to_batch, dilated
 
+    def runtime(self, device: torch.device) -> Runtime:
+        """The runtime a run with this precision and atrous gradient takes on ``device``."""
+        return Runtime(device, resolve_precision(self.precision, device),
+                       space_to_batch=takes_space_to_batch(self.atrous_gradient))
+
 
 RUN_DEFAULT = Variant(precision="auto")  # what a run takes when precision and path are unset
 
@@ -88,8 +96,9 @@ def timer(fn: Callable[[], object]) -> Timer:
     return Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
 
 
-def median_seconds(fn: Callable[[], object], max_run_time: float) -> float:
-    """Median seconds per call of ``fn``, by ``Timer.adaptive_autorange``."""
+def median_seconds_within(fn: Callable[[], object], max_run_time: float) -> float:
+    """Median seconds per call of ``fn``, by ``Timer.adaptive_autorange``, which repeats it until
+    the spread is small or ``max_run_time`` seconds are spent."""
     return timer(fn).adaptive_autorange(max_run_time=max_run_time).median
 
 
@@ -187,10 +196,12 @@ def synthetic_batch(batch_size: int, height: int, width: int) -> dict[str, torch
 
 def runners(network: str, height: int, width: int, variant: Variant, batch_size: int,
             device: torch.device) -> tuple[nn.Module, Callable[[], None], Callable[[], None]]:
-    """(model, forward, training step) of one network and variant on a synthetic batch."""
+    """(model, forward, training step) of one network and variant on a synthetic batch, with
+    the variant's runtime applied (its TF32 switches too)."""
+    runtime = variant.runtime(device)
+    runtime.apply()
     torch.manual_seed(0)
-    model = use_space_to_batch(build_model(NETWORKS[network]).to(device),
-                               takes_space_to_batch(variant.atrous_gradient))
+    model = use_space_to_batch(build_model(NETWORKS[network]).to(device), runtime.space_to_batch)
     if variant.channels_last:
         model = model.to(memory_format=torch.channels_last)
     run = torch.compile(model) if variant.compiled else model
@@ -199,9 +210,9 @@ def runners(network: str, height: int, width: int, variant: Variant, batch_size:
     images = batch["image"].contiguous(
         memory_format=torch.channels_last if variant.channels_last else torch.contiguous_format
     )
-    dtype = autocast_dtype(variant.precision, device)
+    dtype = runtime.autocast_dtype
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    scaler = runtime.loss_scaler()
     criterion = SegDecLoss("bce")
 
     def forward() -> None:
@@ -222,18 +233,18 @@ def bench_network(network: str, dataset: str, height: int, width: int,
     the run's default runtime."""
     model, forward, step = runners(network, height, width, RUN_DEFAULT, settings.batch_size,
                                    device)
-    dtype = autocast_dtype(RUN_DEFAULT.precision, device)
+    runtime = RUN_DEFAULT.runtime(device)
     model.eval()
     forward_mib, forward_flops = measure_once(forward, device)
-    forward_s = median_seconds(forward, settings.max_run_time)
+    forward_s = median_seconds_within(forward, settings.max_run_time)
     model.train()
     step_mib, step_flops = measure_once(step, device)
-    step_s = median_seconds(step, settings.max_run_time)
+    step_s = median_seconds_within(step, settings.max_run_time)
     return {
         "network": network, "dataset": dataset, "height": height, "width": width,
-        "batch_size": settings.batch_size,
-        "precision": resolve_precision(RUN_DEFAULT.precision, device),
-        "atrous_gradient": atrous_weight_gradient(model, device.type, dtype is not None),
+        "batch_size": settings.batch_size, "precision": runtime.precision,
+        "atrous_gradient": atrous_weight_gradient(model, device.type,
+                                                  runtime.autocast_dtype is not None),
         "forward_s": forward_s, "step_s": step_s,
         "forward_gflop": forward_flops / 1e9, "step_gflop": step_flops / 1e9,
         "forward_gflops": forward_flops / forward_s / 1e9, "step_gflops": step_flops / step_s / 1e9,
@@ -282,8 +293,7 @@ class BenchResults:
         ])
 
 
-def run_bench(settings: BenchSettings, device: torch.device,
-              log: Callable[[str], None] = print) -> BenchResults:
+def run_bench(settings: BenchSettings, device: torch.device) -> BenchResults:
     """Both networks at every size of ``settings``, one line logged per network."""
     started = time.perf_counter()
     keep_freed_memory()  # before the first measurement: the whole run measures one allocator
@@ -291,8 +301,8 @@ def run_bench(settings: BenchSettings, device: torch.device,
     for dataset, height, width in settings.sizes:
         for network in NETWORKS:
             rows.append(bench_network(network, dataset, height, width, settings, device))
-            log(f"{dataset} {height}x{width} {network}: forward {rows[-1]['forward_s']:.3f} s, "
-                f"step {rows[-1]['step_s']:.3f} s")
+            logger.info("%s %dx%d %s: forward %.3f s, step %.3f s", dataset, height, width,
+                        network, rows[-1]["forward_s"], rows[-1]["step_s"])
     return BenchResults(machine_description(device), pd.DataFrame(rows, columns=COLUMNS),
                         settings, time.perf_counter() - started)
 

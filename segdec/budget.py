@@ -6,11 +6,15 @@ The expected time of a plan scales the measured step and scoring times by the in
 chosen size then checks). The needed cut is shared evenly between pixels and epochs, within two
 floors: the median defect must stay ``VISIBLE_PX`` pixels wide at 1/8 of the input (the
 segmentation map's resolution), and at least ``MIN_EPOCHS`` epochs are trained.
+
+A run plans from its estimate on the datasets it prepared (``plan_run``) and keeps those datasets
+where the plan keeps their input size (``at_input_size``): they are read and prepared once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
@@ -20,6 +24,10 @@ from segdec.data.images import image_shape
 from segdec.model import SegDecNet
 from segdec.recipes import beta_for_epochs
 from segdec.timing import RunEstimate, duration, validations
+
+if TYPE_CHECKING:  # only to annotate plan_run and at_input_size
+    from segdec.config import RunConfig
+    from segdec.data.prepare import RunData
 
 MIN_EPOCHS = 5
 VISIBLE_PX = 2.0  # the median defect's smaller bounding-box side on the 1/8 map
@@ -183,3 +191,24 @@ def plan_budget(budget_s: float, measured: RunEstimate, size: tuple[int, int],
         beta=None if beta is None else beta_for_epochs(estimate.epochs, epochs, beta),
         defect_px=median_defect_px(extents, at),
         configured_defect_px=median_defect_px(extents, size))
+
+
+def plan_run(config: RunConfig, data: RunData, measured: RunEstimate) -> BudgetPlan:
+    """The plan that fits ``config.time_budget`` for a run of ``data``: ``measured`` is the
+    configured run as its estimate times it, at the configured input size."""
+    return plan_budget(config.time_budget, measured, (config.input_height, config.input_width),
+                       config.beta if config.balance == "decay" else None,
+                       defect_extents(data.train))
+
+
+def at_input_size(data: RunData, config: RunConfig) -> RunData:
+    """The run's datasets at the configuration's input size (a budget's plan, or the one a
+    resumed run started with): ``data`` itself where that is its size, with the images the
+    plan's timed steps decoded kept in its cache; else its samples read at the new size."""
+    size = (config.input_height, config.input_width)
+    parts = {"train": data.train, "val": data.val, "test": data.test}
+    if all(part.options.size == size for part in parts.values()):
+        return data
+    return replace(data, **{
+        name: DefectDataset(part.samples, part.has_pixel_label, replace(part.options, size=size))
+        for name, part in parts.items()})

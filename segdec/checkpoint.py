@@ -18,15 +18,10 @@ from segdec.data.dataset import PREPROCESSING
 from segdec.errors import CheckpointError
 from segdec.io import atomic_write
 from segdec.model import ModelConfig, SegDecNet
-from segdec.runtime import Runtime, resolve_device, scoring_precision, use_precision
+from segdec.runtime import Runtime, resolve_device, scoring_precision
 
 CHECKPOINT_FORMAT = 1
 _MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)}
-
-
-def model_config(config: RunConfig) -> ModelConfig:
-    """The architecture switches of a run (RunConfig holds them flat, under the same names)."""
-    return ModelConfig(**{f.name: getattr(config, f.name) for f in dataclasses.fields(ModelConfig)})
 
 
 def save_checkpoint(path: Path, model: SegDecNet, config: RunConfig, **extra) -> None:
@@ -129,17 +124,11 @@ def scoring_runtime(state: dict, device: str | torch.device = "auto") -> Runtime
                    bool(run.get("deterministic", False)))
 
 
-def scoring_dtype(state: dict, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of ``scoring_runtime`` (TF32 switched to match)."""
-    runtime = scoring_runtime(state, device)
-    return use_precision(runtime.precision, device)
-
-
 def check_belongs_to_run(state: dict, config: RunConfig, path: Path) -> None:
     """A checkpoint evaluated for a run must hold that run's network at its input size; another
     run's best.pt would score well enough to pass unnoticed into its metrics.json."""
     trained = {**state["model_config"], "input_size": list(state["input_size"])}
-    run = {**model_config(config).to_dict(),
+    run = {**config.model_config().to_dict(),
            "input_size": [config.input_height, config.input_width]}
     if state.get("bit_depth") is not None:  # older checkpoints say nothing of it
         trained["bit_depth"], run["bit_depth"] = state["bit_depth"], config.bit_depth

@@ -10,20 +10,23 @@ so that the difference is the change's and not the fold's or the seed's.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from segdec import paper
-from segdec.report import PAPER_KSDD_MS_L_P, finished, join_folds, over_seeds
+from segdec.runs import (
+    BASELINE,
+    IMPROVED,
+    PAPER_KSDD_MS_L_P,
+    Network,
+    finished,
+    join_folds,
+    over_seeds,
+)
 from segdec.statistics import NOT_SEPARATED, Paired, paired
 
-# A test AUC at or below this ranks defective images little better than a coin (0.5).
-CHANCE_AUC = 0.6
-COLLAPSED, AT_CHANCE = "collapsed", "at chance"
 # "Matches" for the supervision claims: within this many AP points of full supervision.
 MATCH_POINTS = 1.0
 # Issue 33's targets for the paper's network on KolektorSDD, folds joined, mean of 3 seeds
@@ -37,38 +40,28 @@ class Change:
     """One of the paper's changes, tested as the full network against the network without it."""
 
     claim: str
-    full: str
-    without: str
+    full: Network
+    without: Network
 
 
-CHANGES = (Change("A (attention) helps", "A+T+W", "T+W"),
-           Change("T (atrous kernels) helps", "A+T+W", "A+W"),
-           Change("W (decayed balance) helps", "A+T+W", "A+T"),
-           Change("A+T+W beats none (Božič's network as described)", "A+T+W", "none"))
-IMPROVED = "A+T+W"
-
-
-def failure(run_dir: str | Path, auc: float) -> str:
-    """``collapsed`` where evaluation found a flat map (metrics.json's warning), ``at chance``
-    where the test AUC is at most ``CHANCE_AUC``, else empty."""
-    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
-    if "warning" in metrics:
-        return COLLAPSED
-    return AT_CHANCE if auc <= CHANCE_AUC else ""
+CHANGES = (Change("A (attention) helps", IMPROVED, Network(False, True, True)),
+           Change("T (atrous kernels) helps", IMPROVED, Network(True, False, True)),
+           Change("W (decayed balance) helps", IMPROVED, Network(True, True, False)),
+           Change("A+T+W beats none (Božič's network as described)", IMPROVED, BASELINE))
 
 
 def ablation_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """The finished runs with ``switches`` (the network without its recipe suffix), the AP in
-    points and each run's ``failure``. MS keeps Table 6's L_p only."""
+    """The finished runs with ``switches`` (the network, gradient adjustment taken as on: the
+    ablation compares switches within whichever recipe its runs share) and the AP in points;
+    each run's ``failure`` comes with it (``runs.failure``). MS keeps Table 6's L_p only."""
     done = finished(runs)
     done = done[(done["mode"] != "MS") | (done["n_seg"] == PAPER_KSDD_MS_L_P)]
     return done.assign(
-        switches=done["network"].str.replace(", no GA", "", regex=False),
-        ap_points=100 * done["ap"].astype(float),
-        failure=[failure(d, auc) for d, auc in zip(done["run_dir"], done["auc"], strict=True)])
+        switches=[network.with_adjustment() for network in done["network"]],
+        ap_points=100 * done["ap"].astype(float))
 
 
-def failed_seeds(runs: pd.DataFrame) -> dict[tuple[str, str, str], set[int]]:
+def failed_seeds(runs: pd.DataFrame) -> dict[tuple[Network, str, str], set[int]]:
     """(network, mode, input size) -> the seeds with at least one failed run (``ablation_runs``):
     a seed's folds-joined AP carries its failed fold."""
     failed = runs[runs["failure"] != ""]
@@ -76,7 +69,7 @@ def failed_seeds(runs: pd.DataFrame) -> dict[tuple[str, str, str], set[int]]:
             failed.groupby(["network", "mode", "input_size"])}
 
 
-def pairs_of(runs: pd.DataFrame, first: tuple[str, str], second: tuple[str, str]
+def pairs_of(runs: pd.DataFrame, first: tuple[Network, str], second: tuple[Network, str]
              ) -> pd.DataFrame:
     """The fold-seed pairs of two (network, mode) settings: the AP of each (points, ``_a`` and
     ``_b``) and whether either run failed."""
@@ -148,7 +141,7 @@ def cells(runs: pd.DataFrame) -> pd.DataFrame:
         seeds = seeds.sort_values("seed")
         bad = [int(failed.get((row.network, row.mode, s), 0)) for s in seeds["seed"]]
         clean = [100 * ap for ap, n in zip(seeds["ap"], bad, strict=True) if not n]
-        rows.append({"mode": row.mode, "switches": row.network.replace(", no GA", ""),
+        rows.append({"mode": row.mode, "switches": row.network.with_adjustment(),
                      "seeds": row.seeds, "ap": 100 * row.ap,
                      "ap_sd": 100 * row.ap_sd if row.seeds > 1 else np.nan,
                      "ap_per_seed": [100 * ap for ap in seeds["ap"]],

@@ -207,7 +207,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from segdec.report import runs_table, save_table
+    from segdec.tables import runs_table, save_table
 
     table = runs_table(args.runs)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

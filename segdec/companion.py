@@ -4,14 +4,16 @@ repository's pages without running anything (``make companion``)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from segdec.data.images import DataError
+from segdec.errors import DataError
 from segdec.kernel import KERNEL, KERNEL_ARGUMENTS
 from segdec.paths import repository_root
+
+logger = logging.getLogger(__name__)
 
 # The README's generated blocks: marker name -> the committed records it is rendered from and
 # the narrative function that renders them (segdec.narrative).
@@ -27,7 +29,8 @@ def block_markers(name: str) -> tuple[str, str]:
 
 
 # Executed with their own defaults, which point at the committed records. Figure 9 (last) also
-# reads the KolektorSDD images again, which the records leave out (../shared/data/ksdd).
+# reads the KolektorSDD images again, which the records leave out (from the folder each record's
+# config.yaml names).
 NOTEBOOKS = ("notebooks/03_table5.ipynb", "notebooks/04_figure8.ipynb",
              "notebooks/06_ablation.ipynb", "notebooks/05_figure9.ipynb")
 # Executed in place on request, each training its runs first where runs/ lacks them (minutes):
@@ -36,7 +39,7 @@ NOTEBOOKS = ("notebooks/03_table5.ipynb", "notebooks/04_figure8.ipynb",
 EXAMPLES: dict[str, dict] = {
     "notebooks/00_concepts.ipynb": {},
     "notebooks/02_train.ipynb": {
-        "dataset": "ksdd", "data_root": "../shared/data/ksdd", "n_all": None, "n_seg": None,
+        "dataset": "ksdd", "data_root": "${SEGDEC_DATA}/ksdd", "n_all": None, "n_seg": None,
         "fold": 0, "n_val": 0, "input_width": 96, "input_height": 264, "dilate_masks": 3,
         "epochs": 25, "validate_every": 5, "batch_size": 1, "momentum": 0.0,
         "learning_rate": 1.0, "delta": 0.01, "dt_power": 2.0, "dt_max_weight": 1.0,
@@ -48,15 +51,15 @@ EXAMPLES: dict[str, dict] = {
 EXECUTED = (*NOTEBOOKS, *EXAMPLES)
 
 
-def render_companion(notebooks: tuple[str, ...] = NOTEBOOKS, root: str | Path | None = None,
-                     log: Callable[[str], None] = print) -> dict[str, float]:
+def render_companion(notebooks: tuple[str, ...] = NOTEBOOKS,
+                     root: str | Path | None = None) -> dict[str, float]:
     """Execute each notebook in place (written to a temporary file, then renamed, so a failed
     execution leaves the committed notebook as it was); returns the seconds each took."""
     import papermill
 
     root = Path(root or repository_root() or ".").resolve()
     update_readme(root)
-    log(f"README.md: {', '.join(README_BLOCKS)} rendered")
+    logger.info("README.md: %s rendered", ", ".join(README_BLOCKS))
     seconds = {}
     for notebook in notebooks:
         path = root / notebook
@@ -72,7 +75,7 @@ def render_companion(notebooks: tuple[str, ...] = NOTEBOOKS, root: str | Path | 
         finally:
             temporary.unlink(missing_ok=True)
         seconds[notebook] = time.perf_counter() - started
-        log(f"{notebook}: executed in {seconds[notebook]:.0f} s")
+        logger.info("%s: executed in %.0f s", notebook, seconds[notebook])
     return seconds
 
 
@@ -107,7 +110,7 @@ def clean_notebook(path: Path, root: Path) -> None:
 
 def readme_with_blocks(readme: str, root: Path) -> str:
     """The README text with each generated block rendered afresh from the committed records."""
-    from segdec import narrative, report
+    from segdec import narrative, runs
 
     for name, (records, function) in README_BLOCKS.items():
         start, end = block_markers(name)
@@ -115,7 +118,7 @@ def readme_with_blocks(readme: str, root: Path) -> str:
             raise DataError(f"README.md lacks the {name} markers {start} ... {end}")
         before, rest = readme.split(start, 1)
         after = rest.split(end, 1)[1]
-        text = getattr(narrative, function)(report.collect_runs(root / records))
+        text = getattr(narrative, function)(runs.collect_runs(root / records))
         readme = f"{before}{start}\n{text}\n{end}{after}"
     return readme
 

@@ -23,6 +23,7 @@ from segdec.errors import ConfigError
 from segdec.io import write_text
 from segdec.model import ModelConfig, SegDecNet
 from segdec.options import option
+from segdec.paths import DATA_HOME, data_path
 from segdec.recipes import RECIPE_FIELDS, beta_for_epochs, recipe
 from segdec.timing import parse_duration
 
@@ -107,16 +108,17 @@ class RunConfig(ModelConfig):
     dataset: str = option("severstal", "data", "dataset format", DATASETS)
     recipe: str = option("published", "data", "fill unset optimisation and loss fields from the "
                          "dataset's published recipe (segdec/recipes.py)", RECIPES)
-    data_root: str = option("data/severstal", "data", "folder of the dataset")
+    data_root: str = option(f"{DATA_HOME}/severstal", "data", "folder of the dataset "
+                            f"({DATA_HOME}: $SEGDEC_DATA, else data)")
     split_csv: str | None = option(None, "data", "reuse this split (a run's split.csv)")
     splits: str = option("own", "data", "which images train, validate and test: own (this "
                          "project's seeded split; KolektorSDD: sorted items dealt in turn) or "
                          "bozic (Božič et al.'s published KolektorSDD folds and Severstal "
                          "splits, read from splits_root; n_seg then counts his items or images)",
                          SPLITS)
-    splits_root: str = option("data/bozic_splits", "data", "folder of Božič's published splits "
-                              "as CSV (ksdd_folds.csv, severstal_splits.csv.gz), for splits: "
-                              "bozic")
+    splits_root: str = option(f"{DATA_HOME}/bozic_splits", "data", "folder of Božič's published "
+                              "splits as CSV (ksdd_folds.csv, severstal_splits.csv.gz), for "
+                              "splits: bozic")
     n_all: int | None = option(300, "data", "training positives (null: all there are)")
     n_seg: int | None = option(None, "data", "training positives with pixel labels (0: WS; "
                                "null: all, FS)")
@@ -197,6 +199,7 @@ class RunConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         self.check_types()
+        self.data_root, self.splits_root = data_path(self.data_root), data_path(self.splits_root)
         unset = [name for name in DERIVED_FIELDS if getattr(self, name) is None]
         if any(name in RECIPE_FIELDS for name in unset):
             published = self.recipe == "published"
@@ -263,6 +266,11 @@ class RunConfig(ModelConfig):
                               "split; drop one of them")
 
     # ---- (de)serialisation ------------------------------------------------------------------
+    def model_config(self) -> ModelConfig:
+        """The run's architecture switches alone (a run holds them flat, under the same names),
+        which build its network and which its checkpoint keeps."""
+        return ModelConfig(**{f.name: getattr(self, f.name) for f in fields(ModelConfig)})
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

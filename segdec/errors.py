@@ -13,6 +13,11 @@ class SegdecError(Exception):
     """Bad input; the message names the file, folder or setting and what to do."""
 
 
+class DataError(SegdecError, ValueError):
+    """Bad input data (an image, a mask, a CSV row, a dataset folder); the message names the file
+    or row and says what to do."""
+
+
 class ConfigError(SegdecError, ValueError):
     """A run configuration, batch file or option value that cannot be used (a ValueError too, so
     callers that caught ValueError before this class existed still catch it)."""

@@ -1,7 +1,6 @@
-"""Testing a trained network: image-level metrics (docs/paper.md, Metrics: AP, AUC, best F, its
-threshold, FP and FN there), pixel-level metrics of the segmentation map (which the paper shows
-but does not score), and a run's test evaluation into ``metrics.json``, ``predictions.csv`` and
-``segmentation_maps.npz``, and the error gallery ``errors.png``."""
+"""Testing a trained network: a run's test evaluation, scored by ``segdec.metrics``, into
+``metrics.json``, ``predictions.csv``, ``segmentation_maps.npz`` and the error gallery
+``errors.png``."""
 
 from __future__ import annotations
 
@@ -13,8 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
-from sklearn.metrics import average_precision_score, log_loss, precision_recall_curve, roc_auc_score
 from torch.utils.data import DataLoader
 
 from segdec.checkpoint import (
@@ -28,79 +25,17 @@ from segdec.checkpoint import (
 )
 from segdec.config import RunConfig
 from segdec.data.dataset import DefectDataset
-from segdec.data.images import DataError, image_shape, load_image, resize
 from segdec.data.prepare import loader, prepare_data
 from segdec.data.splits import split_digest
 from segdec.gallery import error_gallery, error_indices
 from segdec.io import atomic_write, write_json
+from segdec.metrics import image_metrics, pixel_metrics
 from segdec.model import flat_map_warning, probabilities
 from segdec.outputs import FolderLock
 from segdec.plots import save_figure
 from segdec.runtime import Runtime, resolve_device, resolve_precision
 
 logger = logging.getLogger(__name__)
-
-
-def image_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float | int]:
-    """Metrics of decision ``scores`` (probabilities) against binary ``labels``."""
-    labels, scores = np.asarray(labels).astype(int), np.asarray(scores, dtype=np.float64)
-    if labels.size == 0:
-        raise DataError("cannot evaluate an empty split")
-    if labels.min() == labels.max():
-        raise DataError("the evaluated split holds only one class; AP and AUC need both")
-    f_measure, threshold = best_f_measure(labels, scores)
-    predicted = scores >= threshold
-    return {
-        "ap": float(average_precision_score(labels, scores)),
-        "auc": float(roc_auc_score(labels, scores)),
-        "log_loss": float(log_loss(labels, np.clip(scores, 1e-7, 1 - 1e-7))),
-        "f_measure": f_measure,
-        "threshold": threshold,
-        "fp": int(np.sum(predicted & (labels == 0))),
-        "fn": int(np.sum(~predicted & (labels == 1))),
-        "n_test": int(labels.size),
-    }
-
-
-def best_f_measure(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
-    """The highest F-measure on the precision-recall curve and the threshold that gives it."""
-    precision, recall, thresholds = precision_recall_curve(labels, scores)
-    f = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
-    best = int(np.argmax(f))
-    return float(f[best]), float(thresholds[best])
-
-
-def pixel_metrics(maps: list[np.ndarray], masks: list[np.ndarray]) -> dict[str, float]:
-    """AP, best F and IoU (at that F's threshold) of segmentation maps, pooled over the pixels of
-    all given images; at the map's 1/8 resolution (a cell is a defect when it holds any defect
-    pixel) and with the map upsampled bilinearly to the mask's size, as the paper displays it.
-
-    ``maps`` are probabilities at 1/8, ``masks`` binary ground truth at input size (undilated).
-    """
-    if not maps:
-        return {}
-    stride = masks[0].shape[0] // maps[0].shape[0]
-    coarse_truth, full_truth, coarse_prob, full_prob = [], [], [], []
-    for prob, mask in zip(maps, masks, strict=True):
-        truth = torch.from_numpy(np.asarray(mask > 0, dtype=np.float32))[None, None]
-        prob = torch.from_numpy(np.asarray(prob, dtype=np.float32))[None, None]
-        coarse_truth.append(F.max_pool2d(truth, stride).ravel())
-        coarse_prob.append(prob.ravel())
-        full_truth.append(truth.ravel())
-        full_prob.append(F.interpolate(prob, size=mask.shape, mode="bilinear",
-                                       align_corners=False).ravel())
-    result = {}
-    for suffix, truths, probs in (("_1_8", coarse_truth, coarse_prob),
-                                  ("", full_truth, full_prob)):
-        truth, prob = torch.cat(truths).numpy().astype(bool), torch.cat(probs).numpy()
-        if not truth.any():
-            continue
-        f_measure, threshold = best_f_measure(truth, prob)
-        predicted = prob >= threshold
-        result[f"pixel_ap{suffix}"] = float(average_precision_score(truth, prob))
-        result[f"pixel_f{suffix}"] = f_measure
-        result[f"pixel_iou{suffix}"] = float((predicted & truth).sum() / (predicted | truth).sum())
-    return result
 
 
 @torch.inference_mode()
@@ -146,12 +81,12 @@ def evaluate_test(model: torch.nn.Module, test: DefectDataset, config: RunConfig
     metrics = image_metrics(labels, scores)
     positives = np.flatnonzero(labels == 1)
     metrics.update(pixel_metrics([maps[i] for i in positives],
-                                 [input_mask(test, i) for i in positives]))
+                                 [test.input_mask(i) for i in positives]))
     # Figure 9 shows positives, and the pixel metrics score them: their maps are kept first.
     positives_first = np.argsort(-labels, kind="stable")
     saved = positives_first[:min(config.n_saved_maps, len(labels))].tolist()
     false_pos, false_neg = error_indices(labels, scores, metrics["threshold"])
-    gallery = [{"image": input_image(test, i, channels=1), "mask": input_mask(test, i),
+    gallery = [{"image": test.input_image(i, channels=1), "mask": test.input_mask(i),
                 "seg_map": maps[i], "score": float(scores[i]), "kind": kind,
                 "name": test.samples[i].name}
                for kind, indices in (("false positive", false_pos), ("false negative", false_neg))
@@ -159,15 +94,17 @@ def evaluate_test(model: torch.nn.Module, test: DefectDataset, config: RunConfig
     return Evaluation(metrics, scores, maps, saved, gallery)
 
 
-def write_evaluation(run_dir: Path, test: DefectDataset, evaluation: Evaluation) -> None:
-    """``metrics.json``, ``predictions.csv``, ``segmentation_maps.npz`` and ``errors.png``."""
+def write_evaluation(run_dir: Path, test: DefectDataset, evaluation: Evaluation,
+                     dataset: str = "") -> None:
+    """``metrics.json``, ``predictions.csv``, ``segmentation_maps.npz`` and ``errors.png`` (which
+    credits the images of ``dataset``)."""
     write_json(run_dir / "metrics.json", evaluation.metrics)
     predictions = pd.DataFrame({"image": [s.name for s in test.samples],
                                 "score": evaluation.scores, "label": test.labels()})
     atomic_write(run_dir / "predictions.csv", lambda tmp: predictions.to_csv(tmp, index=False))
     _save_maps(run_dir / "segmentation_maps.npz", test, evaluation.saved,
                [evaluation.maps[i] for i in evaluation.saved], evaluation.scores)
-    figure = error_gallery(evaluation.gallery, evaluation.metrics["threshold"])
+    figure = error_gallery(evaluation.gallery, evaluation.metrics["threshold"], dataset)
     save_figure(figure, run_dir, "errors", formats=("png",))
 
 
@@ -195,7 +132,7 @@ def evaluate_best(run_dir: Path, config: RunConfig, test: DefectDataset,
     evaluation = dataclasses.replace(
         evaluation, metrics={**evaluation.metrics, "checkpoint": checkpoint.name,
                              **(stopped or {}), **({"warning": warning} if warning else {})})
-    write_evaluation(run_dir, test, evaluation)
+    write_evaluation(run_dir, test, evaluation, config.dataset)
     return evaluation.metrics
 
 
@@ -217,26 +154,11 @@ def evaluate_run(
         return evaluate_best(run_dir, config, data.test, device, precision, stopped, data.split)
 
 
-def input_image(dataset: DefectDataset, index: int, channels: int | None = None) -> np.ndarray:
-    """One image at the network's input size, read at the run's bit depth as the network read
-    it (a figure by another scaling would show a dark image brighter than the network saw it);
-    grey with ``channels=1``, else in the dataset's channels."""
-    sample, options = dataset.samples[index], dataset.options
-    image = load_image(sample.image, channels or options.channels, options.bit_depth)
-    return resize(image, options.size)
-
-
-def input_mask(dataset: DefectDataset, index: int) -> np.ndarray:
-    """The undilated ground-truth mask of one image at the network's input size."""
-    sample = dataset.samples[index]
-    return resize(sample.mask(image_shape(sample.image)), dataset.options.size, mask=True)
-
-
 def _save_maps(path: Path, dataset: DefectDataset, shown: list[int], maps: list[np.ndarray],
                scores: np.ndarray) -> None:
     """Images, ground-truth masks (input size) and predicted maps (1/8) of a few test images."""
-    images = [input_image(dataset, i) for i in shown]
-    masks = [input_mask(dataset, i) for i in shown]
+    images = [dataset.input_image(i) for i in shown]
+    masks = [dataset.input_mask(i) for i in shown]
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no window, no global state, any backend
 
-from segdec.plots import IMAGE, OVERLAY, TRUE_DEFECT, styled
+from segdec.plots import IMAGE, OVERLAY, TRUE_DEFECT, credit_images, styled
 
 MAX_SHOWN = 6  # of each kind
 
@@ -25,12 +25,13 @@ EMPTY_MAP = 0.5  # a map whose every cell stays below this marks no defect anywh
 
 
 @styled
-def error_gallery(entries: list[dict], threshold: float) -> Figure:
+def error_gallery(entries: list[dict], threshold: float, dataset: str = "") -> Figure:
     """One panel per error: the image, its ground-truth mask (cyan contour) and the predicted
     map (upsampled), titled with kind, name and score, and "map empty" where the map marks no
     cell (WS maps often stay empty: an orange overlay is then absent, not hidden). ``entries``
     hold ``image``, ``mask``, ``seg_map``, ``score``, ``kind`` ("false positive"/"false
-    negative") and ``name``. Only as many panels as errors: none is left blank."""
+    negative") and ``name``. Only as many panels as errors: none is left blank. The images'
+    ``dataset`` is credited with its licence (``plots.credit_images``)."""
     if not entries:
         figure = Figure(figsize=(4, 1))
         figure.suptitle(f"No test errors at the best-F threshold {threshold:.3f}",
@@ -64,4 +65,4 @@ def error_gallery(entries: list[dict], threshold: float) -> Figure:
     figure.suptitle(f"Test errors at threshold {threshold:.3f}: {shown}true defect in cyan",
                     fontsize="small")
     figure.set_layout_engine("constrained")
-    return figure
+    return credit_images(figure, dataset)

@@ -9,18 +9,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from segdec import claims, paper, report
+from segdec import claims, paper
 from segdec.config import RunConfig
 from segdec.data.catalogue import DEFAULT_SIZES
 from segdec.recipes import PUBLISHED
-from segdec.report import (
-    COMPARISONS,
+from segdec.runs import (
+    CHANCE_AUC,
     IMPROVED,
-    NETWORK_NAMES,
+    IMPROVED_NO_GA,
     PAPER_KSDD_MS_L_P,
     RELEASED,
+    Network,
     finished,
+    join_folds,
+    pixels,
 )
+from segdec.tables import COMPARISONS, paired_comparisons, table6
 
 MODE_NAMES = {"WS": "weak supervision (WS)", "MS": "mixed supervision (MS)",
               "FS": "full supervision (FS)"}
@@ -76,12 +80,12 @@ def departures(runs: pd.DataFrame) -> list[str]:
     notes = []
     for dataset, group in runs.groupby("dataset"):
         sizes = sorted((s for s in group["input_size"].unique() if "None" not in s),
-                       key=report.pixels)
+                       key=pixels)
         if not sizes:
             notes.append("input size not recorded")
         elif dataset in DEFAULT_SIZES:
             height, width = DEFAULT_SIZES[dataset]
-            ratios = " and ".join(f"{width * height / report.pixels(s):.0f}x" for s in sizes)
+            ratios = " and ".join(f"{width * height / pixels(s):.0f}x" for s in sizes)
             notes.append(f"input {', '.join(sizes)} (W x H) where Božič trains {dataset} at "
                          f"{width}x{height}, {ratios} the pixels")
         else:
@@ -102,8 +106,13 @@ def departures(runs: pd.DataFrame) -> list[str]:
     return notes
 
 
-def _name(network: str) -> str:
-    return NETWORK_NAMES.get(network, network)
+def table6_network(row) -> Network:
+    """The network of a ``tables.table6`` row (a row of the paper's alone has no architecture or
+    recipe: Božič's network as described, gradient adjustment on)."""
+    architecture = row.architecture if isinstance(row.architecture, str) else "described"
+    adjusted = True if pd.isna(row.gradient_adjustment) else bool(row.gradient_adjustment)
+    return Network(bool(row.attention), bool(row.atrous), bool(row.decay), architecture,
+                   adjusted)
 
 
 def describe_table6(table: pd.DataFrame) -> str:
@@ -114,10 +123,11 @@ def describe_table6(table: pd.DataFrame) -> str:
     for mode in ("WS", "MS", "FS"):
         parts = []
         for row in rows[rows["mode"] == mode].itertuples(index=False):
-            switches = "+".join(k for k in ("A", "T", "W") if getattr(row, k) == "x")
-            network = {"": f"Božič's network as {row.architecture}",
-                       IMPROVED: "the paper's network (A+T+W)"}.get(switches, switches)
-            if row.GA != "x":
+            described = table6_network(row)
+            network = {"none": f"Božič's network as {described.architecture}",
+                       "A+T+W": "the paper's network (A+T+W)"}.get(described.switches,
+                                                                  described.switches)
+            if not described.gradient_adjustment:
                 network += ", gradient adjustment off"
             if several_sizes:
                 network += f" at {row.input_size}"
@@ -133,7 +143,7 @@ def describe_table6(table: pd.DataFrame) -> str:
 
 
 def describe_pixel_label_curve(table: pd.DataFrame) -> str:
-    """Figure 8 in words from ``report.pixel_label_table``: per network, AP at each L_p (mean
+    """Figure 8 in words from ``tables.pixel_label_table``: per network, AP at each L_p (mean
     over seeds, folds joined), and the fewest masks whose AP comes within one point of full
     supervision's."""
     lines = []
@@ -143,7 +153,7 @@ def describe_pixel_label_curve(table: pd.DataFrame) -> str:
                            + (f" ± {row.ap_sd:.1f}" if row.seeds > 1 else "")
                            for row in curve.itertuples(index=False))
         seeds = int(curve["seeds"].max())
-        name = _name(network) + (f" at {size}" if several_sizes else "")
+        name = network.name + (f" at {size}" if several_sizes else "")
         line = (f"- **{name}** (AP %, {seeds} seed{'s' if seeds > 1 else ''}"
                 f"{', mean ± sd' if seeds > 1 else ''}): {points}.")
         full = curve[curve["mode"] == "FS"]
@@ -174,10 +184,10 @@ def describe_pairs(pairs: pd.DataFrame) -> str:
     verdict per row: a sign every pair agrees on, or a difference not separated from noise."""
     if pairs.empty:
         return ("No two networks compared here were run on the same fold and seed "
-                f"({'; '.join(f'{_name(a)} against {_name(b)}' for a, b in COMPARISONS)}).")
+                f"({'; '.join(f'{a.name} against {b.name}' for a, b in COMPARISONS)}).")
     lines = []
     for row in pairs.itertuples(index=False):
-        a, b = NETWORK_NAMES.get(row.a, row.a), NETWORK_NAMES.get(row.b, row.b)
+        a, b = row.a.name, row.b.name
         favoured = a if row.a_better > row.b_better else b
         if row.sign_test_p < 0.05:
             verdict = (f"separated from seed and fold noise: {max(row.a_better, row.b_better)} "
@@ -199,14 +209,16 @@ def describe_pairs(pairs: pd.DataFrame) -> str:
 
 
 
-def describe_figure9(columns: dict[str, Path], mode: str) -> str:
+def describe_figure9(columns: dict[Network, Path], mode: str) -> str:
     """Figure 9 in numbers: for each of the two runs it shows, how many of the fold's positive
     test images it detects at its own threshold, its false positives and its maps' pixel AP, so
     that what the maps look like is backed by the whole test fold, not four chosen images."""
     config = RunConfig.from_file(next(iter(columns.values())) / "config.yaml")
     lines = [f"- **Shown:** {MODE_NAMES[mode]} on {config.dataset}, fold {config.fold}, seed "
              f"{config.seed}, {config.input_width}x{config.input_height}: the first fold and seed "
-             "for which both runs saved maps, and the first positive test images they share."]
+             "at which both networks learnt (neither run collapsed nor ranks at chance) and saved "
+             "maps, and the first positive test images they share. Each map is drawn on its own "
+             "scale, from 0 to its largest value (in its title), so that a faint map is seen."]
     pixel_ap = {}
     for network, run_dir in columns.items():
         metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
@@ -214,7 +226,7 @@ def describe_figure9(columns: dict[str, Path], mode: str) -> str:
         flagged = predictions["score"] >= metrics["threshold"]
         positive = predictions["label"].astype(bool)
         pixel_ap[network] = 100 * metrics["pixel_ap_1_8"]
-        name, false_positives = _name(network), int((flagged & ~positive).sum())
+        name, false_positives = network.name, int((flagged & ~positive).sum())
         lines.append(
             f"- **{name[0].upper()}{name[1:]}:** {int((flagged & positive).sum())} of "
             f"{int(positive.sum())} positive test images detected at its threshold "
@@ -236,7 +248,7 @@ def describe_figure9(columns: dict[str, Path], mode: str) -> str:
 
 
 def headline_pairs(pairs: pd.DataFrame,
-                   failed: dict[tuple[str, str, str], set[int]] | None = None) -> str:
+                   failed: dict[tuple[Network, str, str], set[int]] | None = None) -> str:
     """The paired comparisons in a few lines for the README: per comparison and mode, how many
     fold-seed pairs the first network wins, and the sign test's p, with "not separated from
     noise" where p >= 0.05 (the notebook's ``describe_pairs`` gives the differences), and, from
@@ -247,7 +259,7 @@ def headline_pairs(pairs: pd.DataFrame,
     failed = failed or {}
 
     def failures(row) -> str:
-        said = [f"{_name(network)} failed in {len(bad)} seed{'s' if len(bad) > 1 else ''}"
+        said = [f"{network.name} failed in {len(bad)} seed{'s' if len(bad) > 1 else ''}"
                 for network in (row.a, row.b)
                 if (bad := failed.get((network, row.mode, row.input_size)))]
         return f"; {' and '.join(said)}" if said else ""
@@ -262,7 +274,7 @@ def headline_pairs(pairs: pd.DataFrame,
                  + (", not separated from noise" if row.sign_test_p >= 0.05 else "")
                  + failures(row) + ")"
                  for row in rows.itertuples(index=False)]
-        lines.append(f"- {_name(a)} against {_name(b)}: " + ", ".join(cells) + ".")
+        lines.append(f"- {a.name} against {b.name}: " + ", ".join(cells) + ".")
     return "\n".join(lines)
 
 
@@ -270,35 +282,30 @@ def headline(runs: pd.DataFrame) -> str:
     """The README's opening table: per supervision mode on KolektorSDD (3 folds joined), the
     paper's AP beside this project's for the paper's network (as published, and with gradient
     adjustment off) and Božič's released network, each as mean ± sd over seeds."""
-    table = report.table6(runs, "ksdd", folds=[0, 1, 2])
-    names = {("x", "described", "x"): "paper's network (A+T+W)",
-             ("x", "described", ""): "paper's network, gradient adjustment off",
-             ("", "released", "x"): "Božič's network as released"}
-    networks = {("x", "described", "x"): IMPROVED, ("x", "described", ""): f"{IMPROVED}, no GA",
-                ("", "released", "x"): RELEASED}
+    table = table6(runs, "ksdd", folds=[0, 1, 2])
+    networks = (IMPROVED, IMPROVED_NO_GA, RELEASED)
     tested = claims.ablation_runs(runs)
     failed = claims.failed_seeds(tested)
-    joined = report.join_folds(tested)
+    joined = join_folds(tested)
     joined = joined[joined["folds"] == "0,1,2"]
+    table = table.assign(network=[table6_network(row) for row in table.itertuples(index=False)])
     # The batch's size first; a network also run at another size (the resolution row) follows.
     sizes = list(table.dropna(subset=["ap"])["input_size"].value_counts().index)
-    columns = {(*key, sizes[0]): name for key, name in names.items()}
+    columns = {(network, sizes[0]): network.name for network in networks}
     for size in sizes[1:]:
-        columns.update({(*key, size): f"{name} at {size}" for key, name in names.items()
-                        if ((table["A"] == key[0]) & (table["architecture"] == key[1])
-                            & (table["GA"] == key[2]) & (table["input_size"] == size)).any()})
+        columns.update({(network, size): f"{network.name} at {size}" for network in networks
+                        if ((table["network"] == network) & (table["input_size"] == size)).any()})
     modes = {"WS": "WS (image labels only)", "MS": f"MS ({PAPER_KSDD_MS_L_P} masks)",
              "FS": "FS (every mask)"}
     header = ["KolektorSDD, AP %", "paper: A+T+W (Božič: none)", *columns.values()]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for mode, label in modes.items():
         rows = table[table["mode"] == mode]
-        paper_values = [f"{rows.loc[rows['A'] == a, 'ap paper'].iloc[0]:.2f}"
-                        for a in ("x", "") if (rows["A"] == a).any()]
+        paper_values = [f"{rows.loc[rows['attention'] == a, 'ap paper'].iloc[0]:.2f}"
+                        for a in (True, False) if (rows["attention"] == a).any()]
         cells = [label, " (".join(paper_values) + (")" if len(paper_values) > 1 else "")]
-        for (attention, architecture, ga, size) in columns:
-            row = rows[(rows["A"] == attention) & (rows["architecture"] == architecture)
-                       & (rows["GA"] == ga) & (rows["input_size"] == size)]
+        for network, size in columns:
+            row = rows[(rows["network"] == network) & (rows["input_size"] == size)]
             if row.empty:
                 cells.append("-")
                 continue
@@ -306,7 +313,6 @@ def headline(runs: pd.DataFrame) -> str:
             spread = f" ± {row['ap_sd']:.1f}" if row["seeds"] > 1 else ""
             cell = (f"{row['ap']:.1f}{spread} ({row['seeds']} seed"
                     f"{'s' if row['seeds'] > 1 else ''})")
-            network = networks[(attention, architecture, ga)]
             bad = failed.get((network, mode, size), set())
             if bad:
                 seeds = joined[(joined["network"] == network) & (joined["mode"] == mode)
@@ -318,10 +324,10 @@ def headline(runs: pd.DataFrame) -> str:
             cells.append(cell)
         lines.append("| " + " | ".join(cells) + " |")
     warned = runs_with_warnings(runs)
-    pairs = headline_pairs(report.paired_comparisons(runs), failed)
+    pairs = headline_pairs(paired_comparisons(runs), failed)
     lines += ["", pairs] if pairs else []
     lines += ["", "†N: N seeds of the cell hold a run that did not learn (a collapsed map or a "
-              f"ranking at chance, test AUC ≤ {claims.CHANCE_AUC}); they count in the mean, and "
+              f"ranking at chance, test AUC ≤ {CHANCE_AUC}); they count in the mean, and "
               "the mean of the other seeds follows."]
     return "\n".join(lines) + "\n\nNot the paper's setting: " + "; ".join(
         departures(finished(runs))) + "." + (
@@ -416,8 +422,8 @@ def claims_table_markdown(cells: pd.DataFrame) -> str:
     header = ["row", *(f"{m} (paper)" for m in ("WS", "MS", "FS"))]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for attention, atrous, decay in paper.ABLATION_SWITCHES:
-        switches = report.improvements(attention, atrous, decay)
-        row_cells = [switches]
+        switches = Network(attention, atrous, decay)
+        row_cells = [str(switches)]
         for mode in ("WS", "MS", "FS"):
             published = reference[(reference["mode"] == mode)
                                   & (reference["attention"] == attention)
@@ -439,7 +445,7 @@ def claims_table_markdown(cells: pd.DataFrame) -> str:
     return ("\n".join(lines) + "\n\nAP %, the 3 folds joined, mean ± sd over the seeds that "
             "have all 3 folds (their number in parentheses); the paper's Table 6 in the last "
             "parentheses. †N: N runs of the cell collapsed (a flat map) or ranked at chance "
-            f"(test AUC ≤ {claims.CHANCE_AUC}); they count in the mean, and the mean without "
+            f"(test AUC ≤ {CHANCE_AUC}); they count in the mean, and the mean without "
             "their seeds follows.")
 
 
@@ -450,7 +456,7 @@ def claims_setting(runs: pd.DataFrame) -> str:
                for ga in runs["gradient_adjustment"]}
     splits = {"Božič's 3 KolektorSDD folds" if s == "bozic" else "this project's own 3 folds"
               for s in runs["splits"]}
-    sizes = sorted(runs["input_size"].unique(), key=report.pixels)
+    sizes = sorted(runs["input_size"].unique(), key=pixels)
     epochs = sorted(int(e) for e in runs["epochs"].unique())
     seeds = sorted(int(s) for s in runs["seed"].unique())
     return (f"{', '.join(sorted(recipes))}; {', '.join(sorted(splits))}; input "

@@ -26,6 +26,13 @@ WEIGHTS = "viridis"  # SE channel weights in [0, 1]
 DIFFERENCE = "coolwarm"  # signed differences, centred on 0
 TAPS = "Blues"  # on/off grids: where kernels read
 TRUE_DEFECT = "cyan"  # the outline of a ground-truth mask
+# Whose images a figure shows, and on which terms, said in the figure itself (docs/datasets.md).
+IMAGE_CREDITS = {
+    "ksdd": "Images: KolektorSDD (Tabernik et al., 2019; ViCoS, University of Ljubljana, and "
+            "Kolektor), CC BY-NC-SA 4.0: attribution, non-commercial, share-alike",
+    "severstal": "Images: Severstal: Steel Defect Detection (Kaggle), under the competition's "
+                 "terms",
+}
 STYLE = {"axes.prop_cycle": cycler(color=LINE_COLOURS), "font.size": 10}
 DPI = 120  # of every PNG
 FORMATS = ("png", "pdf")  # a report figure; run directories and the teaching notebook keep PNGs
@@ -56,10 +63,21 @@ def styled(draw: Callable[P, R]) -> Callable[P, R]:
 
 
 def colourbar(figure: Figure, shown: ScalarMappable, axes, label: str = "",
-              shrink: float = 0.8) -> None:
+              shrink: float = 0.8, ticks: dict[float, str] | None = None) -> None:
     """One colour bar beside ``axes`` (an axis or an array of them) for the images that share the
-    scale of ``shown``: one bar for a row of maps rather than one each."""
-    figure.colorbar(shown, ax=axes, shrink=shrink, label=label)
+    scale of ``shown``: one bar for a row of maps rather than one each. ``ticks`` (value ->
+    label) names the scale where it is relative, such as each panel's own maximum."""
+    bar = figure.colorbar(shown, ax=axes, shrink=shrink, label=label)
+    if ticks:
+        bar.set_ticks(list(ticks), labels=list(ticks.values()))
+
+
+def credit_images(figure: Figure, dataset: str) -> Figure:
+    """A footer naming the dataset whose images ``figure`` shows and its licence, where the
+    dataset has one (``IMAGE_CREDITS``); a figure of synthetic or one's own images has none."""
+    if dataset in IMAGE_CREDITS:
+        figure.supxlabel(IMAGE_CREDITS[dataset], fontsize="x-small", color="dimgray")
+    return figure
 
 
 def save_figure(figure: Figure, out_dir: str | Path, name: str,

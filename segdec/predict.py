@@ -22,7 +22,7 @@ ground-truth masks, is refused whatever the options.
 from __future__ import annotations
 
 import glob
-import sys
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,10 +38,11 @@ from tqdm.auto import tqdm
 
 from segdec.checkpoint import load_checkpoint, model_from_checkpoint, scoring_runtime
 from segdec.data.dataset import image_tensor
-from segdec.data.images import DataError, load_image, resize
+from segdec.data.images import load_image, resize
 from segdec.data.severstal import IMAGE_SUFFIXES
-from segdec.errors import CheckpointError, ConfigError, OutputExistsError
+from segdec.errors import CheckpointError, ConfigError, DataError, OutputExistsError
 from segdec.io import atomic_write
+from segdec.messages import above_progress_bars
 from segdec.model import SegDecNet, probabilities
 from segdec.outputs import (
     FolderLock,
@@ -56,6 +57,8 @@ DEFECT_COLOUR, CLEAN_COLOUR, TINT = (230, 30, 30), (40, 190, 70), np.array([255.
 # lists of them.
 OUTPUTS = ("scores.csv", "skipped.csv", "masks", "overlays")
 DRAWN = ("masks", "overlays")  # one PNG per readable image in each
+
+logger = logging.getLogger(__name__)  # segdec.messages shows its notes on standard error
 
 
 class Scorer(nn.Module):
@@ -84,8 +87,8 @@ def find_images(spec: str | Path, out: Path | None = None) -> list[Path]:
     own = [p for p in paths if out is not None and _drawn_by_predict(p, out)]
     if own:
         paths = [p for p in paths if p not in own]
-        tqdm.write(f"note: {spec} matches {len(own)} files of predict's own results in "
-                   f"{out / 'masks'} and {out / 'overlays'}; they are left out", file=sys.stderr)
+        logger.info("note: %s matches %d files of predict's own results in %s and %s; they are "
+                    "left out", spec, len(own), out / "masks", out / "overlays")
     if not paths:
         raise DataError(f"{spec} holds or matches no image files"
                         + (" besides predict's own results" if own else "")
@@ -220,7 +223,7 @@ def predict_images(
     With ``overwrite``, the outputs of an earlier prediction in ``out`` are removed first."""
     out = Path(out)
     mask_threshold = probability("mask threshold", mask_threshold)
-    with FolderLock(out, "predict"):
+    with FolderLock(out, "predict"), above_progress_bars():
         return _predict_locked(checkpoint, images, out, threshold, batch_size, device,
                                mask_threshold, num_workers, progress, overwrite)
 
@@ -243,9 +246,8 @@ def _predict_locked(checkpoint: str | Path, images: str | Path, out: Path,
     scorer = Scorer(model_from_checkpoint(state, torch_device))
     files = ImageFiles.for_checkpoint(paths, state)
     if state.get("bit_depth") is None:
-        tqdm.write(f"note: {checkpoint} predates bit_depth, so each grey image deeper than 8 bits "
-                   "is scaled by the depth its own largest value implies, as in its training",
-                   file=sys.stderr)
+        logger.info("note: %s predates bit_depth, so each grey image deeper than 8 bits is scaled "
+                    "by the depth its own largest value implies, as in its training", checkpoint)
     batches = DataLoader(files, batch_size=batch_size, num_workers=num_workers, collate_fn=list)
     rows, skipped = [], []
     bar = tqdm(total=len(paths), unit="img", desc="predict", disable=not progress)
@@ -268,7 +270,7 @@ def _predict_locked(checkpoint: str | Path, images: str | Path, out: Path,
         for item in batch:
             if item.error is not None:
                 skipped.append({"image": str(paths[item.index]), "error": item.error})
-                tqdm.write(f"segdec predict: skipped {item.error}", file=sys.stderr)
+                logger.info("segdec predict: skipped %s", item.error)
         readable = [item for item in batch if item.error is None]
         if readable:
             score_and_draw(readable)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segdec.data.images import DataError
+from segdec.errors import DataError
 from segdec.io import atomic_write
 
 RECORD_FILES = ("config.yaml", "split.csv", "history.csv", "metrics.json", "predictions.csv",

@@ -1,5 +1,7 @@
 """Where and how a network runs: the device, its precision, repeatability, data-loading
-workers and the process's allocator, resolved once per run into a ``Runtime``."""
+workers and the process's allocator, resolved once per run into a ``Runtime``: its ``apply``
+sets the process-wide switches (TF32 among them), and it says the autocast dtype and whether
+the loss is scaled."""
 
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ if TYPE_CHECKING:  # the run configuration, only to annotate Runtime.of_run
     from segdec.config import RunConfig
 
 # The oldest torch segdec runs on (pyproject.toml declares the same): model.py calls
-# torch.is_autocast_enabled(device_type), new in 2.4; train.py builds torch.amp.GradScaler(device),
-# new in 2.3.
+# torch.is_autocast_enabled(device_type), new in 2.4; Runtime.loss_scaler builds
+# torch.amp.GradScaler(device), new in 2.3.
 TORCH_FLOOR = (2, 4)
 
 
@@ -103,15 +105,6 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def use_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """Set a resolved precision's TF32 switches on a GPU (torch's default allows TF32 in cuDNN's
-    convolutions, so even "fp32" must switch it off) and return its autocast dtype."""
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = (
-            precision == "tf32")
-    return PRECISION_DTYPES[precision]
-
-
 def scoring_precision(trained: str, device: torch.device) -> str:
     """The precision a network trained (and validated) in ``trained`` is scored in on
     ``device``: the same where the device has it, else fp32, which the others approximate."""
@@ -185,12 +178,6 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of a precision setting on ``device`` (``None``: fp32, or TF32, whose
-    switches this sets); see ``resolve_precision``."""
-    return use_precision(resolve_precision(precision, device), device)
-
-
 @dataclass(frozen=True)
 class Runtime:
     """How one run computes, decided once at its start and handed to training, validation and
@@ -218,10 +205,19 @@ class Runtime:
         """The dtype of the network's autocast regions (``None``: fp32, or TF32)."""
         return PRECISION_DTYPES[self.precision]
 
+    def loss_scaler(self) -> torch.amp.GradScaler:
+        """A new loss scaler for the optimiser's steps: fp16's gradients underflow without one;
+        in the other precisions it is a no-op."""
+        return torch.amp.GradScaler(self.device.type,
+                                    enabled=self.autocast_dtype == torch.float16)
+
     def apply(self) -> None:
         """Set the process-wide switches it needs: TF32, deterministic kernels, the allocator."""
         keep_freed_memory()
-        use_precision(self.precision, self.device)
+        if self.device.type == "cuda":  # torch's default allows TF32 in cuDNN's convolutions,
+            # so even "fp32" must switch it off: the one place segdec sets TF32
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = (
+                self.precision == "tf32")
         set_deterministic(self.deterministic, self.device)
 
     def describe(self, atrous_weight_gradient: str) -> dict[str, str | int | bool | None]:

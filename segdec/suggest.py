@@ -29,12 +29,11 @@ from segdec.checkpoint import (
     best_checkpoint,
     load_checkpoint,
     model_from_checkpoint,
-    scoring_dtype,
+    scoring_runtime,
 )
 from segdec.config import RunConfig
-from segdec.data.images import DataError
 from segdec.data.prepare import loader, prepare_data
-from segdec.errors import ConfigError
+from segdec.errors import ConfigError, DataError
 from segdec.evaluate import predict_loader
 from segdec.io import atomic_write
 from segdec.runtime import resolve_device
@@ -61,10 +60,11 @@ def rank_candidates(run_dir: str | Path, device: str = "auto") -> pd.DataFrame:
                         "every defective training image already has a mask")
     torch_device = resolve_device(device)
     state = load_checkpoint(best_checkpoint(run_dir))
+    runtime = scoring_runtime(state, torch_device)
+    runtime.apply()
     model = model_from_checkpoint(state, torch_device)
     scores, maps = predict_loader(model, loader(train_set, config, torch_device, candidates),
-                                  torch_device, scoring_dtype(state, torch_device),
-                                  keep_maps=len(candidates))
+                                  torch_device, runtime.autocast_dtype, keep_maps=len(candidates))
     seg_max = np.array([m.max() for m in maps], dtype=np.float64)
     table = pd.DataFrame({
         "image": [train_set.samples[i].name for i in candidates],

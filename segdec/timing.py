@@ -1,24 +1,37 @@
 """Run-time arithmetic: durations as people read and type them, the estimate printed before a
-run's first epoch, the progress of a run and of a batch, and ``timing.json`` (estimated against
-actual seconds, to check the estimate)."""
+run's first epoch (what its parts take, from a few timed steps), the progress of a run and of a
+batch, and ``timing.json`` (estimated against actual seconds, to check the estimate).
+
+Only arithmetic and the clock: the run configuration imports this module (to read durations), so
+it imports nothing of the network or the data; ``segdec.train`` times the steps it estimates from.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from segdec.errors import ConfigError
 from segdec.io import write_json
 
+if TYPE_CHECKING:  # only to annotate RunEstimate.of_run
+    import numpy as np
+
+    from segdec.config import RunConfig
+    from segdec.data.prepare import RunData
+
 DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+ESTIMATE_STEPS = 3  # timed after one warm-up step; their median is the step time
 
 
-def median_seconds(work: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+def median_seconds_of(work: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     """The median time of ``repeats`` calls after ``warmup`` untimed ones (allocation, caches,
     compilation and worker start-up belong to the first call, not to every step)."""
     for _ in range(warmup):
@@ -29,6 +42,13 @@ def median_seconds(work: Callable[[], object], repeats: int, warmup: int = 1) ->
         work()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def steps_per_epoch(labels: np.ndarray, batch_size: int) -> int:
+    """Training steps per epoch: every positive and as many negatives (the training loop's
+    draw), in batches."""
+    positives = int(labels.sum())
+    return math.ceil((positives + min(positives, len(labels) - positives)) / batch_size)
 
 
 def validations(start_epoch: int, epochs: int, validate_every: int) -> int:
@@ -71,6 +91,17 @@ class RunEstimate:
     val_images: int
     test_images: int
     image_s: float  # scoring one image (validation and test)
+
+    @classmethod
+    def of_run(cls, config: RunConfig, data: RunData, start_epoch: int, step_s: float,
+               image_s: float) -> RunEstimate:
+        """The epochs a run has left from ``start_epoch``, at a measured step and per-image
+        scoring time."""
+        return cls(epochs=config.epochs - start_epoch,
+                   steps=steps_per_epoch(data.train.labels(), config.batch_size), step_s=step_s,
+                   validations=validations(start_epoch, config.epochs, config.validate_every),
+                   validate_every=config.validate_every, val_images=len(data.val),
+                   test_images=len(data.test), image_s=image_s)
 
     @property
     def train_s(self) -> float:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -32,17 +33,15 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from segdec.augment import flips_for_epoch
-from segdec.budget import BudgetPlan, defect_extents, plan_budget
+from segdec.budget import at_input_size, plan_run
 from segdec.checkpoint import (
     checkpoint_precision,
     last_checkpoint,
     load_checkpoint,
-    model_config,
     save_checkpoint,
 )
 from segdec.config import BUDGET_FIELDS, RunConfig
 from segdec.data.check import check_samples
-from segdec.data.dataset import DefectDataset
 from segdec.data.prepare import RunData, loader, prepare_data
 from segdec.data.splits import (
     check_unchanged,
@@ -51,21 +50,23 @@ from segdec.data.splits import (
     with_image_hashes,
 )
 from segdec.errors import ConfigError, OutputExistsError
-from segdec.evaluate import evaluate_best, image_metrics, predict_loader
+from segdec.evaluate import evaluate_best, predict_loader
 from segdec.io import atomic_write, write_json
 from segdec.loss import LossTerms, SegDecLoss, loss_weights
 from segdec.memory import check_training_memory
+from segdec.messages import above_progress_bars
+from segdec.metrics import image_metrics
 from segdec.model import SegDecNet, atrous_weight_gradient, use_space_to_batch
 from segdec.outputs import FolderLock, manifest_path, record
 from segdec.runtime import Runtime, can_compute
 from segdec.sampling import EpochOrder, NegativeSampler
 from segdec.timing import (
+    ESTIMATE_STEPS,
     RunEstimate,
-    median_seconds,
+    median_seconds_of,
     record_actual,
     record_estimate,
     run_progress,
-    validations,
 )
 
 # Keys of the run configuration that may differ between an interrupted run and its resumption.
@@ -76,7 +77,8 @@ TRAIN_OUTPUTS = ("config.yaml", "split.csv", "history.csv", "metrics.json", "pre
                  "checkpoints")
 EpochCallback = Callable[[int, dict], None]
 LOSS_COLUMNS = ("loss_seg", "loss_dec", "loss_total")
-ESTIMATE_STEPS = 3  # timed after one warm-up step; their median is the step time
+
+logger = logging.getLogger(__name__)
 
 
 def training_step(
@@ -225,7 +227,7 @@ def _resumed_precision(state: dict, precision: str, device: torch.device, path: 
             "device cannot compute (TF32, and bf16 on a GPU, need compute capability 8.0 or "
             "newer); resume it on a device like the one it started on, or train anew in "
             "another out_dir")
-    tqdm.write(f"resuming in {trained}, the precision the run started in ({precision} here)")
+    logger.info("resuming in %s, the precision the run started in (%s here)", trained, precision)
     return trained
 
 
@@ -245,11 +247,15 @@ def _stale_validations(history: list[dict], best_epoch: int, epochs: int) -> int
                and row["epoch"] >= epochs // 2 for row in history)
 
 
-def _estimate(config: RunConfig, data: RunData, parts: tuple, scaler: torch.amp.GradScaler,
-              runtime: Runtime, steps: int, start_epoch: int) -> RunEstimate:
-    """The run's expected duration from ``ESTIMATE_STEPS`` timed steps and one timed scoring
-    batch, run on copies of the network, optimiser and loss scaler with the random-number states
-    restored afterwards: the run then trains exactly as it would without the estimate."""
+def _rehearse(config: RunConfig, data: RunData, parts: tuple, scaler: torch.amp.GradScaler,
+              runtime: Runtime, start_epoch: int) -> RunEstimate:
+    """The run's expected duration (its estimate, and what a time budget plans from), from
+    ``ESTIMATE_STEPS`` timed steps and one timed scoring batch of its own datasets, run on copies
+    of its network, optimiser and loss scaler with the random-number states restored afterwards:
+    the run then trains exactly as it would without. It reads the datasets through loaders of
+    its own: the run's, whose workers persist, would draw their workers' seeds from torch's
+    generator here, inside the restored state, not where a run without the rehearsal draws
+    them."""
     model, optimizer, criterion = parts
     device, dtype = runtime.device, runtime.autocast_dtype
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -266,41 +272,12 @@ def _estimate(config: RunConfig, data: RunData, parts: tuple, scaler: torch.amp.
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
 
-        step_s = median_seconds(train_step, ESTIMATE_STEPS)
+        step_s = median_seconds_of(train_step, ESTIMATE_STEPS)
         scored = data.val if len(data.val) else data.test
         batch = next(iter(loader(scored, config, device)))
-        image_s = median_seconds(lambda: predict_loader(runnable, [batch], device, dtype), 1) / len(
-            batch["label"])
-    return RunEstimate(
-        epochs=config.epochs - start_epoch, steps=steps, step_s=step_s,
-        validations=validations(start_epoch, config.epochs, config.validate_every),
-        validate_every=config.validate_every, val_images=len(data.val),
-        test_images=len(data.test), image_s=image_s)
-
-
-def _steps_per_epoch(labels: np.ndarray, batch_size: int) -> int:
-    """Every positive and as many negatives per epoch, in batches."""
-    positives = int(labels.sum())
-    return math.ceil((positives + min(positives, len(labels) - positives)) / batch_size)
-
-
-def _plan_budget(config: RunConfig, data: RunData, runtime: Runtime) -> BudgetPlan:
-    """The plan that fits ``config.time_budget``: the configured run timed as the estimate
-    times it (on copies, changing nothing), then scaled to smaller inputs and fewer epochs."""
-    measured = _estimate(config, data, training_parts(config, runtime), _scaler(runtime), runtime,
-                         _steps_per_epoch(data.train.labels(), config.batch_size), 0)
-    return plan_budget(config.time_budget, measured, (config.input_height, config.input_width),
-                       config.beta if config.balance == "decay" else None,
-                       defect_extents(data.train))
-
-
-def _at_input_size(data: RunData, config: RunConfig) -> RunData:
-    """The run's datasets read at the configuration's input size (a budget's plan)."""
-    size = (config.input_height, config.input_width)
-    return dataclasses.replace(data, **{
-        name: DefectDataset(part.samples, part.has_pixel_label,
-                            dataclasses.replace(part.options, size=size))
-        for name, part in (("train", data.train), ("val", data.val), ("test", data.test))})
+        image_s = median_seconds_of(lambda: predict_loader(runnable, [batch], device, dtype),
+                                    1) / len(batch["label"])
+    return RunEstimate.of_run(config, data, start_epoch, step_s, image_s)
 
 
 def _record_runtime(run_dir: Path, start_epoch: int, runtime: dict) -> None:
@@ -316,19 +293,13 @@ def _remove_stale_temporaries(run_dir: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def _scaler(runtime: Runtime) -> torch.amp.GradScaler:
-    """fp16's loss scaler (a no-op in the other precisions)."""
-    return torch.amp.GradScaler(runtime.device.type,
-                                enabled=runtime.autocast_dtype == torch.float16)
-
-
 def training_parts(config: RunConfig, runtime: Runtime
                    ) -> tuple[SegDecNet, torch.optim.SGD, SegDecLoss]:
     """The network (seeded, on the runtime's atrous path, in the configured memory format), its
     SGD optimiser and the loss, as a run builds them; the benchmarks build theirs here too, to
     time what runs do."""
     torch.manual_seed(config.seed)
-    model = SegDecNet(model_config(config)).to(runtime.device)
+    model = SegDecNet(config.model_config()).to(runtime.device)
     use_space_to_batch(model, runtime.space_to_batch)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -344,8 +315,10 @@ def train(
     progress: bool = True,
 ) -> dict:
     """Train one run into ``config.out_dir``, then evaluate its best checkpoint on the test set;
-    the run's folder is locked while it does (a second writer is refused)."""
-    with FolderLock(config.out_dir, "train", what="the run (out_dir)"):
+    the run's folder is locked while it does (a second writer is refused). ``progress`` shows
+    the epochs' bars and logs the run's notes (the time budget's plan, the estimate, each
+    epoch's losses and the run's progress)."""
+    with FolderLock(config.out_dir, "train", what="the run (out_dir)"), above_progress_bars():
         return _train_locked(config, resume, callbacks, progress)
 
 
@@ -374,27 +347,33 @@ def _train_locked(config: RunConfig, resume: bool, callbacks: Sequence[EpochCall
         check_unchanged(data.split, list(used.values()), run_dir / "split.csv")
     check_samples(used.values()).raise_for_problems(f"the {len(used)} images of the split")
     check_training_memory(config, runtime.device, runtime.autocast_dtype)
-    plan = None
-    if config.time_budget is not None:
-        if state is None:
-            plan = _plan_budget(config, data, runtime)
-            if progress:
-                tqdm.write(plan.line())
-            config = config.replace(**plan.fields())
-        else:  # a resumed run keeps the plan it started with
-            config = config.replace(**{k: state["run_config"][k] for k in BUDGET_FIELDS})
-        data = _at_input_size(data, config)
     if state is not None:
+        if config.time_budget is not None:  # a resumed run keeps the plan it started with
+            config = config.replace(**{k: state["run_config"][k] for k in BUDGET_FIELDS})
         _check_resumable(state["run_config"], config, last_path)
         if _finished(state, run_dir):
             if progress:
-                tqdm.write(f"{run_dir} is a finished run ({state['epoch'] + 1} of "
-                           f"{config.epochs} epochs, tested): nothing to resume, nothing changed")
+                logger.info("%s is a finished run (%d of %d epochs, tested): nothing to resume, "
+                            "nothing changed", run_dir, state["epoch"] + 1, config.epochs)
             return json.loads((run_dir / "metrics.json").read_text())
         precision = _resumed_precision(state, runtime.precision, runtime.device, last_path)
         if precision != runtime.precision:
             runtime = dataclasses.replace(runtime, precision=precision)
             runtime.apply()
+    # The network, optimiser and loss scaler the run trains with, built once: the plan's and the
+    # estimate's timed steps run on copies of them. A plan leaves them as they are: it sets the
+    # input size, epochs and beta, none of which they depend on.
+    parts = training_parts(config, runtime)
+    model, optimizer, criterion = parts
+    scaler = runtime.loss_scaler()
+    plan = None
+    if config.time_budget is not None:
+        if state is None:
+            plan = plan_run(config, data, _rehearse(config, data, parts, scaler, runtime, 0))
+            if progress:
+                logger.info(plan.line())
+            config = config.replace(**plan.fields())
+        data = at_input_size(data, config)
     split = with_image_hashes(data.split, list(used.values()))
     trained_on = split_digest(split)  # checkpoints record it: evaluate checks the split against it
     _remove_stale_temporaries(run_dir)
@@ -402,7 +381,6 @@ def _train_locked(config: RunConfig, resume: bool, callbacks: Sequence[EpochCall
     config.save(run_dir / "config.yaml")
     save_split(split, run_dir / "split.csv")
 
-    model, optimizer, criterion = training_parts(config, runtime)
     device, dtype = runtime.device, runtime.autocast_dtype
     labels = data.train.labels()
     positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
@@ -423,7 +401,6 @@ def _train_locked(config: RunConfig, resume: bool, callbacks: Sequence[EpochCall
         stopped = state.get("stopped")
 
     runnable = torch.compile(model) if config.compile else model  # the model as training calls it
-    scaler = _scaler(runtime)
     if state is not None and state.get("scaler"):  # fp16's loss scale; {} when disabled
         scaler.load_state_dict(state["scaler"])
     _record_runtime(run_dir, start_epoch, runtime.describe(
@@ -435,11 +412,10 @@ def _train_locked(config: RunConfig, resume: bool, callbacks: Sequence[EpochCall
     estimating = time.perf_counter()
     estimate = None
     if config.estimate:
-        estimate = _estimate(config, data, (model, optimizer, criterion), scaler, runtime,
-                             _steps_per_epoch(labels, config.batch_size), start_epoch)
+        estimate = _rehearse(config, data, parts, scaler, runtime, start_epoch)
         if progress:
-            tqdm.write(estimate.line(f"{runtime.threads} threads, {device}, "
-                                     f"{runtime.precision}"))
+            logger.info(estimate.line(f"{runtime.threads} threads, {device}, "
+                                      f"{runtime.precision}"))
     record_estimate(run_dir, start_epoch, estimate, time.perf_counter() - estimating,
                     plan.record() if plan else None)
     run_started = time.perf_counter()
@@ -468,8 +444,8 @@ def _train_locked(config: RunConfig, resume: bool, callbacks: Sequence[EpochCall
         row["seconds"] = time.perf_counter() - started
         history.append(row)
         if progress:
-            tqdm.write(epoch_line(row, config.epochs))
-            tqdm.write(run_progress([r["seconds"] for r in history], config.epochs))
+            logger.info(epoch_line(row, config.epochs))
+            logger.info(run_progress([r["seconds"] for r in history], config.epochs))
         stale = _stale_validations(history, best["epoch"], config.epochs)
         if config.patience and epoch + 1 < config.epochs and stale >= config.patience:
             stopped = {"stopped_epoch": epoch, "stopped_reason": (
@@ -488,7 +464,7 @@ def _train_locked(config: RunConfig, resume: bool, callbacks: Sequence[EpochCall
             callback(epoch, row)
         if stopped:
             if progress:
-                tqdm.write(f"stopped after epoch {epoch + 1}: {stopped['stopped_reason']}")
+                logger.info("stopped after epoch %d: %s", epoch + 1, stopped["stopped_reason"])
             break
     metrics = evaluate_best(run_dir, config, data.test, device, stopped=stopped)
     record_actual(run_dir, time.perf_counter() - run_started, stopped)

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny synthetic Severstal-format dataset and the optional ../shared data."""
+"""Shared fixtures: a tiny synthetic Severstal-format dataset and a one-epoch run of it (the
+helpers the tests import are in helpers.py, which also points the data folder at ../shared/data)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from segdec.config import RunConfig
+import tests.helpers  # noqa: F401  (sets SEGDEC_DATA before any test runs)
 from segdec.data.synthetic import synthesize
 from segdec.demo import demo_config
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 torch.set_num_threads(1)  # pytest-xdist runs one worker per core
-
-
-def shared_path(*parts: str) -> Path:
-    """A path under ../shared/data, or skip the test when that folder is absent."""
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} is absent (../shared/data is only beside the project in development)")
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -40,10 +31,3 @@ def tiny_run(tiny_severstal, tmp_path_factory) -> Path:
     train(demo_config(out, data_root=str(tiny_severstal), epochs=1, n_seg=3, out_dir=str(out)),
           progress=False)
     return out
-
-
-def one_epoch(tiny_severstal, out: Path, **changes) -> RunConfig:
-    """A one-epoch demo run of ``tiny_severstal`` into ``out``, with ``changes`` to its settings."""
-    values = {"data_root": str(tiny_severstal), "epochs": 1, "n_seg": 3, "out_dir": str(out),
-              **changes}
-    return demo_config(out.parent, **values)

@@ -169,6 +169,35 @@ def test_a_budgeted_batch_run_is_not_stale_for_the_values_its_budget_chose(tmp_p
 
 
 @pytest.mark.slow
+def test_a_budgeted_run_prepares_its_data_once(tiny_severstal, tmp_path, monkeypatch):
+    """The plan's timed steps, the estimate's and the training read the datasets the run read
+    and prepared once: where the plan keeps the input size (the synthetic defects are under 2 px
+    at 1/8), none is built again, and the images decoded for the plan stay decoded."""
+    import segdec.train
+
+    prepared, read = [], []
+    prepare, build = segdec.train.prepare_data, segdec.train.loader
+
+    def preparing(*args):
+        config, data = prepare(*args)
+        prepared.append(data)
+        return config, data
+
+    monkeypatch.setattr(segdec.train, "prepare_data", preparing)
+    monkeypatch.setattr(segdec.train, "loader",
+                        lambda dataset, *args: read.append(dataset) or build(dataset, *args))
+    demo_config(tmp_path, data_root=str(tiny_severstal), epochs=1, n_all=4, n_test=8, n_val=8,
+                batch_size=2, estimate=True).save(tmp_path / "run.yaml")
+    assert main(["train", "--config", str(tmp_path / "run.yaml"), "--time-budget", "1s",
+                 "--out-dir", str(tmp_path / "run")]) == 0
+    (data,) = prepared
+    # the plan's timed steps and scoring, the estimate's, the epochs' and the validations'
+    assert len(read) == 6
+    assert all(any(dataset is part for part in (data.train, data.val, data.test))
+               for dataset in read)
+
+
+@pytest.mark.slow
 def test_train_with_a_budget_applies_and_records_its_plan(tiny_severstal, tmp_path, capsys):
     """A budget of 1 s cannot be met on any machine: the quickest plan allowed is trained, 5
     epochs instead of 6 (the synthetic defects are under 2 px at 1/8, so 128x64 stays), with

@@ -14,8 +14,8 @@ from segdec.config import RunConfig
 from segdec.data.catalogue import load_samples
 from segdec.data.check import check_samples
 from segdec.data.folder import read_folder
-from segdec.data.images import DataError
 from segdec.demo import demo_config
+from segdec.errors import DataError
 from segdec.train import train
 from tests.layouts import DEFECT, camera_image, image, mask, write_layout
 

@@ -14,7 +14,7 @@ from segdec.demo import demo_config
 from segdec.errors import CheckpointError
 from segdec.outputs import record
 from segdec.train import TRAIN_OUTPUTS, train
-from tests.conftest import one_epoch
+from tests.helpers import one_epoch
 
 
 @pytest.mark.slow

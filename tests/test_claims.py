@@ -8,7 +8,8 @@ import json
 import pandas as pd
 import pytest
 
-from segdec import claims, narrative, report
+from segdec import claims, narrative
+from segdec.runs import collect_runs
 from segdec.statistics import paired, sign_test, t_interval
 from tests.layouts import fake_run
 
@@ -59,7 +60,7 @@ def test_paired_statistics_pin_the_interval_sign_test_and_verdict():
 
 def test_each_change_gets_its_verdict_from_paired_runs(tmp_path):
     _ablation(tmp_path)
-    runs = claims.ablation_runs(report.collect_runs(tmp_path))
+    runs = claims.ablation_runs(collect_runs(tmp_path))
     table = claims.change_claims(runs).set_index(["claim", "mode"])
     a, t, w, none = (change.claim for change in claims.CHANGES)
     assert table.loc[(a, "WS"), ["pairs", "wins", "verdict"]].tolist() == [9, 9, "helps"]
@@ -74,7 +75,7 @@ def test_each_change_gets_its_verdict_from_paired_runs(tmp_path):
 
 def test_the_verdict_says_what_failed_and_tests_ws_against_fs_first(tmp_path):
     _ablation(tmp_path)
-    text = narrative.verdict(report.collect_runs(tmp_path))
+    text = narrative.verdict(collect_runs(tmp_path))
     lines = text.splitlines()
     assert lines[0] == (
         "- **A (attention) helps:** WS **helps** (+2.0 AP points, 95 % interval +2.0 to +2.0; 9 "
@@ -98,7 +99,7 @@ def test_the_verdict_says_what_failed_and_tests_ws_against_fs_first(tmp_path):
 
 def test_the_claims_table_marks_failed_runs_in_their_cells(tmp_path):
     _ablation(tmp_path)
-    runs = claims.ablation_runs(report.collect_runs(tmp_path))
+    runs = claims.ablation_runs(collect_runs(tmp_path))
     table = narrative.claims_table_markdown(claims.cells(runs)).splitlines()
     assert table[2] == "| none | 100.0 ± 0.0 (3) †9, none without (92.7) | - (98.9) | - (99.5) |"
     assert table[8] == ("| A+T+W | 100.0 ± 0.0 (3) (93.4) | 100.0 ± 0.0 (3) †1, 100.0 without "

@@ -6,8 +6,7 @@ import pytest
 from segdec.cli import main
 from segdec.config import RunConfig
 from segdec.data.download import DownloadError
-from segdec.data.images import DataError
-from segdec.errors import CheckpointError, ConfigError, SegdecError
+from segdec.errors import CheckpointError, ConfigError, DataError, SegdecError
 
 
 def test_input_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys):

@@ -20,7 +20,7 @@ from segdec.data import (
     save_split,
 )
 from segdec.data.dataset import distance_weights
-from tests.conftest import shared_path
+from tests.helpers import shared_path
 from tests.layouts import SHAPE, severstal_mask, write_layout
 
 

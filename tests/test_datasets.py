@@ -9,7 +9,7 @@ import pytest
 
 from segdec.cli import main
 from segdec.config import RunConfig
-from segdec.data import DataError, Sample, make_split
+from segdec.data import Sample, make_split
 from segdec.data.bozic import bozic_split, severstal_split
 from segdec.data.catalogue import load_samples
 from segdec.data.dagm import read_dagm
@@ -18,7 +18,8 @@ from segdec.data.ksdd import ksdd_folds, read_ksdd
 from segdec.data.ksdd2 import read_ksdd2
 from segdec.data.prepare import common_size, input_size, prepare_data, size_spread_warning
 from segdec.data.splits import subset
-from tests.conftest import shared_path
+from segdec.errors import DataError
+from tests.helpers import shared_path
 from tests.layouts import image, mask, write_layout
 
 

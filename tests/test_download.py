@@ -31,7 +31,7 @@ from segdec.data.download import (
     fetch_from_kaggle,
     kaggle_api,
 )
-from tests.conftest import shared_path
+from tests.helpers import shared_path
 from tests.layouts import mask, write_layout
 
 SMALL = {"expected_images": 40, "expected_shape": (64, 128)}

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segdec.checkpoint import model_config, save_checkpoint
+from segdec.checkpoint import save_checkpoint
 from segdec.cli import main
 from segdec.config import RunConfig
-from segdec.evaluate import image_metrics, pixel_metrics
+from segdec.metrics import image_metrics, pixel_metrics
 from segdec.model import SegDecNet
 
 
@@ -75,6 +75,11 @@ def test_error_gallery_picks_the_worst_mistakes_and_draws_them(tmp_path):
     only_empty = error_gallery([empty_map], 0.5)._suptitle.get_text()
     assert "every predicted map empty" in only_empty and "orange" not in only_empty
     assert "No test errors" in error_gallery([], 0.5)._suptitle.get_text()
+    assert figure._supxlabel is None  # synthetic images: no credit
+    credited = error_gallery([entry], 0.5, dataset="ksdd")._supxlabel.get_text()
+    assert credited == ("Images: KolektorSDD (Tabernik et al., 2019; ViCoS, University of "
+                        "Ljubljana, and Kolektor), CC BY-NC-SA 4.0: attribution, non-commercial, "
+                        "share-alike")
 
 
 def test_a_checkpoint_of_another_run_is_refused_before_metrics_are_overwritten(
@@ -83,7 +88,7 @@ def test_a_checkpoint_of_another_run_is_refused_before_metrics_are_overwritten(
     shutil.copytree(tiny_run, run)
     config = RunConfig.from_file(run / "config.yaml")
     other = config.replace(attention=False, input_height=2 * config.input_height)
-    save_checkpoint(run / "checkpoints" / "best.pt", SegDecNet(model_config(other)), other)
+    save_checkpoint(run / "checkpoints" / "best.pt", SegDecNet(other.model_config()), other)
     before = {p: p.read_bytes() for p in run.iterdir() if p.is_file()}
     assert main(["evaluate", "--run", str(run), "--device", "cpu"]) == 2
     assert (f"{run / 'checkpoints' / 'best.pt'} is not this run's network: it has attention "
@@ -99,7 +104,7 @@ def test_the_same_network_trained_as_another_run_is_refused(tiny_run, tmp_path, 
     shutil.copytree(tiny_run, run)
     config = RunConfig.from_file(run / "config.yaml")
     other = config.replace(seed=config.seed + 7)
-    save_checkpoint(run / "checkpoints" / "best.pt", SegDecNet(model_config(other)), other)
+    save_checkpoint(run / "checkpoints" / "best.pt", SegDecNet(other.model_config()), other)
     assert main(["evaluate", "--run", str(run), "--device", "cpu"]) == 2
     assert (f"is not this run's network: it has seed {config.seed + 7} (the run: "
             f"{config.seed})") in capsys.readouterr().err
@@ -120,7 +125,7 @@ def test_a_released_network_whose_map_scale_collapsed_is_reported_loudly(tiny_ru
     released = RunConfig.from_file(run / "config.yaml").replace(
         attention=False, atrous=False, architecture="released")
     released.save(run / "config.yaml")
-    model = SegDecNet(model_config(released))
+    model = SegDecNet(released.model_config())
     with torch.no_grad():
         model.seg_norm.weight.fill_(0.0004)
     save_checkpoint(run / "checkpoints" / "best.pt", model, released)
@@ -165,7 +170,7 @@ def test_a_run_is_tested_in_one_pass_over_its_test_set(tiny_run, tmp_path, monke
     monkeypatch.setattr(evaluate, "predict_loader", counted)
     tested = []
     monkeypatch.setattr(evaluate, "write_evaluation",
-                        lambda run_dir, test, found: tested.append(found))
+                        lambda run_dir, test, found, dataset: tested.append(found))
     metrics = evaluate.evaluate_run(run, device="cpu")
     (found,) = tested
     labels = pd.read_csv(tiny_run / "predictions.csv")["label"].to_numpy()

@@ -7,7 +7,7 @@ import torch
 from segdec.config import RunConfig
 from segdec.errors import ConfigError
 from segdec.train import train
-from tests.conftest import one_epoch
+from tests.helpers import one_epoch
 
 
 def test_a_run_too_large_for_memory_is_refused_before_it_writes(tiny_severstal, tmp_path):

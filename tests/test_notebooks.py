@@ -15,6 +15,7 @@ import pytest
 
 from segdec.companion import EXECUTED
 from segdec.config import RunConfig
+from segdec.errors import DataError
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
@@ -37,7 +38,7 @@ def test_committed_with_one_parameters_cell_and_outputs_only_for_the_companion(p
     if path.relative_to(REPO).as_posix() in EXECUTED:
         assert all(c.execution_count for c in code)
         assert not [o for c in code for o in c.outputs if o.output_type == "error"]
-        assert sum(bool(c.outputs) for c in code) >= 2
+        assert any(c.outputs for c in code)
     else:
         assert all(not c.outputs and c.execution_count is None for c in code)
     tagged = [c for c in book.cells if "parameters" in c.metadata.get("tags", [])]
@@ -54,18 +55,24 @@ def _markdown_outputs(name: str) -> str:
 def test_the_committed_companion_says_what_the_committed_records_show():
     """The generated explanations in the executed notebooks are today's: re-rendered from the
     records they equal what the notebooks carry (a stale notebook fails here)."""
-    from segdec import narrative, report
+    from segdec import figures, narrative, tables
+    from segdec.runs import RELEASED, collect_runs
 
-    runs = report.collect_runs(REPO / "figures" / "ksdd" / "runs")
+    runs = collect_runs(REPO / "figures" / "ksdd" / "runs")
     ablation = _markdown_outputs("06_ablation.ipynb")
     for folds in ([0, 1, 2], [0]):
-        assert narrative.describe_table6(report.table6(runs, "ksdd", folds=folds)) in ablation
-    assert narrative.describe_pairs(report.paired_comparisons(runs)) in ablation
-    curve = narrative.describe_pixel_label_curve(report.pixel_label_table(runs))
+        assert narrative.describe_table6(tables.table6(runs, "ksdd", folds=folds)) in ablation
+    assert narrative.describe_pairs(tables.paired_comparisons(runs)) in ablation
+    curve = narrative.describe_pixel_label_curve(tables.pixel_label_table(runs))
     assert curve in _markdown_outputs("04_figure8.ipynb")
     assert curve in _markdown_outputs("03_table5.ipynb")
-    figure9 = narrative.describe_figure9(report.figure9_runs(runs, "FS", report.RELEASED), "FS")
+    figure9 = narrative.describe_figure9(figures.figure9_runs(runs, "FS", RELEASED), "FS")
     assert figure9 in _markdown_outputs("05_figure9.ipynb")
+    # MS: Božič's released network collapsed in every MS run whose maps the records keep, so
+    # the notebook says why it draws none rather than show a failure as his network.
+    with pytest.raises(DataError, match="no MS runs of 'none \\(released\\)' and 'A\\+T\\+W' that"):
+        figures.figure9_runs(runs, "MS", RELEASED)
+    assert "Not drawn: no MS runs of 'none (released)'" in _markdown_outputs("05_figure9.ipynb")
 
 
 def test_train_notebook_takes_every_run_configuration_field_with_its_default():

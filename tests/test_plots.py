@@ -15,9 +15,10 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from PIL import Image
 
-from segdec import report
+from segdec import figures
 from segdec.gallery import error_gallery
 from segdec.plots import LINE_COLOURS, OVERLAY, TRUE_DEFECT, save_figure, save_figures, styled
+from segdec.runs import collect_runs
 from segdec.teaching.balance import balance_schedules
 from segdec.teaching.figures import plot_balance_schedules, plot_loss_curves
 from tests.layouts import fake_run
@@ -95,7 +96,7 @@ def test_every_figure_is_drawn_in_the_common_style_whatever_the_callers_settings
             fake_run(tmp_path / root, "fs", 8, 8, ap, seed=seed)
             fake_run(tmp_path / root, "fs-baseline", 8, 8, 0.9, attention=False, atrous=False,
                      balance="linear", seed=seed)
-        bars = report.figure8(report.collect_runs(tmp_path), compare_with_paper=False)
+        bars = figures.figure8(collect_runs(tmp_path), compare_with_paper=False)
         mask = np.zeros((16, 32))
         mask[4:12, 8:24] = 1
         entry = {"image": np.zeros((16, 32)), "mask": mask, "name": "x",

@@ -1,6 +1,7 @@
 """segdec.predict: scores, masks and overlays for any folder; bad files are skipped, not
 fatal."""
 
+import logging
 import os
 import shutil
 
@@ -12,9 +13,9 @@ from PIL import Image
 
 from segdec.checkpoint import load_checkpoint
 from segdec.cli import main
-from segdec.data.images import DataError
+from segdec.errors import DataError
 from segdec.predict import find_images, predict_images
-from tests.conftest import shared_path
+from tests.helpers import shared_path
 
 
 def _image_folder(source, tmp_path, n=3):
@@ -105,7 +106,7 @@ def test_16_bit_images_are_predicted_as_trained(tiny_run, tmp_path):
     assert metadata["bit_depth"] == "8"  # tiny_run: 8-bit JPEGs
 
 
-def test_predict_reads_images_at_the_checkpoints_bit_depth(tiny_run, tmp_path, capsys):
+def test_predict_reads_images_at_the_checkpoints_bit_depth(tiny_run, tmp_path, caplog):
     """predict scaled each image by its own maximum's depth: a dark image of a 12-bit run
     (largest value 900) reached the network 4x brighter (900 -> 224) than in training (56)."""
     from segdec.checkpoint import model_from_checkpoint
@@ -123,6 +124,7 @@ def test_predict_reads_images_at_the_checkpoints_bit_depth(tiny_run, tmp_path, c
                             TargetOptions(size=size, bit_depth=12))[0]["image"]
     loaded = ImageFiles.for_checkpoint([dark], twelve)[0]
     assert loaded.native[-1, -1] == 56 and torch.equal(loaded.pixels, trained)
+    caplog.set_level(logging.INFO, logger="segdec")
     scores, skipped = predict_images(tmp_path / "12.pt", tmp_path / "images", tmp_path / "out",
                                      0.5, device="cpu", progress=False)
     with torch.inference_mode():
@@ -139,11 +141,11 @@ def test_predict_reads_images_at_the_checkpoints_bit_depth(tiny_run, tmp_path, c
     assert scores.image.tolist() == [str(dark)] and skipped.image.tolist() == [str(deep)]
     assert f"image {deep} holds pixel values up to 4095, deeper than the run's bit_depth 10" in \
         skipped.error[0]
-    assert "predates bit_depth" not in capsys.readouterr().err
+    assert not any("predates bit_depth" in message for message in caplog.messages)
 
 
 def test_a_checkpoint_older_than_bit_depth_reads_each_image_by_its_own(tiny_run, tmp_path,
-                                                                        capsys):
+                                                                        caplog):
     """As it was trained; it resumes as bit_depth 8, what its per-image rule is on 8-bit data."""
     from segdec.config import RunConfig
     from segdec.predict import ImageFiles
@@ -159,9 +161,10 @@ def test_a_checkpoint_older_than_bit_depth_reads_each_image_by_its_own(tiny_run,
     _check_resumable(loaded["run_config"], RunConfig.from_dict(state["run_config"]),
                      tmp_path / "older.pt")
     dark = camera_image(tmp_path / "images" / "dark.png", (64, 128), low=100, high=900)
+    caplog.set_level(logging.INFO, logger="segdec")
     predict_images(tmp_path / "older.pt", tmp_path / "images", tmp_path / "out", 0.5,
                    device="cpu", progress=False)
-    assert "older.pt predates bit_depth" in capsys.readouterr().err
+    assert any("older.pt predates bit_depth" in message for message in caplog.messages)
     assert ImageFiles.for_checkpoint([dark], loaded)[0].native[-1, -1] == 224  # 900 of 1023
 
 

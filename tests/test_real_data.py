@@ -8,7 +8,7 @@ import pytest
 
 from segdec.cli import main
 from segdec.config import RunConfig
-from tests.conftest import shared_path
+from tests.helpers import shared_path
 
 TINY_RUN = ["--epochs", "1", "--batch-size", "4", "--learning-rate", "0.01", "--device", "cpu",
             "--n-saved-maps", "2"]

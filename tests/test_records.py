@@ -4,7 +4,7 @@ one."""
 import numpy as np
 import pytest
 
-from segdec.data.images import DataError
+from segdec.errors import DataError
 from segdec.records import MAPS_RECORD, copy_records
 
 

@@ -42,7 +42,7 @@ from segdec.outputs import LOCK, FolderLock
 from segdec.records import copy_records
 from segdec.timing import RunEstimate, duration
 from segdec.train import train
-from tests.conftest import one_epoch
+from tests.helpers import one_epoch
 from tests.layouts import image, write_layout
 
 HOST = socket.gethostname()

@@ -9,41 +9,43 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segdec import narrative, paper, report
+from segdec import figures, narrative, paper, tables
 from segdec.model import build_model
 from segdec.plots import save_figure
+from segdec.runs import BASELINE, IMPROVED, RELEASED, Network, collect_runs, join_folds, read_run
 from segdec.teaching.balance import balance_schedules
 from tests.layouts import fake_run
 
 
 def test_read_run_counts_settings_from_the_split(tmp_path):
     fake_run(tmp_path, "ms", 10, 3, 0.9, attention=False, balance="linear", tags={"row": 2})
-    row = report.read_run(tmp_path / "ms")
+    row = read_run(tmp_path / "ms")
     assert (row["mode"], row["n_all"], row["l_p"], row["network"], row["row"]) == (
-        "MS", 10, 3, "T", 2)
+        "MS", 10, 3, Network(False, True, False), 2)
+    assert str(row["network"]) == "T"
 
 
 def test_collect_runs_filters_by_tag_and_marks_unfinished(tmp_path):
     fake_run(tmp_path, "a", 4, 0, 0.8, tags={"table5": True})
     fake_run(tmp_path / "nested", "b", 4, 4, 0.9, finished=False)
-    runs = report.collect_runs(tmp_path)
+    runs = collect_runs(tmp_path)
     assert sorted(runs["run"]) == ["a", "b"]
     assert runs.set_index("run")["finished"].to_dict() == {"a": True, "b": False}
-    assert list(report.collect_runs(tmp_path, "table5")["run"]) == ["a"]
-    assert report.collect_runs(tmp_path, "missing").empty
+    assert list(collect_runs(tmp_path, "table5")["run"]) == ["a"]
+    assert collect_runs(tmp_path, "missing").empty
     with pytest.raises(ValueError, match="no finished runs"):
-        report.table5(report.collect_runs(tmp_path, "missing"))
+        tables.table5(collect_runs(tmp_path, "missing"))
 
 
 def test_table5_sits_beside_the_paper_with_differences(tmp_path):
     fake_run(tmp_path, "ws", 300, 0, 0.95)
     fake_run(tmp_path, "baseline", 300, 0, 0.5, attention=False, atrous=False, balance="linear")
-    table = report.table5(report.collect_runs(tmp_path))
+    table = tables.table5(collect_runs(tmp_path))
     assert len(table) == 26  # every paper row, ours where run
     ws = table[(table["mode"] == "WS") & (table["n_all"] == 300)].iloc[0]
     assert ws["ap paper"] == 0.932 and ws["ap diff"] == pytest.approx(0.95 - 0.932)
     assert table["ap"].notna().sum() == 1  # the baseline network is not the paper's method
-    alone = report.table5(report.collect_runs(tmp_path), compare_with_paper=False)
+    alone = tables.table5(collect_runs(tmp_path), compare_with_paper=False)
     assert list(alone["ap"]) == [0.95]
 
 
@@ -52,7 +54,7 @@ def test_table6_orders_like_the_paper(tmp_path):
         for attention, atrous, decay in paper.ABLATION_SWITCHES:
             fake_run(tmp_path, f"{mode}-{attention}{atrous}{decay}", 8, l_p, 0.9,
                      attention, atrous, "decay" if decay else "linear")
-    table = report.table6(report.collect_runs(tmp_path), "severstal")
+    table = tables.shown(tables.table6(collect_runs(tmp_path), "severstal"))
     assert len(table) == 21 and table["ap"].notna().sum() == 14
     first = table.iloc[0]
     assert (first["mode"], first["A"], first["T"], first["W"]) == ("WS", "", "", "")
@@ -65,24 +67,27 @@ def test_figures_render_and_save(tmp_path):
     fake_run(runs_root, "fs", 8, 8, 0.99)
     fake_run(runs_root, "fs-baseline", 8, 8, 0.9, attention=False, atrous=False,
              balance="linear")
-    runs = report.collect_runs(runs_root)
-    figure8 = report.figure8(runs)
+    runs = collect_runs(runs_root)
+    figure8 = figures.figure8(runs)
     labels = [t.get_text() for t in figure8.axes[0].get_xticklabels()]
     assert "8-8" in labels and "300-300" in labels
     assert figure8.axes[0].get_ylim() == (0, 1.0)  # bars from 0: heights compare as ratios
     metrics = json.loads((runs_root / "fs" / "metrics.json").read_text())
     (runs_root / "fs" / "metrics.json").write_text(json.dumps({**metrics, "threshold": 0.85}))
-    figure9 = report.figure9(runs, "FS", n_images=4)
+    figure9 = figures.figure9(runs, "FS", n_images=4)
     titles = [axis.get_title() for axis in figure9.axes]
-    assert "paper's network (A+T+W)\np = 0.900, threshold 0.850: hit" in titles
-    assert "paper's network (A+T+W)\np = 0.800, threshold 0.850: miss" in titles
+    assert "paper's network (A+T+W)\np = 0.900, threshold 0.850: hit; map max 0.99" in titles
+    assert "paper's network (A+T+W)\np = 0.800, threshold 0.850: miss; map max 1.00" in titles
+    assert "Božič's network as described\np = 0.900, threshold 0.500: hit; map max 0.99" in titles
     assert len(figure9.axes) == 2 * 3 + 1  # two positives, and one shared colourbar
     assert figure9.axes[-1].get_ylabel().startswith("segmentation map: defect probability")
     assert "Segmentation of positive test images, FS" in figure9._suptitle.get_text()
+    assert figure9._supxlabel.get_text() == ("Images: Severstal: Steel Defect Detection "
+                                             "(Kaggle), under the competition's terms")
     saved = save_figure(figure9, tmp_path / "out", "figure9")
     assert [p.suffix for p in saved] == [".png", ".pdf"] and all(p.stat().st_size for p in saved)
     with pytest.raises(ValueError, match="without the improvements"):
-        report.figure9(runs, "WS")
+        figures.figure9(runs, "WS")
 
 
 def test_figure9_in_numbers_counts_the_whole_test_fold_of_both_runs(tmp_path):
@@ -97,8 +102,8 @@ def test_figure9_in_numbers_counts_the_whole_test_fold_of_both_runs(tmp_path):
             run_dir / "predictions.csv", index=False)
         metrics = json.loads((run_dir / "metrics.json").read_text())
         (run_dir / "metrics.json").write_text(json.dumps({**metrics, "pixel_ap_1_8": pixel_ap}))
-    columns = report.figure9_runs(report.collect_runs(tmp_path), "FS")
-    assert list(columns) == ["none", "A+T+W"]
+    columns = figures.figure9_runs(collect_runs(tmp_path), "FS")
+    assert list(columns) == [BASELINE, IMPROVED]
     text = narrative.describe_figure9(columns, "FS")
     assert ("**Božič's network as described:** 1 of 2 positive test images detected at its "
             "threshold 0.500, 1 false positive among 2 negatives (AP 90.0); pixel AP of its "
@@ -110,7 +115,7 @@ def test_figure9_in_numbers_counts_the_whole_test_fold_of_both_runs(tmp_path):
 
 
 def test_save_table_writes_csv_and_markdown(tmp_path):
-    csv, markdown = report.save_table(pd.DataFrame({"ap": [0.91234], "per_seed": ["86.1"]}),
+    csv, markdown = tables.save_table(pd.DataFrame({"ap": [0.91234], "per_seed": ["86.1"]}),
                                       tmp_path, "t")
     assert pd.read_csv(csv)["ap"].iloc[0] == 0.91234
     assert "| 0.912 | 86.1 " in markdown.read_text()
@@ -121,16 +126,16 @@ def test_a_title_note_is_said_in_every_figure_and_table_title(tmp_path):
     fake_run(tmp_path, "fs", 8, 8, 0.99, **size)
     fake_run(tmp_path, "fs-baseline", 8, 8, 0.9, attention=False, atrous=False,
              balance="linear", **size)
-    runs = report.collect_runs(tmp_path)
+    runs = collect_runs(tmp_path)
     note = "synthetic smoke test"
-    assert report.figure8(runs, False, title_note=note).axes[0].get_title() == (
+    assert figures.figure8(runs, False, title_note=note).axes[0].get_title() == (
         "Figure 8: AP per setting (synthetic smoke test)")
-    assert report.figure9(runs, title_note=note)._suptitle.get_text() == (
+    assert figures.figure9(runs, title_note=note)._suptitle.get_text() == (
         "Segmentation of positive test images, FS on severstal (128x64, fold 0, seed 0) "
         "(synthetic smoke test)")
-    _, markdown = report.save_table(pd.DataFrame({"ap": [0.5]}), tmp_path, "t5", note)
+    _, markdown = tables.save_table(pd.DataFrame({"ap": [0.5]}), tmp_path, "t5", note)
     assert markdown.read_text().startswith("# t5 (synthetic smoke test)\n\n| ")
-    _, plain = report.save_table(pd.DataFrame({"ap": [0.5]}), tmp_path, "plain")
+    _, plain = tables.save_table(pd.DataFrame({"ap": [0.5]}), tmp_path, "plain")
     assert plain.read_text().startswith("|")
 
 
@@ -151,16 +156,16 @@ def test_ksdd_folds_are_joined_as_bozic_reports_them(tmp_path):
                       "score": scores, "label": [1, 0]}).to_csv(run_dir / "predictions.csv")
     fake_run(tmp_path, "released", 8, 8, 0.7, attention=False, atrous=False, balance="linear",
              dataset="ksdd", fold=0, n_val=0, architecture="released")
-    joined = report.join_folds(report.collect_runs(tmp_path)).set_index("network")
-    paper_net = joined.loc["A+T+W"]
+    joined = join_folds(collect_runs(tmp_path)).set_index("network")
+    paper_net = joined.loc[IMPROVED]
     # 0.9 (defect), 0.8 (defect), 0.7, 0.6 (defect), 0.2, 0.1: precision 1, 1, 3/4 at the defects
     assert paper_net["ap"] == pytest.approx((1 + 1 + 0.75) / 3)
     assert paper_net["ap_fold_mean"] == pytest.approx(2.5 / 3)
     assert paper_net["ap_fold_std"] == pytest.approx(np.sqrt(6 / 108))
     assert (paper_net["folds"], paper_net["validation"]) == ("0,1,2", "test set")
     assert (paper_net["fp"], paper_net["fn"]) == (1, 0)  # threshold 0.6 lets 0.7 through
-    assert joined.loc[report.RELEASED, "ap"] == 0.7 and joined.loc[report.RELEASED, "folds"] == "0"
-    table = report.table6(report.collect_runs(tmp_path), "ksdd").set_index(["mode", "A"])
+    assert joined.loc[RELEASED, "ap"] == 0.7 and joined.loc[RELEASED, "folds"] == "0"
+    table = tables.shown(tables.table6(collect_runs(tmp_path), "ksdd")).set_index(["mode", "A"])
     fs_paper = table.loc[("FS", "x")].query("T == 'x' and W == 'x'").iloc[0]
     assert fs_paper["ap"] == pytest.approx(100 * 2.75 / 3) and fs_paper["ap paper"] == 100.0
     released = table[table["architecture"] == "released"].iloc[0]
@@ -171,9 +176,9 @@ def test_runs_without_gradient_adjustment_are_rows_of_their_own(tmp_path):
     fake_run(tmp_path, "ga", 8, 8, 0.9, dataset="ksdd", fold=0, n_val=0)
     fake_run(tmp_path, "no-ga", 8, 8, 0.8, dataset="ksdd", fold=0, n_val=0,
              gradient_adjustment=False)
-    runs = report.collect_runs(tmp_path)
-    assert sorted(runs["network"]) == ["A+T+W", "A+T+W, no GA"]
-    table = report.table6(runs, "ksdd")
+    runs = collect_runs(tmp_path)
+    assert sorted(map(str, runs["network"])) == ["A+T+W", "A+T+W, no GA"]
+    table = tables.shown(tables.table6(runs, "ksdd"))
     rows = table[table["ap"].notna()]
     assert rows[["GA", "ap", "ap paper"]].values.tolist() == [["x", 90.0, 100.0], ["", 80.0, 100.0]]
 
@@ -198,16 +203,16 @@ def test_layer_table_grows_the_same_receptive_field_with_fewer_weights():
 
 
 @pytest.mark.parametrize(("name", "render"), [
-    ("table6_ksdd", lambda runs: report.table6(runs, "ksdd", folds=[0, 1, 2])),
-    ("table6_ksdd_fold0", lambda runs: report.table6(runs, "ksdd", folds=[0])),
-    ("table6_ksdd_paired", report.paired_comparisons),
+    ("table6_ksdd", lambda runs: tables.table6(runs, "ksdd", folds=[0, 1, 2])),
+    ("table6_ksdd_fold0", lambda runs: tables.table6(runs, "ksdd", folds=[0])),
+    ("table6_ksdd_paired", tables.paired_comparisons),
 ])
 def test_the_committed_ksdd_tables_come_from_the_committed_run_records(name, render):
     """figures/ksdd's tables are what the image-free records in figures/ksdd/runs give."""
     from pathlib import Path
 
     figures = Path(__file__).resolve().parents[1] / "figures" / "ksdd"
-    rendered = render(report.collect_runs(figures / "runs"))
+    rendered = tables.shown(render(collect_runs(figures / "runs")))
     committed = pd.read_csv(figures / f"{name}.csv", keep_default_na=False, na_values=[""])
     assert list(committed.columns) == list(rendered.columns)
     assert len(committed) == len(rendered) >= 6
@@ -225,7 +230,7 @@ def test_runs_table_lists_every_finished_run_with_its_tags_and_history(tmp_path)
         pd.DataFrame({"epoch": [0, 1], "loss_dec": losses, "val_ap": [np.nan, 0.5],
                       "seconds": [10.4, 20.3]}).to_csv(run_dir / "history.csv", index=False)
     fake_run(tmp_path, "unfinished", 10, 5, 0.1, finished=False)
-    table = report.runs_table(tmp_path).set_index("run")
+    table = tables.runs_table(tmp_path).set_index("run")
     assert list(table.index) == ["fold1/MS5-prob", "fold2/MS5"]
     assert table.loc["fold1/MS5-prob", "change"] == "prob"
     assert table.loc["fold2/MS5", ["mode", "fold", "validation", "ap", "fp", "fn"]].tolist() == [
@@ -266,10 +271,10 @@ def _seeded_ksdd_runs(root):
 
 def test_seeds_are_joined_per_seed_and_summarised_over_seeds(tmp_path):
     _seeded_ksdd_runs(tmp_path)
-    runs = report.collect_runs(tmp_path)
-    joined = report.join_folds(runs)
+    runs = collect_runs(tmp_path)
+    joined = join_folds(runs)
     assert sorted(joined["seed"]) == [0, 0, 1, 1] and set(joined["folds"]) == {"0,1,2"}
-    table = report.table6(runs, "ksdd", folds=[0, 1, 2]).set_index("architecture")
+    table = tables.table6(runs, "ksdd", folds=[0, 1, 2]).set_index("architecture")
     assert list(table.index) == ["released", "described"]  # only the settings we ran
     paper_net = table.loc["described"]
     assert (paper_net["ap"], paper_net["seeds"], paper_net["ap_per_seed"]) == (
@@ -279,15 +284,15 @@ def test_seeds_are_joined_per_seed_and_summarised_over_seeds(tmp_path):
     assert table.loc["released", "ap"] == pytest.approx(released_ap)
     assert table.loc["released", "ap_sd"] == 0.0
     assert table.loc["released", "ap paper"] == 92.65
-    fold0 = report.table6(runs, "ksdd", folds=[0])
+    fold0 = tables.table6(runs, "ksdd", folds=[0])
     assert set(fold0["folds"]) == {"0"} and list(fold0["ap"]) == [50.0, 100.0]
 
 
 def test_paired_comparisons_count_the_pairs_of_fold_and_seed(tmp_path):
     _seeded_ksdd_runs(tmp_path)
-    pairs = report.paired_comparisons(report.collect_runs(tmp_path))
+    pairs = tables.paired_comparisons(collect_runs(tmp_path))
     row = pairs.iloc[0]  # the paper's network against the released one (no GA runs here)
-    assert len(pairs) == 1 and (row["a"], row["b"], row["mode"]) == ("A+T+W", report.RELEASED,
+    assert len(pairs) == 1 and (row["a"], row["b"], row["mode"]) == (IMPROVED, RELEASED,
                                                                      "WS")
     # per fold: 1.0 - 0.5 on fold 0 (0.3 < 0.5), 1.0 - 1.0 on folds 1 and 2; both seeds
     assert row[["pairs", "a_better", "b_better", "ties"]].tolist() == [6, 2, 0, 4]
@@ -306,13 +311,13 @@ def test_paired_comparisons_count_the_pairs_of_fold_and_seed(tmp_path):
 
 def test_narratives_say_what_the_tables_hold(tmp_path):
     _seeded_ksdd_runs(tmp_path)
-    runs = report.collect_runs(tmp_path)
-    text = narrative.describe_table6(report.table6(runs, "ksdd", folds=[0, 1, 2]))
+    runs = collect_runs(tmp_path)
+    text = narrative.describe_table6(tables.table6(runs, "ksdd", folds=[0, 1, 2]))
     assert text == (
         "- **weak supervision (WS):** Božič's network as released 83.3 ± 0.0 over 2 seeds "
         "against the paper's 92.65 (-9.3); the paper's network (A+T+W) 100.0 ± 0.0 over 2 "
         "seeds against the paper's 93.41 (+6.6).")
-    curve = narrative.describe_pixel_label_curve(report.pixel_label_table(runs))
+    curve = narrative.describe_pixel_label_curve(tables.pixel_label_table(runs))
     assert curve.splitlines()[0] == (
         "- **paper's network (A+T+W)** (AP %, 2 seeds, mean ± sd): L_p 0: 100.0 ± 0.0.")
     facts = narrative.provenance(runs)
@@ -323,7 +328,7 @@ def test_narratives_say_what_the_tables_hold(tmp_path):
     assert "did not learn to segment" not in facts
     collapsed = tmp_path / "f1" / "released-s1" / "metrics.json"
     collapsed.write_text(json.dumps({**json.loads(collapsed.read_text()), "warning": "why"}))
-    warned = report.collect_runs(tmp_path)
+    warned = collect_runs(tmp_path)
     assert ("- **Runs that did not learn to segment** (1; their `metrics.json` says why, they "
             "count above as outcomes of their recipe): f1/released-s1.") in narrative.provenance(
         warned)
@@ -334,14 +339,14 @@ def test_narratives_say_what_the_tables_hold(tmp_path):
 
 def test_figure8_against_pixel_labels_starts_at_zero_with_the_paper_values(tmp_path):
     _seeded_ksdd_runs(tmp_path)
-    figure = report.figure8_pixel_labels(report.collect_runs(tmp_path))
+    figure = figures.figure8_pixel_labels(collect_runs(tmp_path))
     axis = figure.axes[0]
     assert axis.get_ylim() == (0, 1.02)
     labels = [t.get_text() for t in axis.get_legend().get_texts()]
     assert "paper's network (A+T+W): mean ± sd of 2 seeds" in labels
     assert any(label.startswith("paper, A+T+W (Table 6") for label in labels)
     with pytest.raises(ValueError, match="run on all 3 folds"):
-        report.figure8_pixel_labels(report.collect_runs(tmp_path / "f0"))
+        figures.figure8_pixel_labels(collect_runs(tmp_path / "f0"))
 
 
 def test_balance_figure_draws_learning_rate_multipliers_with_delta_and_table_4():
@@ -365,8 +370,8 @@ def test_sizes_are_rows_of_their_own_and_ksdd_ms_is_table6s_l_p(tmp_path):
     fake_run(tmp_path, "ms5", 12, 5, 0.9, input_width=96, input_height=264, **ksdd)
     fake_run(tmp_path, "ms10", 12, 10, 0.5, input_width=96, input_height=264, **ksdd)
     fake_run(tmp_path, "ms5-large", 12, 5, 0.7, input_width=192, input_height=528, **ksdd)
-    runs = report.collect_runs(tmp_path)
-    table = report.table6(runs, "ksdd")
+    runs = collect_runs(tmp_path)
+    table = tables.table6(runs, "ksdd")
     rows = table[table["ap"].notna()]
     assert rows[["n_seg", "input_size", "ap"]].values.tolist() == [
         [5, "96x264", 90.0], [5, "192x528", 70.0]]
@@ -382,7 +387,7 @@ def test_figure9_reads_images_again_for_maps_kept_without_pixels(tiny_run, tmp_p
     copy_records(tiny_run.parent, tmp_path)
     record = tmp_path / tiny_run.name
     assert not (record / "segmentation_maps.npz").exists()
-    again = report.saved_maps(record)
+    again = figures.saved_maps(record)
     with np.load(tiny_run / "segmentation_maps.npz") as original:
         for key in original.files:
             np.testing.assert_array_equal(again[key], original[key])
@@ -391,9 +396,9 @@ def test_figure9_reads_images_again_for_maps_kept_without_pixels(tiny_run, tmp_p
 def test_the_pixel_label_curve_says_when_weak_supervision_already_matches_full():
     """The obvious alternative first: WS within a point of FS means no mask count "reaches" FS."""
     def curve(ws_ap):
-        return pd.DataFrame({"network": "A+T+W", "input_size": "96x264", "mode": ["WS", "MS", "FS"],
-                             "l_p": [0, 10, 35], "ap": [ws_ap, 93.0, 93.7], "ap_sd": 1.0,
-                             "seeds": 3})
+        return pd.DataFrame({"network": IMPROVED, "input_size": "96x264",
+                             "mode": ["WS", "MS", "FS"], "l_p": [0, 10, 35],
+                             "ap": [ws_ap, 93.0, 93.7], "ap_sd": 1.0, "seeds": 3})
     assert narrative.describe_pixel_label_curve(curve(93.7)) == (
         "- **paper's network (A+T+W)** (AP %, 3 seeds, mean ± sd): L_p 0: 93.7 ± 1.0, L_p 10: "
         "93.0 ± 1.0, L_p 35: 93.7 ± 1.0. Weak supervision, with no mask at all (93.7), already "
@@ -410,7 +415,7 @@ def test_the_headline_marks_failed_runs_in_their_cells_and_pairs(tmp_path):
     _seeded_ksdd_runs(tmp_path)
     collapsed = tmp_path / "f1" / "released-s1" / "metrics.json"
     collapsed.write_text(json.dumps({**json.loads(collapsed.read_text()), "warning": "why"}))
-    text = narrative.headline(report.collect_runs(tmp_path))
+    text = narrative.headline(collect_runs(tmp_path))
     ws = next(line for line in text.splitlines() if line.startswith("| WS"))
     # the released network's fold-0 runs rank at chance in both seeds (AUC 0.49), and seed 1's
     # fold-1 run collapsed: every seed failed somewhere
@@ -422,5 +427,47 @@ def test_the_headline_marks_failed_runs_in_their_cells_and_pairs(tmp_path):
     for run in ("f0/released-s0", "f0/released-s1"):  # now only the collapsed run fails
         path = tmp_path / run / "metrics.json"
         path.write_text(json.dumps({**json.loads(path.read_text()), "auc": 0.9}))
-    text = narrative.headline(report.collect_runs(tmp_path))
+    text = narrative.headline(collect_runs(tmp_path))
     assert "| 83.3 ± 0.0 (2 seeds) †1 failed, 83.3 without |" in text
+
+
+def test_figure8_joins_only_neighbouring_settings():
+    """A network run at L_p 0, 5 and 35 of a sweep 0-35 gets a line from 0 to 5 and none
+    through the 10-20 it never ran."""
+    sweep = [0, 5, 10, 15, 20, 35]
+    assert figures.unbroken([0, 5, 35], sweep) == [[0, 5]]
+    assert figures.unbroken(sweep, sweep) == [sweep]
+    assert figures.unbroken([0, 10, 35], sweep) == []
+
+
+def test_figure9_never_shows_a_run_that_failed(tmp_path):
+    """A collapsed baseline is a failure, not Božič's network: Figure 9 refuses to show it."""
+    fake_run(tmp_path, "fs", 8, 8, 0.99)
+    baseline = fake_run(tmp_path, "fs-baseline", 8, 8, 0.9, attention=False, atrous=False,
+                        balance="linear")
+    assert list(figures.figure9_runs(collect_runs(tmp_path), "FS")) == [BASELINE, IMPROVED]
+    metrics = json.loads((baseline / "metrics.json").read_text())
+    (baseline / "metrics.json").write_text(json.dumps({**metrics, "warning": "flat map"}))
+    runs = collect_runs(tmp_path)
+    assert runs.set_index("run").loc["fs-baseline", "failure"] == "collapsed"
+    with pytest.raises(ValueError, match="that learnt"):
+        figures.figure9_runs(runs, "FS")
+
+
+def test_a_readable_table_rounds_to_one_unit_and_says_what_each_column_is():
+    table = pd.DataFrame({"network": [IMPROVED, RELEASED], "attention": [True, False],
+                          "ap": [93.7234, np.nan], "auc": [0.98765, 0.5],
+                          "sign_test_p": [0.0039, 1.0], "unshown": [1, 2]})
+    text = tables.readable(table, "Pairs", ["network", "A", "ap", "auc", "sign_test_p"],
+                           percent=("auc",), csv="figures/ksdd/pairs.csv")
+    assert text == (
+        "### Pairs\n\n"
+        "| network         | A   | ap   | auc   | sign_test_p   |\n"
+        "|:----------------|:----|:-----|:------|:--------------|\n"
+        "| A+T+W           | x   | 93.7 | 98.8  | 0.004         |\n"
+        "| none (released) |     | -    | 50.0  | 1.000         |\n\n"
+        "**network** A+T+W the paper's network, none Božič's; (released) as his code builds it, "
+        "no GA gradient adjustment off; **A** attention; **ap** average precision % "
+        "(KolektorSDD: the folds' test predictions joined), mean over seeds; **auc** area under "
+        "the ROC curve %; **sign_test_p** sign test p. All columns: "
+        "[pairs.csv](../figures/ksdd/pairs.csv).")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from segdec.data import RLEError, rle_decode, rle_encode
-from tests.conftest import shared_path
+from tests.helpers import shared_path
 
 
 def test_decode_is_one_indexed_and_column_major():

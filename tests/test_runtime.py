@@ -106,12 +106,15 @@ def test_auto_precision_is_fp32_with_tf32_from_ampere_on(monkeypatch, gpu_switch
 
     gpu = fake_gpu(monkeypatch, capability)
     assert runtime.resolve_precision("auto", gpu) == auto
-    assert runtime.autocast_dtype("auto", gpu) is None
+    resolved = runtime.Runtime(gpu, runtime.resolve_precision("auto", gpu))
+    resolved.apply()
+    assert resolved.autocast_dtype is None
     assert torch.backends.cuda.matmul.allow_tf32 is torch.backends.cudnn.allow_tf32 is (
         auto == "tf32")
     assert runtime.resolve_precision("fp16", gpu) == "fp16"
     if capability >= (8, 0):
-        assert runtime.autocast_dtype("bf16", gpu) is torch.bfloat16
+        assert runtime.Runtime(gpu, runtime.resolve_precision("bf16", gpu)).autocast_dtype is (
+            torch.bfloat16)
     else:
         with pytest.raises(ValueError, match=f"compute capability 8.0 or newer; cuda:0 has "
                                              f"{capability[0]}.{capability[1]}, where it is "
@@ -151,7 +154,7 @@ def test_fp32_switches_off_the_tf32_convolutions_torch_allows_by_default(monkeyp
 
     gpu = fake_gpu(monkeypatch, (8, 0))
     torch.backends.cudnn.allow_tf32 = True  # torch's default
-    assert runtime.use_precision("fp32", gpu) is None
+    runtime.Runtime(gpu, "fp32").apply()
     assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
 
 
@@ -247,6 +250,9 @@ def test_a_runs_runtime_is_resolved_once_from_its_configuration(monkeypatch):
     assert Runtime.of_run(RunConfig(atrous_gradient="dilated", num_workers=2)) == Runtime(
         torch.device("cpu"), "fp32", num_workers=2)
     assert Runtime.of_run(RunConfig()).autocast_dtype is None
+    # the loss scaler scales fp16's gradients only
+    assert [Runtime(torch.device("cpu"), precision).loss_scaler().is_enabled()
+            for precision in ("fp32", "bf16", "fp16")] == [False, False, True]
     with pytest.raises(dataclasses.FrozenInstanceError):
         cpu.precision = "fp32"
 

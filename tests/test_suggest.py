@@ -1,8 +1,6 @@
 """segdec.suggest, the label advisor: which weak positives to mask next, and the notebook
-(with its helper notebooks/label_budget.py) that tests the advice."""
+(with its experiment, segdec/teaching/label_budget.py) that tests the advice."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,21 +9,18 @@ import papermill
 import pytest
 
 from segdec.cli import main
-from segdec.data.images import DataError
+from segdec.errors import DataError
 from segdec.suggest import COMPONENTS, binary_entropy, rank_candidates
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "07_label_budget.ipynb"
 
 
 @pytest.fixture
-def experiment(monkeypatch):
-    """notebooks/label_budget.py, imported as the notebook imports it."""
-    spec = importlib.util.spec_from_file_location("label_budget",
-                                                  NOTEBOOK.with_name("label_budget.py"))
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
+def experiment():
+    """The label-budget experiment that notebook 07 calls."""
+    from segdec.teaching import label_budget
+
+    return label_budget
 
 
 def test_binary_entropy_is_one_bit_at_a_half_and_zero_when_sure():

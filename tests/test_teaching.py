@@ -15,7 +15,6 @@ from matplotlib.figure import Figure
 
 from segdec.config import RunConfig
 from segdec.model import SqueezeExcite, build_model
-from segdec.paths import repository_root
 from segdec.teaching.balance import decision_learning_epoch
 from segdec.teaching.figures import (
     explore,
@@ -37,8 +36,8 @@ from segdec.teaching.gates import (
 )
 from segdec.teaching.networks import (
     NETWORKS,
-    SHARED_KSDD,
     describe_data,
+    kolektorsdd,
     teaching_configs,
     teaching_data,
     train_or_load,
@@ -383,13 +382,15 @@ def test_loss_curves_legend_names_the_runs_and_both_marks():
     plt.close(figure)
 
 
-def test_synthetic_data_is_said_loudly_and_in_every_figure_title(tmp_path):
+def test_synthetic_data_is_said_loudly_and_in_every_figure_title(tmp_path, monkeypatch):
     assert describe_data(None, "folder", tmp_path) == f"Real images: {tmp_path} (folder format)."
+    monkeypatch.setenv("SEGDEC_DATA", str(tmp_path / "datasets"))
+    assert kolektorsdd() == tmp_path / "datasets" / "ksdd"  # ksdd under the data folder
     banner = describe_data(None, "severstal", tmp_path).splitlines()
     assert banner[0] == banner[-1] == "!" * 79
-    assert repository_root().parent / "shared" / "data" / "ksdd" == SHARED_KSDD  # beside it
     assert banner[1] == (f"SYNTHETIC DATA (no data_root given and no KolektorSDD at "
-                         f"{SHARED_KSDD}): these networks learn made-up images, {tmp_path}, and")
+                         f"{tmp_path / 'datasets' / 'ksdd'}): these networks learn made-up "
+                         f"images, {tmp_path}, and")
     assert "https://www.vicos.si/resources/kolektorsdd/ (CC BY-NC-SA 4.0)" in banner[2]
     assert describe_data("synthetic", "severstal", tmp_path).splitlines()[1].startswith(
         "SYNTHETIC DATA (data_root is 'synthetic'):")

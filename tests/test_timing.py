@@ -3,16 +3,20 @@ progress."""
 
 import dataclasses
 import json
+from types import SimpleNamespace
+
+import numpy as np
 
 from segdec import timing
 from segdec.timing import (
     RunEstimate,
     batch_progress,
     duration,
-    median_seconds,
+    median_seconds_of,
     record_actual,
     record_estimate,
     run_progress,
+    steps_per_epoch,
     validations,
 )
 
@@ -43,6 +47,20 @@ def test_the_estimate_adds_training_validation_and_test():
         "patience shorten it in proportion")
 
 
+def test_a_runs_estimate_counts_the_epochs_steps_and_images_it_has_left():
+    """An epoch trains every positive and as many negatives, in batches; a run resumed after 7
+    of 10 epochs validates twice (every 3rd epoch and the last)."""
+    labels = np.array([1, 1, 1] + [0] * 7)
+    assert steps_per_epoch(labels, 2) == 3  # 3 + 3 images
+    assert steps_per_epoch(np.array([1] * 8 + [0] * 2), 4) == 3  # 8 + the 2 negatives there are
+    config = SimpleNamespace(epochs=10, batch_size=2, validate_every=3)
+    data = SimpleNamespace(train=SimpleNamespace(labels=lambda: labels), val=[0] * 4,
+                           test=[0] * 5)
+    assert RunEstimate.of_run(config, data, 7, 0.5, 0.1) == RunEstimate(
+        epochs=3, steps=3, step_s=0.5, validations=2, validate_every=3, val_images=4,
+        test_images=5, image_s=0.1)
+
+
 def test_the_step_time_is_the_median_after_the_warm_up(monkeypatch):
     clock = [0.0]
     durations = iter([100.0, 3.0, 1.0, 2.0])  # the warm-up's 100 s is not counted
@@ -51,7 +69,7 @@ def test_the_step_time_is_the_median_after_the_warm_up(monkeypatch):
         clock[0] += next(durations)
 
     monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
-    assert median_seconds(work, 3) == 2.0
+    assert median_seconds_of(work, 3) == 2.0
 
 
 def test_a_run_s_progress_extrapolates_the_mean_epoch():

@@ -13,14 +13,14 @@ import torch
 from segdec.checkpoint import load_checkpoint
 from segdec.cli import main
 from segdec.config import RunConfig
-from segdec.data.images import DataError
 from segdec.data.prepare import loader, prepare_data
 from segdec.data.synthetic import synthesize
 from segdec.demo import demo_config
+from segdec.errors import DataError
 from segdec.evaluate import evaluate_run
 from segdec.sampling import EpochOrder, NegativeSampler
 from segdec.train import _check_resumable, train
-from tests.conftest import one_epoch
+from tests.helpers import one_epoch
 
 RUN_FILES = ["config.yaml", "split.csv", "history.csv", "metrics.json", "predictions.csv",
              "errors.png", "segmentation_maps.npz", "checkpoints/best.pt", "checkpoints/last.pt",

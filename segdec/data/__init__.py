@@ -3,13 +3,14 @@
 from segdec.data.dagm import read_dagm
 from segdec.data.dataset import DefectDataset, Sample, TargetOptions, downsample_mask
 from segdec.data.folder import read_folder
-from segdec.data.images import DataError, load_image
+from segdec.data.images import load_image
 from segdec.data.ksdd import read_ksdd
 from segdec.data.ksdd2 import read_ksdd2
 from segdec.data.rle import RLEError, rle_decode, rle_encode
 from segdec.data.severstal import read_severstal
 from segdec.data.splits import load_split, make_split, save_split
 from segdec.data.synthetic import synthesize
+from segdec.errors import DataError
 
 __all__ = [
     "DataError",

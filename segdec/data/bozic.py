@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from segdec.data.dataset import SPLIT_COLUMNS, Sample
-from segdec.data.images import DataError
+from segdec.errors import DataError
 
 KSDD_FOLDS = "ksdd_folds.csv"
 SEVERSTAL_SPLITS = "severstal_splits.csv.gz"

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from segdec.data.dataset import Sample
-from segdec.data.images import MAX_BIT_DEPTH, DataError, decode_image, read_mask
+from segdec.data.images import MAX_BIT_DEPTH, decode_image, read_mask
+from segdec.errors import DataError
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from segdec.data.dataset import Sample, split_folders
-from segdec.data.images import DataError
+from segdec.errors import DataError
 
 
 def _read_split_labels(folder: Path, fixed_subset: str) -> list[Sample]:

@@ -16,8 +16,9 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch.utils.data import Dataset, get_worker_info
 
-from segdec.data.images import DataError, image_shape, load_image, load_mask, resize
+from segdec.data.images import image_shape, load_image, load_mask, resize
 from segdec.data.rle import RLEError, rle_decode
+from segdec.errors import DataError
 from segdec.model import SegDecNet
 
 
@@ -147,6 +148,19 @@ class DefectDataset(Dataset):
 
     def labels(self) -> np.ndarray:
         return np.array([s.label for s in self.samples], dtype=np.int64)
+
+    def input_image(self, index: int, channels: int | None = None) -> np.ndarray:
+        """One image at the network's input size, read at the run's bit depth as the network read
+        it (a figure by another scaling would show a dark image brighter than the network saw
+        it); grey with ``channels=1``, else in the dataset's channels."""
+        sample, options = self.samples[index], self.options
+        image = load_image(sample.image, channels or options.channels, options.bit_depth)
+        return resize(image, options.size)
+
+    def input_mask(self, index: int) -> np.ndarray:
+        """The undilated ground-truth mask of one image at the network's input size."""
+        sample = self.samples[index]
+        return resize(sample.mask(image_shape(sample.image)), self.options.size, mask=True)
 
     def _decode(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(image uint8 [H, W(, C)], seg target [1, h, w], pixel weights [1, h, w])."""

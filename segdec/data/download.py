@@ -36,12 +36,12 @@ from tqdm.auto import tqdm
 from segdec import __version__
 from segdec.data.dagm import read_dagm
 from segdec.data.dataset import Sample
-from segdec.data.images import DataError, image_shape
+from segdec.data.images import image_shape
 from segdec.data.ksdd import read_ksdd
 from segdec.data.ksdd2 import read_ksdd2
 from segdec.data.rle import SEVERSTAL_SHAPE
 from segdec.data.severstal import read_severstal
-from segdec.errors import ConfigError
+from segdec.errors import ConfigError, DataError
 from segdec.io import write_json
 from segdec.outputs import writable_folder
 

@@ -34,7 +34,8 @@ from pathlib import Path
 import pandas as pd
 
 from segdec.data.dataset import Sample
-from segdec.data.images import IMAGE_SUFFIXES, DataError
+from segdec.data.images import IMAGE_SUFFIXES
+from segdec.errors import DataError
 
 logger = logging.getLogger(__name__)
 

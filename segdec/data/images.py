@@ -11,13 +11,9 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from segdec.errors import SegdecError
+from segdec.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
-
-
-class DataError(SegdecError, ValueError):
-    """Bad input data; the message names the file or row and says what to do."""
 
 
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F", "P")

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from segdec.data.dataset import Sample
-from segdec.data.images import IMAGE_SUFFIXES, DataError
+from segdec.data.images import IMAGE_SUFFIXES
+from segdec.errors import DataError
 
 N_FOLDS = 3
 MASK_EXTENSIONS = (".bmp", ".png")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from segdec.data.dataset import Sample, split_folders
-from segdec.data.images import DataError
+from segdec.errors import DataError
 
 GT_SUFFIX = "_GT"
 

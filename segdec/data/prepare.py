@@ -19,13 +19,13 @@ from segdec.data.catalogue import DEFAULT_SIZES, load_samples
 from segdec.data.dataset import DefectDataset, Sample, TargetOptions
 from segdec.data.images import (
     MAX_BIT_DEPTH,
-    DataError,
     deeper_than_run,
     image_shape,
     implied_depth,
     largest_deep_value,
 )
 from segdec.data.splits import load_split, make_split, subset
+from segdec.errors import DataError
 from segdec.model import SegDecNet
 from segdec.runtime import data_workers
 

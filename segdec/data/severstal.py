@@ -13,8 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from segdec.data.dataset import Sample
-from segdec.data.images import IMAGE_SUFFIXES, DataError
+from segdec.data.images import IMAGE_SUFFIXES
 from segdec.data.rle import RLEError, parse_runs
+from segdec.errors import DataError
 
 
 def read_rle_rows(csv_path: str | Path) -> pd.DataFrame:

@@ -24,8 +24,7 @@ import numpy as np
 import pandas as pd
 
 from segdec.data.dataset import SPLIT_COLUMNS, Sample
-from segdec.data.images import DataError
-from segdec.errors import OutputExistsError
+from segdec.errors import DataError, OutputExistsError
 from segdec.io import atomic_write
 from segdec.outputs import manifest_path
 

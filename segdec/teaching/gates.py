@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from segdec.evaluate import image_metrics, pixel_metrics
+from segdec.metrics import image_metrics, pixel_metrics
 from segdec.model import SegDecNet, SqueezeExcite
 from segdec.teaching.outputs import as_array, predict
 

@@ -15,12 +15,10 @@ from segdec.config import RunConfig
 from segdec.data.prepare import prepare_data
 from segdec.data.synthetic import DEMO_IMAGES, synthesize
 from segdec.errors import ConfigError
-from segdec.evaluate import input_mask
 from segdec.model import SegDecNet
-from segdec.paths import PACKAGE_ROOT
+from segdec.paths import data_home
 from segdec.train import train
 
-SHARED_KSDD = PACKAGE_ROOT.parent.parent / "shared" / "data" / "ksdd"  # beside the checkout
 # The networks the notebook compares: the paper's (A+T+W), the same with Božič's linear balance
 # (for the loss curves), Božič's network as described (Table 2), with his linear balance, and
 # that network with atrous kernels (T), which differs from it in the kernels alone (for the
@@ -36,13 +34,19 @@ KOLEKTORSDD = ("download KolektorSDD from https://www.vicos.si/resources/kolekto
                "(CC BY-NC-SA 4.0) and pass its folder as data_root")
 
 
+def kolektorsdd() -> Path:
+    """Where the notebook looks for KolektorSDD when given no data_root: ksdd under the data
+    folder (``paths.data_home``)."""
+    return Path(data_home()) / "ksdd"
+
+
 def teaching_data(data_root: str | Path | None, runs_dir: str | Path,
                   shape: tuple[int, int] = (264, 96), seed: int = 0) -> tuple[str, Path]:
     """(dataset format, folder): ``data_root`` read as one's own images (any folder layout); with
     None, the KolektorSDD beside the project if there is one; with ``"synthetic"`` or without
     KolektorSDD, a synthetic set of ``shape`` (H, W) written into ``runs_dir``."""
-    if data_root is None and SHARED_KSDD.is_dir():
-        return "folder", SHARED_KSDD
+    if data_root is None and kolektorsdd().is_dir():
+        return "folder", kolektorsdd()
     if data_root is None or data_root == "synthetic":
         root = Path(runs_dir) / "synthetic"
         if not (root / "train.csv").is_file():
@@ -61,7 +65,7 @@ def describe_data(data_root: str | Path | None, dataset: str, root: Path) -> str
     if dataset != "severstal":
         return f"Real images: {root} ({dataset} format)."
     why = ("data_root is 'synthetic'" if data_root == "synthetic"
-           else f"no data_root given and no KolektorSDD at {SHARED_KSDD}")
+           else f"no data_root given and no KolektorSDD at {kolektorsdd()}")
     rule = "!" * 79
     return (f"{rule}\nSYNTHETIC DATA ({why}): these networks learn made-up images, {root}, and\n"
             f"every figure of them says so in its title. For real defects, {KOLEKTORSDD}.\n{rule}")
@@ -145,5 +149,5 @@ def split_images(config: RunConfig, subset: str = "test") -> SplitImages:
         names=[s.name for s in dataset.samples],
         images=torch.stack([dataset[i]["image"] for i in range(len(dataset))]),
         labels=np.array([s.label for s in dataset.samples]),
-        masks=np.stack([input_mask(dataset, i) for i in range(len(dataset))]) > 0,
+        masks=np.stack([dataset.input_mask(i) for i in range(len(dataset))]) > 0,
     )

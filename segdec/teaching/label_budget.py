@@ -3,7 +3,7 @@
 under ``figures/label_budget/`` (the commands that made them are in its README).
 
 Per seed, mixed supervision with the advisor's extra masks is trained against the same number of
-random extra masks, both starting from one first run; the notebook imports this module.
+random extra masks, both starting from one first run; the notebook calls this module.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from segdec.config import RunConfig
-from segdec.data.images import DataError
+from segdec.errors import DataError
 from segdec.io import atomic_write
 from segdec.plots import save_figure, styled
 from segdec.suggest import rank_candidates
