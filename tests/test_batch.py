@@ -41,6 +41,7 @@ def test_table5_dry_run_lists_the_26_paper_settings(capsys):
         0.1, 0.0, 10, 0.1)
     assert all(r.config.attention and r.config.atrous and r.config.balance == "decay"
                for r in runs)
+    assert {r.config.splits for r in runs} == {"bozic"}  # compared with published numbers
 
 
 def test_table6_batch_has_the_seven_switches_per_mode_and_dataset():
@@ -55,6 +56,9 @@ def test_table6_batch_has_the_seven_switches_per_mode_and_dataset():
     severstal = [r.config for r in batch.runs if r.config.dataset == "severstal"]
     assert {c.n_all for c in severstal} == {paper.ABLATION_N_ALL}
     assert {c.n_seg for c in severstal} == {0, paper.ABLATION_L_P, paper.ABLATION_N_ALL}
+    ksdd = [r.config for r in batch.runs if r.config.dataset == "ksdd"]
+    assert {c.splits for c in severstal + ksdd} == {"bozic"}  # Božič's images, as published
+    assert {(c.fold, c.n_val) for c in ksdd} == {(0, 0)} and {c.n_seg for c in ksdd} == {0, 5, None}
     assert len({r.name for r in batch.reports}) == len(batch.reports)
 
 
