@@ -28,11 +28,12 @@ def block_markers(name: str) -> tuple[str, str]:
             f"hand -->", f"<!-- /{name} -->")
 
 
-# Executed with their own defaults, which point at the committed records. Figure 9 (last) also
-# reads the KolektorSDD images again, which the records leave out (from the folder each record's
-# config.yaml names).
+# Executed with their own defaults, which point at the committed records (07: at the committed
+# label-budget results). Figure 9 also reads the KolektorSDD images again, which the records
+# leave out (from the folder each record's config.yaml names).
 NOTEBOOKS = ("notebooks/03_table5.ipynb", "notebooks/04_figure8.ipynb",
-             "notebooks/06_ablation.ipynb", "notebooks/05_figure9.ipynb")
+             "notebooks/06_ablation.ipynb", "notebooks/05_figure9.ipynb",
+             "notebooks/07_label_budget.ipynb")
 # Executed in place on request, each training its runs first where runs/ lacks them (minutes):
 # the teaching notebook (make concepts) and one real KolektorSDD run (make train-example), the
 # paper's network without gradient adjustment on fold 0, FS, as papermill_runs/ksdd.yaml has it.

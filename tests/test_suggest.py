@@ -97,7 +97,8 @@ def test_label_budget_notebook_runs_under_papermill(tmp_path):
         progress_bar=False, cwd=str(NOTEBOOK.parents[1]),
         parameters={"data_root": str(tmp_path / "data"), "n_pos": 20, "n_neg": 20,
                     "n_initial": 2, "budget": 2, "seeds": [0], "epochs": 1,
-                    "out_dir": str(tmp_path / "runs"), "figures_dir": str(figures)},
+                    "out_dir": str(tmp_path / "runs"), "figures_dir": str(figures),
+                    "results": None},
     )
     results = pd.read_csv(figures / "results.csv")
     assert results.arm.tolist() == ["initial", "advisor", "random"]

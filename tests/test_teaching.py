@@ -15,14 +15,18 @@ from matplotlib.figure import Figure
 
 from segdec.config import RunConfig
 from segdec.model import SqueezeExcite, build_model
-from segdec.teaching.balance import decision_learning_epoch
+from segdec.recipes import SEVERSTAL_SCHEDULE
+from segdec.teaching.balance import balance_schedules, decision_learning_epoch
 from segdec.teaching.figures import (
-    explore,
     mark_synthetic,
+    plot_balance_schedules,
+    plot_channels,
     plot_effective_fields,
+    plot_kernel_taps,
     plot_loss_curves,
     plot_maps,
     plot_reachable_pixels,
+    same_decay,
 )
 from segdec.teaching.gates import (
     attended_features,
@@ -162,44 +166,31 @@ def test_decision_learning_epoch_and_its_mark_on_the_loss_curves():
     plt.close(figure)
 
 
-def test_explore_shows_the_first_figure_and_redraws_on_a_slider(monkeypatch):
-    import IPython.display
-    import ipywidgets
-
-    shown, updates, calls = [], [], []
-
-    class Handle:
-        def update(self, figure):
-            updates.append(figure)
-
-    def display(item, display_id=False):
-        shown.append(item)
-        return Handle()
-
-    def plot(dilation, beta):
-        calls.append((dilation, beta))
-        return Figure()
-
-    monkeypatch.setattr(IPython.display, "display", display)
-    figure = explore(plot, dilation=(2, 1, 7, 1), beta=(0.04, 0.005, 0.2, 0.005))
-    assert calls == [(2, 0.04)] and shown[0] is figure
-    dilation, beta = shown[1].children
-    assert isinstance(dilation, ipywidgets.IntSlider) and isinstance(beta, ipywidgets.FloatSlider)
-    assert (dilation.min, dilation.max, beta.step) == (1, 7, 0.005)
-    dilation.value = 5
-    assert calls[-1] == (5, 0.04) and len(updates) == 1
+def test_table4_decays_that_draw_one_curve_are_drawn_once():
+    """90 epochs at beta 0.01 and 60 at 0.015 decay alike over the fraction of training (as do
+    80 x 0.01 and 40 x 0.02): drawn twice, one line would hide the other."""
+    assert same_decay(SEVERSTAL_SCHEDULE.values()) == [[(90, 0.01), (60, 0.015)],
+                                                       [(80, 0.01), (40, 0.02)]]
+    decays = [balance_schedules(e, b) for e, b in ((90, 0.01), (60, 0.015))]
+    ends = [d.loc[d["balance"] == "decay", "w_seg"].iloc[-1] for d in decays]
+    assert ends[0] == pytest.approx(ends[1], abs=0.01)
+    figure = plot_balance_schedules(balance_schedules(15, 0.036))
+    labels = [line.get_label() for line in figure.axes[1].get_lines()]
+    assert labels[:2] == ["decay, Table 4: 90 epochs, β 0.01 and 60 epochs, β 0.015 (one curve)",
+                          "decay, Table 4: 80 epochs, β 0.01 and 40 epochs, β 0.02 (one curve)"]
+    plt.close(figure)
 
 
-def test_explore_needs_ipywidgets_a_dependency(monkeypatch):
-    """ipywidgets is required (pyproject.toml): an install without it fails loudly, before any
-    figure, instead of showing the notebook without its sliders."""
-    import sys
-
-    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # what a missing package imports as
-    calls = []
-    with pytest.raises(ImportError, match="ipywidgets"):
-        explore(lambda dilation: calls.append(dilation) or Figure(), dilation=(2, 1, 7, 1))
-    assert calls == []
+def test_channel_panels_show_small_gate_changes_and_one_scale():
+    changes = pd.DataFrame({"channel": [0, 1], "gate_defect": [0.5012, 0.4987],
+                            "change": [0.0012, -0.0013]})
+    features = np.stack([np.full((4, 4), 2.0), np.full((4, 4), 1.0)])
+    figure = plot_channels(np.zeros((8, 8)), features, changes)
+    assert [axis.get_title() for axis in figure.axes[1:3]] == [
+        "ch 0\ngate 0.501\n(+0.001 vs clean)", "ch 1\ngate 0.499\n(-0.001 vs clean)"]
+    assert figure.axes[-1].get_ylabel() == "feature value after the SE gate"  # the colour bar
+    assert figure.axes[2].images[0].get_clim() == (0, 2.0)
+    plt.close(figure)
 
 
 def test_teaching_runs_use_the_folder_recipe_on_real_images(tmp_path):
@@ -277,7 +268,7 @@ def test_reachable_pixels_of_stacked_dilated_kernels_counted_by_hand():
         assert np.array_equal(x.grad[0, 0].numpy() > 0, expected > 0)
     assert int(reachable_pixels(2, False, dilation=3)[0].sum()) == 25  # 3 x 3 taps, 3 apart
     assert reachable_pixels(2, False, dilation=3)[0].shape == (13, 13)
-    figure = plot_reachable_pixels()
+    figure = plot_reachable_pixels((2,))
     assert [axis.get_title() for axis in figure.axes] == [
         "2 convs 3x3, dilation 2,\nno pooling:\n25 of 81 px reached",
         "3 convs 3x3, dilation 2,\nno pooling:\n49 of 169 px reached",
@@ -397,3 +388,12 @@ def test_synthetic_data_is_said_loudly_and_in_every_figure_title(tmp_path, monke
     assert mark_synthetic(Figure(), "severstal").get_suptitle() == (
         "SYNTHETIC images, not KolektorSDD")
     assert mark_synthetic(Figure(), "folder").get_suptitle() == ""
+
+
+def test_kernel_taps_as_small_multiples_one_row_per_dilation():
+    figure = plot_kernel_taps((1, 2, 3))
+    assert [axis.get_title() for axis in figure.axes] == [
+        "dense 3x3: 9 weights", "3x3, dilation 1: 9 weights",
+        "dense 5x5: 25 weights", "3x3, dilation 2: 9 weights",
+        "dense 7x7: 49 weights", "3x3, dilation 3: 9 weights"]
+    plt.close(figure)

@@ -5,7 +5,6 @@ the banner of a figure of synthetic images; the sliders that redraw a figure."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -27,7 +26,12 @@ from segdec.plots import (
 )
 from segdec.recipes import SEVERSTAL_SCHEDULE
 from segdec.teaching.balance import balance_schedules, decision_learning_epoch
-from segdec.teaching.receptive_field import gridding_ratio, reachable_pixels, unit_centre
+from segdec.teaching.receptive_field import (
+    gridding_ratio,
+    kernel_taps,
+    reachable_pixels,
+    unit_centre,
+)
 
 
 def mark_synthetic(figure: Figure, dataset: str) -> Figure:
@@ -40,38 +44,45 @@ def mark_synthetic(figure: Figure, dataset: str) -> Figure:
 
 
 @styled
-def plot_kernel_taps(taps: dict[str, np.ndarray]) -> Figure:
-    """The taps of each kernel on the grid of input pixels they span."""
-    figure, axes = plt.subplots(1, len(taps), figsize=(3 * len(taps), 3), squeeze=False)
-    for axis, (title, grid) in zip(axes[0], taps.items(), strict=True):
-        axis.imshow(grid, cmap=TAPS, vmin=0, vmax=1.3)
-        axis.set_xticks(np.arange(-0.5, grid.shape[1]), minor=True)
-        axis.set_yticks(np.arange(-0.5, grid.shape[0]), minor=True)
-        axis.grid(which="minor", color="grey", linewidth=0.5)
-        axis.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
-        axis.set_title(f"{title}: {int(grid.sum())} weights")
+def plot_kernel_taps(dilations: tuple[int, ...] = (1, 2, 3)) -> Figure:
+    """Small multiples, one row per dilation: where a dense kernel of the same effective size
+    and the 3x3 kernel with that dilation read their input (the taps)."""
+    figure, axes = plt.subplots(len(dilations), 2, figsize=(6, 3 * len(dilations)),
+                                squeeze=False)
+    for row, dilation in zip(axes, dilations, strict=True):
+        taps = kernel_taps(2 * dilation + 1, dilation)
+        for axis, (title, grid) in zip(row, taps.items(), strict=True):
+            axis.imshow(grid, cmap=TAPS, vmin=0, vmax=1.3)
+            axis.set_xticks(np.arange(-0.5, grid.shape[1]), minor=True)
+            axis.set_yticks(np.arange(-0.5, grid.shape[0]), minor=True)
+            axis.grid(which="minor", color="grey", linewidth=0.5)
+            axis.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+            axis.set_title(f"{title}: {int(grid.sum())} weights")
     figure.tight_layout()
     return figure
 
 
 @styled
-def plot_reachable_pixels(dilation: int = 2) -> Figure:
-    """The pixels one unit reaches through 2 and 3 stacked 3x3 kernels with ``dilation``, without
-    and with the network's 2x2 max-pools between them; red: the pixel under the unit."""
+def plot_reachable_pixels(dilations: tuple[int, ...] = (1, 2, 3)) -> Figure:
+    """Small multiples, one row per dilation: the pixels one unit reaches through 2 and 3
+    stacked 3x3 kernels with that dilation, without and with the network's 2x2 max-pools
+    between them; red: the pixel under the unit."""
     cases = [(n, pooled) for pooled in (False, True) for n in (2, 3)]
-    figure, axes = plt.subplots(1, len(cases), figsize=(3.4 * len(cases), 3.9))
-    for axis, (convolutions, pooled) in zip(axes, cases, strict=True):
-        grid, origin = reachable_pixels(convolutions, pooled, dilation)
-        axis.imshow(grid, cmap=TAPS, vmin=0, vmax=1.3, interpolation="nearest")
-        if grid.shape[0] <= 20:  # pixel borders where they stay readable
-            axis.set_xticks(np.arange(-0.5, grid.shape[1]), minor=True)
-            axis.set_yticks(np.arange(-0.5, grid.shape[0]), minor=True)
-            axis.grid(which="minor", color="grey", linewidth=0.5)
-        axis.plot(origin, origin, "s", color="red", markersize=4)
-        axis.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
-        between = "a 2x2 max-pool between each" if pooled else "no pooling"
-        axis.set_title(f"{convolutions} convs 3x3, dilation {dilation},\n{between}:\n"
-                       f"{int(grid.sum())} of {grid.size} px reached", fontsize=9)
+    figure, axes = plt.subplots(len(dilations), len(cases),
+                                figsize=(3.4 * len(cases), 3.9 * len(dilations)), squeeze=False)
+    for row, dilation in zip(axes, dilations, strict=True):
+        for axis, (convolutions, pooled) in zip(row, cases, strict=True):
+            grid, origin = reachable_pixels(convolutions, pooled, dilation)
+            axis.imshow(grid, cmap=TAPS, vmin=0, vmax=1.3, interpolation="nearest")
+            if grid.shape[0] <= 20:  # pixel borders where they stay readable
+                axis.set_xticks(np.arange(-0.5, grid.shape[1]), minor=True)
+                axis.set_yticks(np.arange(-0.5, grid.shape[0]), minor=True)
+                axis.grid(which="minor", color="grey", linewidth=0.5)
+            axis.plot(origin, origin, "s", color="red", markersize=4)
+            axis.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+            between = "a 2x2 max-pool between each" if pooled else "no pooling"
+            axis.set_title(f"{convolutions} convs 3x3, dilation {dilation},\n{between}:\n"
+                           f"{int(grid.sum())} of {grid.size} px reached", fontsize=9)
     figure.tight_layout()
     return figure
 
@@ -136,17 +147,21 @@ def plot_gates_side_by_side(images: dict[str, np.ndarray], gates: dict[str, np.n
 
 @styled
 def plot_channels(image: np.ndarray, features: np.ndarray, changes: pd.DataFrame) -> Figure:
-    """The feature maps (after the SE weights) of the channels in ``changes``, over the input."""
-    figure, axes = plt.subplots(1, len(changes) + 1, figsize=(2.2 * (len(changes) + 1), 5))
+    """The feature maps (after the SE weights) of the channels in ``changes``, over the input,
+    on one scale (one colour bar), each titled with its gate on the defective image and the
+    gate's change from the clean image, to three decimals: the changes are small."""
+    figure, axes = plt.subplots(1, len(changes) + 1, figsize=(2.2 * (len(changes) + 1) + 0.8, 5),
+                                layout="constrained")
     axes[0].imshow(image, cmap=IMAGE, aspect="auto")
     axes[0].set_title("input")
+    top = max(float(features[row.channel].max()) for row in changes.itertuples())
     for axis, row in zip(axes[1:], changes.itertuples(), strict=True):
-        axis.imshow(features[row.channel], cmap=MAP, aspect="auto")
-        axis.set_title(f"ch {row.channel}\ngate {row.gate_defect:.2f} ({row.change:+.2f})",
-                       fontsize=9)
+        shown = axis.imshow(features[row.channel], cmap=MAP, vmin=0, vmax=top, aspect="auto")
+        axis.set_title(f"ch {row.channel}\ngate {row.gate_defect:.3f}\n({row.change:+.3f} "
+                       "vs clean)", fontsize=9)
     for axis in axes:
         axis.set_axis_off()
-    figure.tight_layout()
+    colourbar(figure, shown, axes[1:], "feature value after the SE gate")
     return figure
 
 
@@ -172,6 +187,16 @@ def plot_maps(image: np.ndarray, mask: np.ndarray, maps: dict[str, np.ndarray]) 
     return figure
 
 
+def same_decay(settings) -> list[list[tuple[int, float]]]:
+    """Table 4's (epochs, beta) settings grouped by the decay curve they draw over the fraction
+    of training: the decay depends on epochs x beta alone, so 90 x 0.01 and 60 x 0.015 draw
+    one curve (drawn twice, one would hide the other)."""
+    groups: dict[float, list[tuple[int, float]]] = {}
+    for epochs, beta in settings:
+        groups.setdefault(round(epochs * beta, 9), []).append((epochs, beta))
+    return list(groups.values())
+
+
 @styled
 def plot_balance_schedules(schedules: pd.DataFrame, delta: float = 0.1) -> Figure:
     """The two loss weights over training, each as the learning-rate multiplier it is.
@@ -187,14 +212,15 @@ def plot_balance_schedules(schedules: pd.DataFrame, delta: float = 0.1) -> Figur
     multipliers = (("w_seg", 1.0, "segmentation subnetwork: lr x w_seg"),
                    ("w_dec", delta, f"decision subnetwork: lr x δ x w_dec (δ = {delta:g})"))
     for axis, (weight, scale, title) in zip(axes, multipliers, strict=True):
-        for (table4_epochs, table4_beta), style in zip(SEVERSTAL_SCHEDULE.values(),
-                                                       (":", "-.", "--", (0, (1, 3))),
-                                                       strict=True):
+        for settings, style in zip(same_decay(SEVERSTAL_SCHEDULE.values()),
+                                   (":", "--", "-.", (0, (1, 3))), strict=False):
+            table4_epochs, table4_beta = settings[0]
             curve = balance_schedules(table4_epochs, table4_beta)
             curve = curve[curve["balance"] == "decay"]
+            named = " and ".join(f"{e} epochs, β {b:g}" for e, b in settings)
             axis.plot(curve["epoch"] / table4_epochs, scale * curve[weight], color="0.55",
-                      linestyle=style, label=f"decay, Table 4: {table4_epochs} epochs, "
-                      f"β {table4_beta:g}")
+                      linestyle=style, label=f"decay, Table 4: {named}"
+                      + (" (one curve)" if len(settings) > 1 else ""))
         names = {"decay": "decay (W), this run", "linear": "linear (Božič, FS/MS)",
                  "constant": "constant: both 1 (Božič, WS)"}
         for balance, rows in schedules.groupby("balance", sort=False):
@@ -233,33 +259,3 @@ def plot_loss_curves(histories: dict[str, pd.DataFrame]) -> Figure:
                   frameon=False)
     figure.tight_layout(rect=(0, 0.08, 1, 1))
     return figure
-
-
-def explore(plot: Callable[..., Figure], **sliders: tuple[float, float, float, float]) -> Figure:
-    """Show ``plot(**values)`` at each slider's start as an ordinary figure output (what papermill
-    and a static render keep), then sliders that redraw that output in a live notebook. A slider
-    is ``name=(start, minimum, maximum, step)``; all-integer values give an integer slider.
-    Returns the first figure (for saving)."""
-    import ipywidgets  # a dependency; imported here, as IPython is, for the notebook alone
-    from IPython.display import display
-
-    values = {name: spec[0] for name, spec in sliders.items()}
-    figure = plot(**values)
-    handle = display(figure, display_id=True)
-    plt.close(figure)
-
-    def redraw(_change: object) -> None:
-        drawn = plot(**{name: control.value for name, control in controls.items()})
-        handle.update(drawn)
-        plt.close(drawn)
-
-    controls = {}
-    for name, (start, low, high, step) in sliders.items():
-        whole = all(float(v).is_integer() for v in (start, low, high, step))
-        kind = ipywidgets.IntSlider if whole else ipywidgets.FloatSlider
-        controls[name] = kind(value=start, min=low, max=high, step=step, description=name,
-                              continuous_update=False)
-        controls[name].observe(redraw, names="value")
-    display(ipywidgets.HBox(list(controls.values())))
-    return figure
-

@@ -83,8 +83,10 @@ def summarise_label_budget(table: pd.DataFrame) -> pd.DataFrame:
 
 
 @styled
-def plot_label_budget(table: pd.DataFrame, path: str | Path) -> Path:
-    """Test AP of each seed's three runs, joined by seed, with the mean per arm."""
+def plot_label_budget(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+    """Test AP of each seed's three runs, joined by seed, with the mean per arm, on an axis from
+    0 to 1 (a difference is read against the whole range) under ``title``, which says what the
+    images were (synthetic ones, by default of the notebook)."""
     by_seed = table.pivot(index="seed", columns="arm", values="ap")[list(ARMS)]
     figure, axes = plt.subplots(figsize=(5, 3.5))
     for seed, aps in by_seed.iterrows():
@@ -95,8 +97,9 @@ def plot_label_budget(table: pd.DataFrame, path: str | Path) -> Path:
         table.loc[table.arm == "advisor", "n_pixel_labels"].iloc[0]
     axes.set_xticks(range(3), [f"initial\n{initial} masks", f"advisor\n{extra} masks",
                                f"random\n{extra} masks"])
-    axes.set_ylabel("test AP")
-    axes.legend()
+    axes.set(ylabel="test AP", ylim=(0, 1.02), title=title or None)
+    axes.title.set_fontsize("small")
+    axes.legend(loc="lower right")
     figure.tight_layout()
     (saved,) = save_figure(figure, Path(path).parent, Path(path).stem, formats=("png",))
     plt.close(figure)
