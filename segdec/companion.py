@@ -46,7 +46,8 @@ EXAMPLES: dict[str, dict] = {
         "learning_rate": 1.0, "delta": 0.01, "dt_power": 2.0, "dt_max_weight": 1.0,
         "beta": 0.036, "split_seed": 0, "gradient_adjustment": False,
         "atrous_gradient": "space_to_batch", "n_saved_maps": 6,
-        "out_dir": "runs/companion/ksdd-fold0-FS-A+T+W-noGA", "notes": {"example": True}},
+        "out_dir": "runs/companion/ksdd-fold0-FS-A+T+W-noGA", "notes": {"example": True},
+        "record": "figures/ksdd/runs/fold0/FS-A+T+W-noGA"},
 }
 # Every notebook committed with its outputs.
 EXECUTED = (*NOTEBOOKS, *EXAMPLES)

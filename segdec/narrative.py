@@ -41,15 +41,47 @@ def runs_with_warnings(runs: pd.DataFrame) -> list[Path]:
             if "warning" in json.loads((Path(d) / "metrics.json").read_text())]
 
 
+def _machine(runtime: dict) -> str:
+    return (f"{runtime.get('cpu', '?')} ({runtime.get('cpu_capability', '?')}), "
+            f"{runtime.get('device', '?')}, {runtime.get('torch_threads', '?')} thread(s), "
+            f"{runtime.get('precision', '?')}")
+
+
+def describe_rerun(run_dir: str | Path, record_dir: str | Path) -> str:
+    """A run trained again beside the committed record of its setting: both test results and
+    both machines, and whether they agree, so that a notebook never shows one number where the
+    README shows another without saying why (a run repeats to the last digit only on the same
+    CPU kind, thread count and kernel path)."""
+    ours, theirs = (json.loads((Path(d) / "metrics.json").read_text())
+                    for d in (run_dir, record_dir))
+    keys = ("ap", "auc", "threshold", "fp", "fn")
+    same = all(ours[k] == theirs[k] for k in keys)
+    numbers = "; ".join(f"{k} {ours[k]:.3f} against {theirs[k]:.3f}" if isinstance(ours[k], float)
+                        else f"{k} {ours[k]} against {theirs[k]}" for k in keys)
+    machines = [(_machine(r) if (r := _runtime(str(d))) else "not recorded")
+                for d in (run_dir, record_dir)]
+    if same:
+        verdict = "equal to the last digit"
+    elif "not recorded" in machines:
+        verdict = ("they differ, and the record does not say which machine made it (it predates "
+                   "runtime.json); a run repeats to the last digit only on the same CPU kind, "
+                   "thread count and kernel path")
+    elif machines[0] != machines[1]:
+        verdict = ("they differ: the two were trained on different machines, and a run repeats "
+                   "to the last digit only on the same CPU kind, thread count and kernel path")
+    else:
+        verdict = "they differ on the same kind of machine: a repeat that failed, to look into"
+    return (f"**This run against the committed record** `{record_dir}` (this run first): "
+            f"{numbers}: {verdict}. This run: {machines[0]}; the record: {machines[1]}.")
+
+
 def provenance(runs: pd.DataFrame) -> str:
     """How the runs behind a report were made: how many, on which machine, how long, and what
     they are not (input size, epochs, seeds, validation) beside the published recipe."""
     done = finished(runs)
     runtimes = [_runtime(d) for d in done["run_dir"]]
     recorded = [r for r in runtimes if r]
-    machines = sorted({f"{r.get('cpu', '?')} ({r.get('cpu_capability', '?')}), "
-                       f"{r.get('device', '?')}, {r.get('torch_threads', '?')} thread(s), "
-                       f"{r.get('precision', '?')}" for r in recorded})
+    machines = sorted({_machine(r) for r in recorded})
     seconds = [pd.read_csv(Path(d) / "history.csv")["seconds"].sum()
                for d in done["run_dir"] if (Path(d) / "history.csv").is_file()]
     commits = sorted({r["segdec_commit"] for r in recorded if r.get("segdec_commit")})

@@ -78,7 +78,7 @@ def test_the_committed_companion_says_what_the_committed_records_show():
 def test_train_notebook_takes_every_run_configuration_field_with_its_default():
     """Notebook 02's parameters cell is RunConfig's defaults, written out: tested equal."""
     parameters = papermill.inspect_notebook(str(NOTEBOOKS[2]))
-    assert set(parameters) == set(RunConfig.field_types()) | {"resume"}
+    assert set(parameters) == set(RunConfig.field_types()) | {"resume", "record"}
     for f in dataclasses.fields(RunConfig):
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
         assert ast.literal_eval(parameters[f.name]["default"]) == default, f.name

@@ -471,3 +471,24 @@ def test_a_readable_table_rounds_to_one_unit_and_says_what_each_column_is():
         "(KolektorSDD: the folds' test predictions joined), mean over seeds; **auc** area under "
         "the ROC curve %; **sign_test_p** sign test p. All columns: "
         "[pairs.csv](../figures/ksdd/pairs.csv).")
+
+
+def test_a_rerun_says_whether_it_repeats_its_record_and_why_not(tmp_path):
+    """Notebook 02's run beside the README's record: equal, or different with the machines."""
+    record = fake_run(tmp_path, "record", 8, 8, 0.9)
+    rerun = fake_run(tmp_path, "rerun", 8, 8, 0.9)
+    runtime = [{"cpu": "AMD EPYC", "cpu_capability": "AVX2", "device": "cpu",
+                "torch_threads": 1, "precision": "fp32"}]
+    (rerun / "runtime.json").write_text(json.dumps(runtime))
+    assert narrative.describe_rerun(rerun, record).split(": ", 2)[2].startswith(
+        "equal to the last digit. This run: AMD EPYC (AVX2), cpu, 1 thread(s), fp32; the "
+        "record: not recorded.")
+    metrics = json.loads((rerun / "metrics.json").read_text())
+    (rerun / "metrics.json").write_text(json.dumps({**metrics, "threshold": 0.766}))
+    assert "they differ, and the record does not say which machine made it" in (
+        narrative.describe_rerun(rerun, record))
+    (record / "runtime.json").write_text(json.dumps([{**runtime[0], "cpu_capability": "AVX512"}]))
+    assert "they differ: the two were trained on different machines" in (
+        narrative.describe_rerun(rerun, record))
+    (record / "runtime.json").write_text(json.dumps(runtime))
+    assert "a repeat that failed" in narrative.describe_rerun(rerun, record)
