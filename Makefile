@@ -46,7 +46,8 @@ companion: install
 	$(BIN)/segdec companion
 
 # The teaching notebook, executed in place: it trains its four small networks on KolektorSDD
-# ($SEGDEC_DATA/ksdd, default data/ksdd, or data_root) unless runs/concepts holds them (~8 min).
+# ($SEGDEC_DATA/ksdd, default data/ksdd, or data_root) unless runs/concepts holds them
+# (22 min on 2 AVX2 cores; figures/concepts/README.md).
 concepts: install
 	$(BIN)/segdec companion notebooks/00_concepts.ipynb
 
