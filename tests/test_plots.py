@@ -85,8 +85,8 @@ def test_every_figure_is_drawn_in_the_common_style_whatever_the_callers_settings
     theirs = cycler(color=["#000000"])
     with matplotlib.rc_context({"axes.prop_cycle": theirs}):
         balance = plot_balance_schedules(balance_schedules(10, 0.036))
-        # after Table 4's four grey curves: decay, linear and constant in the first colours
-        assert line_colours(balance.axes[0])[4:] == list(LINE_COLOURS[:3])
+        # after Table 4's two grey curves: decay, linear and constant in the first colours
+        assert line_colours(balance.axes[0])[2:] == list(LINE_COLOURS[:3])
         history = pd.DataFrame({"epoch": [0, 1], "loss_seg": [1.0, 0.5], "loss_dec": [0.7, 0.2],
                                 "w_seg": [1.0, 0.9]})
         curves = plot_loss_curves({"decay": history, "linear": history})
