@@ -18,7 +18,8 @@ logger = logging.getLogger(__name__)
 # The README's generated blocks: marker name -> the committed records it is rendered from and
 # the narrative function that renders them (segdec.narrative).
 README_BLOCKS = {"headline": ("figures/ksdd/runs", "headline"),
-                 "verdict": ("figures/ksdd/ablation/runs", "verdict_section")}
+                 "verdict": ("figures/ksdd/ablation/runs", "verdict_section"),
+                 "diagnosis": ("figures/ksdd/diagnosis/missed/runs", "diagnosis_section")}
 
 
 def block_markers(name: str) -> tuple[str, str]:

@@ -24,7 +24,13 @@ from segdec.runs import (
     join_folds,
     pixels,
 )
-from segdec.tables import COMPARISONS, paired_comparisons, table6
+from segdec.tables import (
+    COMPARISONS,
+    MISSED_SCORE,
+    paired_comparisons,
+    table6,
+    variant_table,
+)
 
 MODE_NAMES = {"WS": "weak supervision (WS)", "MS": "mixed supervision (MS)",
               "FS": "full supervision (FS)"}
@@ -513,3 +519,54 @@ def verdict_section(runs: pd.DataFrame) -> str:
     cells = claims.cells(claims.ablation_runs(runs))
     return "\n\n".join([KEY, verdict(runs), claims_table_markdown(cells),
                          "How these runs were made:\n\n" + provenance(runs)])
+
+
+def variant_table_markdown(table: pd.DataFrame) -> str:
+    """``tables.variant_table`` as a reader's table: AP in %, each missed positive's score."""
+    images = [c for c in table.columns if c not in VARIANT_COLUMNS]
+    header = ["change", "folds", "seeds", "AP % (joined)", "AP % (folds' mean)", "FP", "FN",
+              *(f"`{image.removesuffix('.jpg')}`" for image in images)]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for row in table.to_dict("records"):
+        cells = [row["change"], row["folds"], row["seeds"], f"{100 * row['ap']:.1f}",
+                 f"{100 * row['ap_fold_mean']:.1f}", str(row["fp"]), str(row["fn"]),
+                 *(f"**{row[i]:.2f}**" if row[i] >= MISSED_SCORE else f"{row[i]:.2f}"
+                   for i in images)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+VARIANT_COLUMNS = ("run", "change", "folds", "seeds", "ap", "ap_fold_mean", "fp", "fn")
+
+
+def describe_variants(table: pd.DataFrame) -> str:
+    """One line per change: its joined AP against the reference's, and which of the positives
+    the reference misses it finds (a score of at least ``MISSED_SCORE``)."""
+    images = [c for c in table.columns if c not in VARIANT_COLUMNS]
+    reference, variants = table.iloc[0], table.iloc[1:]
+    lines = []
+    for row in variants.to_dict("records"):
+        found = [f"`{i.removesuffix('.jpg')}` ({row[i]:.2f})" for i in images
+                 if row[i] >= MISSED_SCORE]
+        lines.append(
+            f"- **{row['change']}:** joined AP {100 * row['ap']:.1f} against "
+            f"{100 * reference['ap']:.1f} ({100 * (row['ap'] - reference['ap']):+.1f} points), "
+            f"{row['fp']} FP and {row['fn']} FN against {reference['fp']} and "
+            f"{reference['fn']}; of the {len(images)} positives the reference misses it finds "
+            + (", ".join(found) if found else "none") + ".")
+    seeds = sorted(set(",".join(table["seeds"]).split(",")))
+    each = "one seed" if len(seeds) == 1 else "seeds " + ", ".join(seeds)
+    lines.append(
+        f"\nEach row is {each}, so a "
+        "change of a few points may be seed noise (the ablation's paired seeds are what "
+        "separate it); a missed crack found, or not, is what these runs are for. A positive "
+        f"counts as found at a score of {MISSED_SCORE} or more (bold).")
+    return "\n".join(lines)
+
+
+def diagnosis_section(runs: pd.DataFrame) -> str:
+    """The README's and notebook 06's account of the runs that change one thing at a time:
+    the table, a line per change, and how the runs were made."""
+    table = variant_table(runs)
+    return "\n\n".join([variant_table_markdown(table), describe_variants(table),
+                        "How these runs were made:\n\n" + provenance(runs)])

@@ -13,6 +13,7 @@ from segdec import paper
 from segdec.config import RunConfig
 from segdec.errors import DataError
 from segdec.io import atomic_write, write_text
+from segdec.metrics import image_metrics
 from segdec.runs import (
     IMPROVED,
     IMPROVED_NO_GA,
@@ -190,6 +191,67 @@ def paired_comparisons(runs: pd.DataFrame,
     if not rows:  # the batch has no such pairs: an empty table, which the text says
         return pd.DataFrame(columns=["mode", "n_seg", "a", "b", "pairs"])
     return mode_order(pd.DataFrame(rows), "a", "input_size").reset_index(drop=True)
+
+
+# ---- one change at a time ---------------------------------------------------------------------
+# A positive that a run scores below this is one it misses (the decision's plain threshold).
+MISSED_SCORE = 0.5
+
+
+def _reference_of(name: str, names: set[str]) -> str | None:
+    """The run ``name`` varies: the longest other name it extends by a ``-suffix``."""
+    bases = [other for other in names if name.startswith(f"{other}-")]
+    return max(bases, key=len) if bases else None
+
+
+def _joined_predictions(run_dirs: list[str]) -> pd.DataFrame:
+    return pd.concat([pd.read_csv(Path(d) / "predictions.csv") for d in run_dirs],
+                     ignore_index=True)
+
+
+def variant_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs that each change one thing of a reference run, their folds joined: one row for the
+    reference and one per change. A variant is named after the run it varies
+    (``fold0/FS-A+T+W-flips`` varies ``fold0/FS-A+T+W``) and what it changed is read from the two
+    ``config.yaml`` files, not from the name. Columns: the change, the folds joined, AP (joined
+    and the folds' mean), FP and FN of the joined predictions at their best-F threshold, and the
+    score of every positive the reference misses (below ``MISSED_SCORE``) in each variant."""
+    done = finished(runs)
+    names = set(done["run"])
+    by_fold = {(row.fold, row.run): row.run_dir for row in done.itertuples()}
+    changes: dict[str, list[str]] = {}
+    for row in done.itertuples():
+        reference = _reference_of(row.run, names)
+        if reference is None or (row.fold, reference) not in by_fold:
+            continue
+        config = RunConfig.from_file(Path(row.run_dir) / "config.yaml")
+        saved = RunConfig.from_file(Path(by_fold[row.fold, reference]) / "config.yaml")
+        changed = config.differences(saved.to_dict())
+        label = "; ".join(f"{field} {old} -> {new}" for field, (old, new) in changed.items())
+        changes.setdefault(row.run, []).append(label or "nothing")
+    if not changes:
+        raise DataError("no run here varies another (a variant is named after its reference "
+                        "plus a suffix: FS-A+T+W and FS-A+T+W-flips)")
+    references = {_reference_of(name, names) for name in changes}
+    missed_by_reference = _joined_predictions(
+        list(done.loc[done["run"].isin(references), "run_dir"]))
+    missed = missed_by_reference[(missed_by_reference["label"] == 1)
+                                 & (missed_by_reference["score"] < MISSED_SCORE)]
+    missed_images = sorted(missed["image"])
+    rows = []
+    for name in sorted(references) + sorted(changes):
+        group = done[done["run"] == name].sort_values("fold")
+        predictions = _joined_predictions(list(group["run_dir"]))
+        joined = image_metrics(predictions["label"].to_numpy(), predictions["score"].to_numpy())
+        labels = set(changes.get(name, ["none (the reference)"]))
+        scores = predictions.set_index("image")["score"]
+        rows.append({"run": name, "change": " / ".join(sorted(labels)),
+                     "folds": ",".join(str(int(f)) for f in group["fold"]),
+                     "seeds": ",".join(str(int(s)) for s in sorted(set(group["seed"]))),
+                     "ap": joined["ap"], "ap_fold_mean": group["ap"].mean(),
+                     "fp": joined["fp"], "fn": joined["fn"],
+                     **{image: scores.get(image, np.nan) for image in missed_images}})
+    return pd.DataFrame(rows)
 
 
 # ---- showing and saving ----------------------------------------------------------------------

@@ -63,6 +63,8 @@ def test_the_committed_companion_says_what_the_committed_records_show():
     for folds in ([0, 1, 2], [0]):
         assert narrative.describe_table6(tables.table6(runs, "ksdd", folds=folds)) in ablation
     assert narrative.describe_pairs(tables.paired_comparisons(runs)) in ablation
+    missed = collect_runs(REPO / "figures" / "ksdd" / "diagnosis" / "missed" / "runs")
+    assert narrative.describe_variants(tables.variant_table(missed)) in ablation
     curve = narrative.describe_pixel_label_curve(tables.pixel_label_table(runs))
     assert curve in _markdown_outputs("04_figure8.ipynb")
     assert curve in _markdown_outputs("03_table5.ipynb")
