@@ -521,6 +521,16 @@ def verdict_section(runs: pd.DataFrame) -> str:
                          "How these runs were made:\n\n" + provenance(runs)])
 
 
+VARIANT_COLUMNS = ("run", "change", "folds", "seeds", "ap", "ap_fold_mean", "fp", "fn")
+
+
+def _score_cell(score: float) -> str:
+    """A positive's score, bold where found; ``-`` where the run did not test it."""
+    if np.isnan(score):
+        return "-"
+    return f"**{score:.2f}**" if score >= MISSED_SCORE else f"{score:.2f}"
+
+
 def variant_table_markdown(table: pd.DataFrame) -> str:
     """``tables.variant_table`` as a reader's table: AP in %, each missed positive's score."""
     images = [c for c in table.columns if c not in VARIANT_COLUMNS]
@@ -530,13 +540,9 @@ def variant_table_markdown(table: pd.DataFrame) -> str:
     for row in table.to_dict("records"):
         cells = [row["change"], row["folds"], row["seeds"], f"{100 * row['ap']:.1f}",
                  f"{100 * row['ap_fold_mean']:.1f}", str(row["fp"]), str(row["fn"]),
-                 *(f"**{row[i]:.2f}**" if row[i] >= MISSED_SCORE else f"{row[i]:.2f}"
-                   for i in images)]
+                 *(_score_cell(row[i]) for i in images)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-VARIANT_COLUMNS = ("run", "change", "folds", "seeds", "ap", "ap_fold_mean", "fp", "fn")
 
 
 def describe_variants(table: pd.DataFrame) -> str:
@@ -548,8 +554,11 @@ def describe_variants(table: pd.DataFrame) -> str:
     for row in variants.to_dict("records"):
         found = [f"`{i.removesuffix('.jpg')}` ({row[i]:.2f})" for i in images
                  if row[i] >= MISSED_SCORE]
+        partial = ("" if row["folds"] == reference["folds"] else
+                   f" (folds {row['folds']} only, the reference's {reference['folds']}: not "
+                   "comparable yet)")
         lines.append(
-            f"- **{row['change']}:** joined AP {100 * row['ap']:.1f} against "
+            f"- **{row['change']}:**{partial} joined AP {100 * row['ap']:.1f} against "
             f"{100 * reference['ap']:.1f} ({100 * (row['ap'] - reference['ap']):+.1f} points), "
             f"{row['fp']} FP and {row['fn']} FN against {reference['fp']} and "
             f"{reference['fn']}; of the {len(images)} positives the reference misses it finds "

@@ -62,3 +62,23 @@ def test_runs_that_vary_nothing_are_refused_with_the_naming_rule(tmp_path):
     fake_run(tmp_path, "fold0/FS-A+T+W", 8, 8, 0.9, dataset="ksdd", fold=0, n_val=0)
     with pytest.raises(DataError, match="named after its reference plus a suffix"):
         variant_table(collect_runs(tmp_path))
+
+
+def test_a_variant_on_fewer_folds_is_not_compared_as_if_joined_alike(tmp_path):
+    runs = _runs(tmp_path)
+    fake_run(tmp_path, "fold0/FS-A+T+W-50epochs", 8, 8, 0.9, dataset="ksdd", fold=0, n_val=0,
+             seed=0, splits="bozic", input_width=96, input_height=264, dilate_masks=3,
+             gradient_adjustment=False, epochs=50)
+    pd.DataFrame({"image": [r[0] for r in PREDICTIONS[0]], "label": [r[1] for r in PREDICTIONS[0]],
+                  "score": [r[2] for r in PREDICTIONS[0]]}).to_csv(
+        tmp_path / "fold0" / "FS-A+T+W-50epochs" / "predictions.csv", index=False)
+    table = variant_table(collect_runs(tmp_path))
+    # beta follows the epochs where a run leaves it to the recipe: both differences are named.
+    # Fold 0 alone ranks P N P N: AP (1 + 2/3) / 2; best F at 0.2 with 1 FP and no FN
+    change = "beta 0.0374 -> 0.0185; epochs 25 -> 50"
+    assert len(runs) == 4 and list(table["change"])[1] == change
+    assert narrative.describe_variants(table).splitlines()[0].startswith(
+        f"- **{change}:** (folds 0 only, the reference's 0,1: not comparable yet) joined AP 83.3 "
+        "against 79.3")
+    assert f"| {change} | 0 | 0 | 83.3 | 90.0 | 1 | 0 | 0.20 | - |" in (
+        narrative.variant_table_markdown(table))
