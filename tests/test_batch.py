@@ -433,3 +433,19 @@ def test_one_invalid_batch_entry_fails_alone(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="segdec")
     assert run_batch(path, dry_run=True) == 1
     assert f"bad: cannot run: {batch.invalid['bad']}" in caplog.messages
+
+
+def test_the_paper_setting_batch_is_bozic_size_length_and_folds_with_the_recipe_that_trains():
+    """Issue 33's item 4: the paper's network at Božič's 512x1408, 7x7 dilation and 50 epochs on
+    his 3 folds, gradient adjustment off; FS of seed 0 on every fold first, for a CPU user."""
+    batch = load_batch(REPO / "papermill_runs" / "ksdd_paper.yaml")
+    configs = [r.config for r in batch.runs]
+    assert len(configs) == 27
+    assert {(c.input_width, c.input_height, c.dilate_masks, c.epochs, c.beta) for c in configs} == {
+        (512, 1408, 7, 50, 0.018)}
+    assert {(c.attention, c.atrous, c.balance, c.gradient_adjustment, c.splits, c.n_val)
+            for c in configs} == {(True, True, "decay", False, "bozic", 0)}
+    assert [(c.supervision, c.fold, c.seed) for c in configs[:4]] == [
+        ("FS", 0, 0), ("FS", 1, 0), ("FS", 2, 0), ("MS", 0, 0)]
+    assert sorted({(c.supervision, c.seed) for c in configs}) == sorted(
+        (mode, seed) for mode in ("FS", "MS", "WS") for seed in (0, 1, 2))
