@@ -1,6 +1,7 @@
 """The paper's tables from run records (``segdec.runs``): Table 5 and Table 6 beside the paper's
-values, Figure 8's numbers as a table, the paired comparisons of two networks, a table of any
-batch's runs, and saving a table as CSV and Markdown, where a network becomes its label."""
+values, Figure 8's numbers as a table, the paired comparisons of two networks, runs that change
+one thing of a reference run, a table of any batch's runs, and saving a table as CSV and
+Markdown, where a network becomes its label."""
 
 from __future__ import annotations
 
@@ -205,6 +206,7 @@ def _reference_of(name: str, names: set[str]) -> str | None:
 
 
 def _joined_predictions(run_dirs: list[str]) -> pd.DataFrame:
+    """The test predictions of several runs (a setting's folds) as one table."""
     return pd.concat([pd.read_csv(Path(d) / "predictions.csv") for d in run_dirs],
                      ignore_index=True)
 
