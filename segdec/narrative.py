@@ -446,8 +446,11 @@ def describe_claims(changes: pd.DataFrame, supervision: pd.DataFrame,
         parts.append(f"{row.mode} {row.ap:.1f} ({row.seeds} seed{'s' if row.seeds > 1 else ''}"
                      f") against the paper's {row.paper:.2f}: **{word}** (target "
                      f"{row.target:.0f}{short})")
+    missed = any(row.verdict not in ("holds", "not yet run") for row in numbers.itertuples())
     lines.append("- **Table 6's KolektorSDD numbers for the paper's network:** "
-                 + "; ".join(parts) + ".")
+                 + "; ".join(parts) + "." + (
+                     " What was tried to close the gap, one change at a time on the cracks "
+                     "every network misses: `figures/ksdd/diagnosis/missed`." if missed else ""))
     lines.append(f"\nTested in: {setting}")
     return "\n".join(lines)
 

@@ -117,3 +117,6 @@ def test_table6_numbers_below_three_seeds_say_where_they_stand_not_a_verdict():
     assert ("WS 94.0 (1 seed) against the paper's 93.41: **reached at 1 of 3 seeds** (target 93); "
             "FS 95.0 (3 seeds) against the paper's 100.00: **does not hold** (target 99, 4.0 "
             "points short).") in text
+    assert text.count("What was tried to close the gap") == 1
+    reached = narrative.describe_claims(changes, supervision, numbers.iloc[:1], "here")
+    assert "What was tried" not in reached  # nothing falls short: no pointer to a diagnosis
